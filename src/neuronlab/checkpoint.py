@@ -1,0 +1,70 @@
+"""Loading checkpoints safely (``weights_only=True``) and rebuilding the net they hold."""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from neuronlab.errors import NeuronlabError
+from neuronlab.models import build_net
+from neuronlab.tasks import Classifier
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or a run folder (its ``checkpoints/last.ckpt``), checked to exist."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        for candidate in (path / "checkpoints" / "last.ckpt", path / "last.ckpt"):
+            if candidate.is_file():
+                return candidate
+        raise NeuronlabError(f"ckpt_path={path} is a folder without checkpoints/last.ckpt")
+    if not path.is_file():
+        raise NeuronlabError(
+            f"ckpt_path={path}: no such checkpoint file (expected a .ckpt file or a run folder)"
+        )
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """``torch.load`` with the safe default, turning a damaged file into one clear error."""
+    path = resolve_checkpoint(path)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise NeuronlabError(f"ckpt_path={path} is not a readable checkpoint ({first})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise NeuronlabError(f"ckpt_path={path} is not a Lightning checkpoint (no state_dict inside)")
+    return checkpoint
+
+
+def load_classifier(path: str | Path) -> tuple[Classifier, dict[str, Any]]:
+    """The :class:`Classifier` stored in a checkpoint (for eval, predict, export), in eval mode."""
+    checkpoint = load_checkpoint(path)
+    hparams = checkpoint.get("hyper_parameters") or {}
+    if "net" not in hparams:
+        raise NeuronlabError(f"ckpt_path={path} was not written by neuronlab (no net description inside)")
+    net = build_net(hparams["net"])
+    task = Classifier(net, num_classes=hparams.get("num_classes"))
+    try:
+        task.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as err:
+        raise NeuronlabError(f"ckpt_path={path}: weights do not fit {type(net).__name__}: {err}") from None
+    task.eval()
+    return task, checkpoint
+
+
+def check_same_architecture(checkpoint: dict[str, Any], net_config: dict[str, Any], path: str | Path) -> None:
+    """Refuse to resume or test a checkpoint of another architecture, naming both."""
+    saved = (checkpoint.get("hyper_parameters") or {}).get("net")
+    if saved is not None and saved != net_config:
+        diffs = [
+            f"{k}: checkpoint {saved.get(k)!r} vs config {net_config.get(k)!r}"
+            for k in sorted(set(saved) | set(net_config))
+            if saved.get(k) != net_config.get(k)
+        ]
+        raise NeuronlabError(f"ckpt_path={path} holds another architecture ({'; '.join(diffs)})")

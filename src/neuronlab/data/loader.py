@@ -1,0 +1,88 @@
+"""Batches sliced from tensors already in memory: no per-sample ``__getitem__``, PIL or collate.
+
+The lesson's DataLoader path spends most of an MNIST epoch building samples one by one; slicing whole
+tensors is what makes neuronlab's epochs close to a bare PyTorch loop (see ``scripts/benchmark.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+
+class InMemoryLoader:
+    """Iterate ``(x, y)`` batches of in-memory tensors, reshuffled each epoch from a seeded generator.
+
+    Under DDP each process takes its own shard (``rank``/``world_size``). Training shards are equal in
+    length (the reshuffled remainder is dropped, so every rank runs the same number of steps);
+    evaluation shards cover the split exactly once, without the padding duplicates of
+    ``DistributedSampler``, so a metric synchronised over processes equals the single-process one.
+    """
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool = False,
+    ) -> None:
+        if len(x) != len(y):
+            raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
+        if batch_size <= 0:
+            raise ValueError(f"batch_size={batch_size} must be positive")
+        self.x, self.y = x, y
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.rank, self.world_size = rank, world_size
+        self.drop_last = drop_last
+        self.epoch = 0
+        # Lightning calls ``dataloader.sampler.set_epoch(epoch)`` at each epoch start; so does DDP code.
+        self.sampler = self
+        self.batch_sampler = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def indices(self) -> torch.Tensor | None:
+        """This process's sample order for the current epoch (``None``: all samples in order)."""
+        n = len(self.x)
+        if not self.shuffle and self.world_size == 1:
+            return None
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(n, generator=generator)
+        else:
+            order = torch.arange(n)
+        if self.world_size > 1:
+            if self.shuffle:  # training: equal shards
+                order = order[: n - n % self.world_size]
+            order = order[self.rank :: self.world_size]
+        return order.to(self.x.device)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self.indices()
+        total = len(self.x) if order is None else len(order)
+        stop = total - total % self.batch_size if self.drop_last else total
+        for start in range(0, stop, self.batch_size):
+            if order is None:
+                yield self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
+            else:
+                batch = order[start : start + self.batch_size]
+                yield self.x[batch], self.y[batch]
+
+    def __len__(self) -> int:
+        n = len(self.x)
+        if self.world_size > 1:
+            n = n // self.world_size if self.shuffle else len(range(self.rank, n, self.world_size))
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def to(self, device: torch.device | str) -> InMemoryLoader:
+        """Move the whole split to ``device`` once (e.g. the GPU), so batches need no transfer."""
+        self.x, self.y = self.x.to(device), self.y.to(device)
+        return self

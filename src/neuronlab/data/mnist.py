@@ -1,0 +1,233 @@
+"""The MNIST family (MNIST, Fashion-MNIST): each split read once from IDX files into normalised tensors.
+
+Reads torchvision's on-disk layout (``<data_dir>/MNIST/raw/*-ubyte``, ``.gz`` accepted), or a folder that
+holds the four files directly (e.g. Debian's ``/usr/share/datasets/fashion-mnist``), and downloads
+through torchvision when allowed and online.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from neuronlab.data.base import InMemoryDataModule
+from neuronlab.data.idx import IDXError, read_idx
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    folder: str  # torchvision's folder name under data_dir
+    mean: float
+    std: float
+    classes: tuple[str, ...]
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "mnist": DatasetInfo("MNIST", 0.1307, 0.3081, tuple(str(d) for d in range(10))),
+    "fashion_mnist": DatasetInfo(
+        "FashionMNIST",
+        0.2860,
+        0.3530,
+        (
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),
+    ),
+}
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+AUGMENTATIONS = ("affine",)
+
+
+class DataNotFoundError(FileNotFoundError):
+    """The dataset's files are not on disk and could not be downloaded."""
+
+
+def default_data_dir() -> str:
+    return os.environ.get("NEURONLAB_DATA_DIR", "data")
+
+
+def find_file(data_dir: Path, folder: str, stem: str) -> Path | None:
+    """The first existing of ``<data_dir>/<folder>/raw/<stem>[.gz]`` and ``<data_dir>/<stem>[.gz]``."""
+    for base in (data_dir / folder / "raw", data_dir):
+        for name in (stem, stem + ".gz"):
+            if (base / name).is_file():
+                return base / name
+    return None
+
+
+class AugmentedDataset(Dataset):
+    """Per-sample torchvision transforms on uint8 images: the slower path, only for augmentation."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: Any) -> None:
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.transform(self.images[i]), self.labels[i]
+
+
+class MNISTDataModule(InMemoryDataModule):
+    """MNIST or Fashion-MNIST: 60,000 training images split into train/val, and 10,000 test images."""
+
+    input_size = 784
+    num_classes = 10
+
+    def __init__(
+        self,
+        name: str = "mnist",
+        data_dir: str | None = None,
+        val_size: int = 5000,
+        batch_size: int = 64,
+        eval_batch_size: int = 1000,
+        download: bool = True,
+        augment: str | None = None,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed)
+        if name not in DATASETS:
+            raise ValueError(f"data.name={name!r} is not known; allowed: {', '.join(DATASETS)}")
+        if augment not in (None, *AUGMENTATIONS):
+            raise ValueError(
+                f"data.augment={augment!r} is not known; allowed: null, {', '.join(AUGMENTATIONS)}"
+            )
+        if int(val_size) < 0:
+            raise ValueError(f"data.val_size={val_size} must be >= 0")
+        self.name, self.info = name, DATASETS[name]
+        self.data_dir = Path(data_dir or default_data_dir()).expanduser()
+        self.val_size, self.download = int(val_size), bool(download)
+        self.augment, self.num_workers = augment, int(num_workers)
+        self._raw: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._save_config(
+            name=name,
+            data_dir=str(self.data_dir),
+            val_size=self.val_size,
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            download=self.download,
+            augment=augment,
+            num_workers=self.num_workers,
+            seed=seed,
+        )
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.info.classes
+
+    def _missing(self) -> list[str]:
+        return [
+            stem
+            for stems in FILES.values()
+            for stem in stems
+            if find_file(self.data_dir, self.info.folder, stem) is None
+        ]
+
+    def _not_found(self, reason: str) -> DataNotFoundError:
+        folder = self.data_dir / self.info.folder / "raw"
+        files = ", ".join(f"{s}[.gz]" for stems in FILES.values() for s in stems)
+        return DataNotFoundError(
+            f"{self.name} data not found: expected the four files {files} in {folder} "
+            f"(or directly in {self.data_dir}); {reason}"
+        )
+
+    def prepare_data(self) -> None:
+        """Download once (rank 0) through torchvision when files are missing and ``download`` is on."""
+        if not self._missing():
+            return
+        if not self.download:
+            raise self._not_found("download is off: set data.download=true or data.data_dir=<your folder>")
+        from torchvision import datasets
+
+        dataset_cls = getattr(datasets, self.info.folder)
+        try:
+            for train in (True, False):
+                dataset_cls(str(self.data_dir), train=train, download=True)
+        except Exception as err:  # offline, proxy, disk: all end the same way for the user
+            raise self._not_found(f"the download failed ({type(err).__name__}: {err})") from None
+
+    def _read(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 images ``(N, 1, 28, 28)`` and int64 labels of ``train`` or ``test``, read once."""
+        if split not in self._raw:
+            missing = self._missing()
+            if missing:
+                raise self._not_found(f"missing: {', '.join(missing)}")
+            images_file, labels_file = (find_file(self.data_dir, self.info.folder, s) for s in FILES[split])
+            images, labels = read_idx(images_file), read_idx(labels_file)
+            if images.ndim != 3 or images.shape[1:] != (28, 28):
+                raise IDXError(
+                    f"{images_file}: expected images of shape (N, 28, 28), got {tuple(images.shape)}"
+                )
+            if labels.shape != (len(images),):
+                raise IDXError(
+                    f"{labels_file}: expected {len(images)} labels to match {images_file.name}, "
+                    f"got shape {tuple(labels.shape)}"
+                )
+            if labels.numel() and int(labels.max()) >= self.num_classes:
+                raise IDXError(f"{labels_file}: label {int(labels.max())} outside 0..{self.num_classes - 1}")
+            self._raw[split] = images.unsqueeze(1), labels.long()
+        return self._raw[split]
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 -> float32 in the same operations as torchvision's ``ToTensor`` + ``Normalize``."""
+        return images.float().div(255).sub_(self.info.mean).div_(self.info.std)
+
+    def _train_val_indices(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.val_size >= n:
+            raise ValueError(
+                f"data.val_size={self.val_size} must be smaller than the {n} training images of {self.name}"
+            )
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
+        return order[self.val_size :], order[: self.val_size]
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit", "validate") and "train" not in self.splits:
+            images, labels = self._read("train")
+            train_idx, val_idx = self._train_val_indices(len(images))
+            x = self.normalize(images)
+            self.splits["train"] = x[train_idx], labels[train_idx]
+            self.splits["val"] = x[val_idx], labels[val_idx]
+        if stage in (None, "test", "predict") and "test" not in self.splits:
+            images, labels = self._read("test")
+            self.splits["test"] = self.normalize(images), labels
+
+    def train_dataloader(self) -> Any:
+        if self.augment is None:
+            return super().train_dataloader()
+        from torchvision.transforms import v2
+
+        images, labels = self._read("train")
+        train_idx, _ = self._train_val_indices(len(images))
+        transform = v2.Compose(
+            [
+                v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1)),
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize([self.info.mean], [self.info.std]),
+            ]
+        )
+        dataset = AugmentedDataset(images[train_idx], labels[train_idx], transform)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=True,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.seed),
+        )

@@ -1,0 +1,41 @@
+"""Make Lightning's DDP process launcher and Hydra agree on one run folder.
+
+Lightning starts DDP workers by re-running the command line with ``hydra.run.dir`` pointing at the
+parent's run folder. Inside a ``-m`` sweep that re-runs the whole sweep (``-m`` and the sweep values are
+still in ``sys.argv``) and the run dir is an unresolved template. Workers here instead get exactly this
+job's overrides, its output folder, and no Hydra output of their own: one run folder per job, whatever
+the mode.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+
+def worker_command(module: str, local_rank: int) -> tuple[Sequence[str], str]:
+    """The command (and working directory) that starts DDP worker ``local_rank`` of the current job."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import get_original_cwd
+
+    hydra_cfg = HydraConfig.get()
+    command = [
+        sys.executable,
+        "-m",
+        module,
+        f"--config-name={hydra_cfg.job.config_name}",
+        *hydra_cfg.overrides.task,
+        f'hydra.run.dir="{hydra_cfg.runtime.output_dir}"',
+        "hydra.output_subdir=null",
+        f"hydra.job.name=ddp_rank_{local_rank}",
+        "hydra/hydra_logging=none",
+        "hydra/job_logging=none",
+    ]
+    return command, get_original_cwd()
+
+
+def install(module: str) -> None:
+    """Route Lightning's Hydra-aware worker command through :func:`worker_command` for ``module``."""
+    from lightning.fabric.strategies.launchers import subprocess_script
+
+    subprocess_script._hydra_subprocess_cmd = lambda local_rank: worker_command(module, local_rank)

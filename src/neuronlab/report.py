@@ -1,0 +1,91 @@
+"""What a run leaves behind for people and for sweep summaries: ``result.json``, the TensorBoard
+HPARAMS entry, and the short summary printed at the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+RESULT_FILE = "result.json"
+HPARAM_METRICS = ("val/acc_best", "val/acc", "val/loss", "test/acc", "test/loss")
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON through a temporary file and a rename: readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp.replace(path)
+
+
+@rank_zero_only
+def write_result(run_dir: Path, **fields: Any) -> None:
+    """``result.json``: status, metrics, epochs, wall time; what ``neuronlab-summary`` reads."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(run_dir / RESULT_FILE, {"finished_at": time.strftime("%Y-%m-%d %H:%M:%S"), **fields})
+
+
+def hparams_of(cfg: DictConfig, choices: dict[str, str] | None = None) -> dict[str, Any]:
+    """The run's swappable parts and their knobs as flat ``key: scalar`` pairs for TensorBoard."""
+    flat: dict[str, Any] = {f"choice/{k}": v for k, v in (choices or {}).items() if "/" not in k and v}
+    container = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(container, dict)
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if not str(k).startswith("_") or k == "_target_":
+                    walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(value, bool | int | float | str):
+            flat[prefix] = value
+        elif value is not None:
+            flat[prefix] = str(value)
+
+    for group in ("model", "optimizer", "scheduler", "data"):
+        walk(group, container.get(group) or {})
+    for key in ("seed", "trainer.max_epochs", "trainer.precision", "trainer.devices"):
+        value = OmegaConf.select(cfg, key)
+        if value is not None:
+            flat[key] = value if isinstance(value, bool | int | float | str) else str(value)
+    flat.pop("data.data_dir", None)
+    return flat
+
+
+def log_hparams(loggers: list[Any], params: dict[str, Any], metrics: dict[str, float]) -> None:
+    """Write the HPARAMS entry; its metric columns read the scalars of the same tags in this run."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from torch.utils.tensorboard.summary import hparams
+
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger) and rank_zero_only.rank == 0:
+            wanted = {k: metrics.get(k, 0.0) for k in HPARAM_METRICS if k in metrics}
+            writer = logger.experiment._get_file_writer()
+            for summary in hparams(params, wanted):
+                writer.add_summary(summary)
+            logger.experiment.flush()
+        elif not isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(params)
+
+
+@rank_zero_only
+def print_summary(run_dir: Path, best_ckpt: str, metrics: dict[str, float], has_tensorboard: bool) -> None:
+    """The few lines a person needs after a run: where it is, what it reached, how to look at it."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="neuronlab run", show_header=False, title_justify="left")
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
+    table.add_row("run folder", str(run_dir))
+    table.add_row("best checkpoint", best_ckpt or "(none)")
+    for key in sorted(metrics):
+        if key.split("/")[0] in ("train", "val", "test"):
+            table.add_row(key, f"{metrics[key]:.4f}")
+    if has_tensorboard:
+        table.add_row("tensorboard", f"tensorboard --logdir {run_dir / 'tensorboard'}")
+    Console(stderr=False, soft_wrap=True).print(table)
