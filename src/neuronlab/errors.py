@@ -22,12 +22,16 @@ class NeuronlabError(Exception):
 def user_message(err: BaseException) -> str | None:
     """The one-line message for errors caused by input, or ``None`` for a bug (keep its traceback)."""
     from hydra.errors import InstantiationException
+    from omegaconf.errors import MissingMandatoryValue
 
     from neuronlab.data.idx import IDXError
     from neuronlab.data.mnist import DataNotFoundError
 
     if isinstance(err, InstantiationException) and err.__cause__ is not None:
         err = err.__cause__
+    if isinstance(err, MissingMandatoryValue):
+        key = getattr(err, "full_key", None) or "a required value"
+        return f"{key} is required: pass {key}=... on the command line"
     if isinstance(err, NeuronlabError | IDXError | DataNotFoundError | FloatingPointError):
         return str(err)
     if isinstance(err, ValueError) and str(err).startswith(("model.", "data.", "optimizer.", "scheduler.")):

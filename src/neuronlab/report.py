@@ -33,8 +33,6 @@ def write_result(run_dir: Path, **fields: Any) -> None:
 def hparams_of(cfg: DictConfig, choices: dict[str, str] | None = None) -> dict[str, Any]:
     """The run's swappable parts and their knobs as flat ``key: scalar`` pairs for TensorBoard."""
     flat: dict[str, Any] = {f"choice/{k}": v for k, v in (choices or {}).items() if "/" not in k and v}
-    container = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(container, dict)
 
     def walk(prefix: str, value: Any) -> None:
         if isinstance(value, dict):
@@ -47,7 +45,8 @@ def hparams_of(cfg: DictConfig, choices: dict[str, str] | None = None) -> dict[s
             flat[prefix] = str(value)
 
     for group in ("model", "optimizer", "scheduler", "data"):
-        walk(group, container.get(group) or {})
+        node = cfg.get(group)
+        walk(group, OmegaConf.to_container(node, resolve=True) if node else {})
     for key in ("seed", "trainer.max_epochs", "trainer.precision", "trainer.devices"):
         value = OmegaConf.select(cfg, key)
         if value is not None:

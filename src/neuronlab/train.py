@@ -60,6 +60,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         trainer.test(task, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True)
         metrics.update(_scalars(trainer.callback_metrics))
     report.log_hparams(loggers, report.hparams_of(cfg, dict(hydra_cfg.runtime.choices)), metrics)
+    for logger in loggers:
+        getattr(logger, "close", lambda: None)()
     report.print_summary(run_dir, best, metrics, has_tensorboard=(run_dir / "tensorboard").is_dir())
     metrics["epochs"] = float(trainer.current_epoch)
     return metrics
@@ -81,10 +83,9 @@ def run(cfg: DictConfig) -> float | None:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     start = time.time()
     try:
-        if hydra_cfg.mode == RunMode.MULTIRUN:
-            metrics = train(cfg)  # let the sweeper see the failure and go on with the other jobs
-        else:
-            metrics = exit_on_user_error(lambda: train(cfg))
+        # in a sweep, the sweeper records a failed job and goes on with the others
+        multirun = hydra_cfg.mode == RunMode.MULTIRUN
+        metrics = train(cfg) if multirun else exit_on_user_error(lambda: train(cfg))
     except BaseException as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         if not isinstance(err, SystemExit):

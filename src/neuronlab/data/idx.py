@@ -23,7 +23,11 @@ def read_idx(path: str | Path) -> torch.Tensor:
     """Read one IDX file (``.gz`` accepted) into a tensor of its stored shape."""
     path = Path(path)
     try:
-        raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+        if path.suffix == ".gz":
+            with gzip.open(path) as f:
+                raw = f.read()
+        else:
+            raw = path.read_bytes()
     except (OSError, EOFError) as err:  # gzip's truncation errors are EOFError/BadGzipFile(OSError)
         raise IDXError(
             f"{path}: cannot be read as an IDX file ({err}); delete it and download again"

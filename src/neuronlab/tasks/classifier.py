@@ -114,7 +114,8 @@ class Classifier(L.LightningModule):
         self.train_acc.update(preds.detach(), y)
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f"the training loss became {loss.item()} at epoch {self.current_epoch}, step {self.global_step}"
+                f"the training loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}: "
+                "training stopped and the last good checkpoint is kept; lower optimizer.lr and try again"
             )
         return loss
 
@@ -145,10 +146,10 @@ class Classifier(L.LightningModule):
         self.test_confusion.reset()
 
     def predict_step(self, batch: Any, batch_idx: int = 0) -> torch.Tensor:
-        """Probabilities (sigmoid of the logit for binary tasks, softmax otherwise)."""
+        """Probabilities: ``(N,)`` P(class 1) for binary tasks (sigmoid), ``(N, C)`` softmax otherwise."""
         x = batch[0] if isinstance(batch, list | tuple) else batch
         logits = self.net(x)
-        return torch.sigmoid(logits) if self.binary else torch.softmax(logits, dim=-1)
+        return torch.sigmoid(logits.squeeze(-1)) if self.binary else torch.softmax(logits, dim=-1)
 
     def _log_epoch(self, stage: str, loss: MeanMetric, acc: Accuracy) -> torch.Tensor:
         """Compute (synchronised over processes), log once, reset. Returns the accuracy."""

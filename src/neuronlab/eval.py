@@ -1,0 +1,67 @@
+"""``neuronlab-eval ckpt_path=...``: re-test a checkpoint and print/log the same test metrics as training.
+
+The data defaults to the DataModule the checkpoint was trained with (its plain values are stored in the
+checkpoint); ``data=...`` tests on other data, ``data_dir=...`` points at another copy of the same data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from neuronlab.paths import CONF_DIR
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """Test the checkpoint ``cfg.ckpt_path``; returns ``test/loss`` and ``test/acc``."""
+    import lightning.pytorch as L
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import instantiate
+
+    from neuronlab import ddp, report
+    from neuronlab.build import build_list, check_compatible
+    from neuronlab.checkpoint import load_classifier, resolve_checkpoint
+    from neuronlab.errors import NeuronlabError
+
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    ddp.install("neuronlab.eval")
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    ckpt_path = resolve_checkpoint(cfg.ckpt_path)
+    task, checkpoint = load_classifier(ckpt_path)
+    if cfg.get("data"):
+        datamodule = instantiate(cfg.data)
+        data_name = hydra_cfg.runtime.choices.get("data", "?")
+    else:
+        data_cfg = dict(checkpoint.get("datamodule_hyper_parameters") or {})
+        if "_target_" not in data_cfg:
+            raise NeuronlabError(f"ckpt_path={ckpt_path} does not record its data: pass data=<option>")
+        if cfg.get("data_dir") and "data_dir" in data_cfg:
+            data_cfg["data_dir"] = str(cfg.data_dir)
+        datamodule = instantiate(data_cfg)
+        data_name = str(data_cfg.get("name") or data_cfg.get("gate") or "?")
+    check_compatible(task.net, datamodule, data_name)
+    loggers = build_list(cfg.get("logger"))
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers, callbacks=[])
+    trainer.test(task, datamodule=datamodule, verbose=False)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+    for logger in loggers:
+        getattr(logger, "close", lambda: None)()
+    report.print_summary(run_dir, str(ckpt_path), metrics, has_tensorboard=(run_dir / "tensorboard").is_dir())
+    report.write_result(run_dir, status="completed", metrics=metrics, checkpoint=str(ckpt_path))
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
+def main(cfg: DictConfig) -> None:
+    """Entry point of ``neuronlab-eval`` and ``python -m neuronlab.eval``."""
+    from neuronlab.errors import exit_on_user_error
+
+    exit_on_user_error(lambda: evaluate(cfg))
+
+
+if __name__ == "__main__":
+    main()

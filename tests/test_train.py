@@ -1,0 +1,142 @@
+"""The training pipeline through real Hydra composition, a real Trainer, real event files and checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from neuronlab.checkpoint import load_checkpoint, load_classifier
+from neuronlab.train import train
+from tests.conftest import only, read_scalars, run_cli
+
+TAGS = {"train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/loss", "test/acc"}
+
+
+def test_xor_trains_to_100_percent_with_all_tags_and_a_reloadable_checkpoint(compose_cfg, tmp_path):
+    cfg = compose_cfg(["experiment=xor"])
+    metrics = train(cfg)
+    assert metrics["test/acc"] == 1.0 and metrics["val/acc_best"] == 1.0
+    run = tmp_path / "run"
+    scalars = read_scalars(run / "tensorboard")
+    assert set(scalars) >= TAGS, set(scalars)
+    assert len(scalars["train/loss"]) > 10  # one point per epoch
+    assert scalars["train/loss"][-1][1] < scalars["train/loss"][0][1]
+    assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 1
+    # the HPARAMS tab: the hparams plugin's summary is in the event file
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    acc = EventAccumulator(str(run / "tensorboard"))
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")["_hparams_/experiment"]
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content).experiment
+    assert {"model.hidden_size", "optimizer.lr", "choice/model", "seed"} <= {
+        h.name for h in experiment.hparam_infos
+    }
+    assert {"val/acc_best", "test/acc"} <= {m.name.tag for m in experiment.metric_infos}
+
+    best, last = run / "checkpoints" / "best.ckpt", run / "checkpoints" / "last.ckpt"
+    assert best.is_file() and last.is_file()
+    raw = torch.load(best, weights_only=True)  # the safe default loads it
+    assert raw["hyper_parameters"]["net"]["_target_"].endswith("SimpleNN")
+    task, _ = load_classifier(best)
+    points = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    probs = task.predict_step(points)
+    assert (probs > 0.5).long().tolist() == [0, 1, 1, 0]
+    again, _ = load_classifier(best)
+    assert torch.equal(again.predict_step(points), probs)  # reload gives identical predictions
+
+
+@pytest.mark.parametrize(
+    ("experiment", "extra"),
+    [
+        ("mnist", []),
+        ("mnist_modern", []),
+        ("mnist", ["data=fashion_mnist"]),
+    ],
+)
+def test_mnist_experiments_fast_dev_run(compose_cfg, mnist_dir, experiment, extra):
+    cfg = compose_cfg(
+        [f"experiment={experiment}", *extra, f"paths.data_dir={mnist_dir}", "trainer.fast_dev_run=true"]
+    )
+    assert cfg.data.batch_size == 64 and cfg.optimizer.lr == 0.001 and cfg.trainer.max_epochs == 5
+    assert cfg.data.val_size == 5000
+    cfg.data.val_size = 100  # the tiny data has 600 training images
+    metrics = train(cfg)
+    assert {"test/acc", "test/loss"} <= set(metrics)
+
+
+def test_mnist_learns_on_tiny_data_and_eval_reproduces_test_metrics(compose_cfg, mnist_dir, tmp_path):
+    cfg = compose_cfg(
+        ["experiment=mnist", f"paths.data_dir={mnist_dir}", "data.val_size=100", "trainer.max_epochs=3"]
+    )
+    metrics = train(cfg)
+    assert metrics["test/acc"] > 0.9  # the tiny digits are easy; chance is 0.1
+    run = tmp_path / "run"
+    best = run / "checkpoints" / "best.ckpt"
+    ckpt = load_checkpoint(best)
+    assert ckpt["datamodule_hyper_parameters"]["name"] == "mnist"
+
+    from neuronlab.eval import evaluate
+
+    eval_cfg = compose_cfg([f"ckpt_path={best}"], config_name="eval", run_dir=tmp_path / "eval")
+    eval_metrics = evaluate(eval_cfg)
+    assert eval_metrics["test/acc"] == pytest.approx(metrics["test/acc"])
+    assert eval_metrics["test/loss"] == pytest.approx(metrics["test/loss"], rel=1e-5)
+    assert {"test/acc", "test/loss"} <= set(read_scalars(tmp_path / "eval" / "tensorboard"))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["optimizer=sgd", "scheduler=step"],
+        ["optimizer=adamw", "scheduler=cosine", "model.activation=tanh"],
+        ["scheduler=plateau", "model.activation=gelu", "logger=csv"],
+        ["model.activation=leaky_relu", "logger=none", "trainer=cpu", "seed=7"],
+        ["data=and", "model.activation=sigmoid", "model.hidden_size=8"],
+    ],
+)
+def test_every_part_swaps(compose_cfg, overrides, tmp_path):
+    cfg = compose_cfg([*overrides, "trainer.max_epochs=3", "trainer.check_val_every_n_epoch=1"])
+    metrics = train(cfg)
+    assert 0.0 <= metrics["test/acc"] <= 1.0
+    if "logger=csv" in overrides:
+        assert (tmp_path / "run" / "csv" / "metrics.csv").is_file()
+
+
+def test_cli_default_run_prints_summary(tmp_path):
+    result = run_cli("neuronlab.train", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    run = only(list((tmp_path / "outputs" / "xor" / "runs").iterdir()))
+    assert "test/acc" in out and "1.0000" in out
+    assert f"tensorboard --logdir {run}" in out.replace("\n", "").replace("│", "").replace(" " * 2, " ") or (
+        "tensorboard --logdir" in out
+    )
+    assert (run / ".hydra" / "config.yaml").is_file()
+    assert (run / "checkpoints" / "best.ckpt").is_file()
+    result_json = json.loads((run / "result.json").read_text())
+    assert result_json["status"] == "completed" and result_json["metrics"]["test/acc"] == 1.0
+
+
+def test_cli_help_and_cfg_show_groups_and_composed_config(tmp_path):
+    helped = run_cli("neuronlab.train", "--help", cwd=tmp_path)
+    assert helped.returncode == 0
+    for group in ("data:", "model:", "optimizer:", "scheduler:", "trainer:", "logger:", "experiment:"):
+        assert group in helped.stdout
+    assert "mnist_classifier" in helped.stdout and "ddp_cpu" in helped.stdout
+    shown = run_cli("neuronlab.train", "experiment=mnist", "optimizer=sgd", "--cfg", "job", cwd=tmp_path)
+    assert shown.returncode == 0
+    assert "_target_: neuronlab.models.MNISTClassifier" in shown.stdout
+    assert "_target_: torch.optim.SGD" in shown.stdout
+
+
+def test_conf_found_from_any_directory(tmp_path):
+    elsewhere = tmp_path / "somewhere" / "else"
+    elsewhere.mkdir(parents=True)
+    shown = run_cli("neuronlab.train", "--cfg", "job", cwd=elsewhere)
+    assert shown.returncode == 0 and "SimpleNN" in shown.stdout
+    assert Path(__file__).parents[1].joinpath("conf").is_dir()
