@@ -9,8 +9,10 @@ the mode.
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 
 def worker_command(module: str, local_rank: int) -> tuple[Sequence[str], str]:
@@ -36,6 +38,29 @@ def worker_command(module: str, local_rank: int) -> tuple[Sequence[str], str]:
 
 def install(module: str) -> None:
     """Route Lightning's Hydra-aware worker command through :func:`worker_command` for ``module``."""
-    from lightning.fabric.strategies.launchers import subprocess_script
+    from lightning.fabric.strategies.launchers import subprocess_script as fabric_launcher
+    from lightning.pytorch.strategies.launchers import subprocess_script as pytorch_launcher
 
-    subprocess_script._hydra_subprocess_cmd = lambda local_rank: worker_command(module, local_rank)
+    for launcher in (fabric_launcher, pytorch_launcher):
+        launcher._hydra_subprocess_cmd = lambda local_rank: worker_command(module, local_rank)
+
+
+@contextmanager
+def job_scope() -> Iterator[None]:
+    """Leave no distributed state behind a job, so the next job of a sweep starts its own workers.
+
+    Lightning's launcher sets ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_PORT``... in this process; left
+    in place, the next job would take them as a sign that an outside launcher (torchrun, SLURM) made its
+    processes, and wait for workers that never come.
+    """
+    import torch.distributed as dist
+
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+        for key in set(os.environ) - set(saved):
+            del os.environ[key]
+        os.environ.update(saved)

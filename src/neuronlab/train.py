@@ -6,26 +6,16 @@ Everything a run does is decided by ``conf/``; this file holds no training logic
 from __future__ import annotations
 
 import logging
-import re
 import time
 from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from neuronlab.paths import CONF_DIR
 
 log = logging.getLogger(__name__)
-
-
-def safe_dirname(overrides: str, limit: int = 120) -> str:
-    """A sweep job's folder name from its overrides: no path separators, bounded length."""
-    name = re.sub(r"[/\\\s]+", "_", overrides) or "default"
-    return name if len(name) <= limit else name[:limit]
-
-
-OmegaConf.register_new_resolver("safe_dirname", safe_dirname, replace=True)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -76,7 +66,7 @@ def run(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from neuronlab import report
+    from neuronlab import ddp, report
     from neuronlab.errors import exit_on_user_error
 
     hydra_cfg = HydraConfig.get()
@@ -85,7 +75,8 @@ def run(cfg: DictConfig) -> float | None:
     try:
         # in a sweep, the sweeper records a failed job and goes on with the others
         multirun = hydra_cfg.mode == RunMode.MULTIRUN
-        metrics = train(cfg) if multirun else exit_on_user_error(lambda: train(cfg))
+        with ddp.job_scope():
+            metrics = train(cfg) if multirun else exit_on_user_error(lambda: train(cfg))
     except BaseException as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         if not isinstance(err, SystemExit):

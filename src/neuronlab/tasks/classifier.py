@@ -131,7 +131,7 @@ class Classifier(L.LightningModule):
         acc = self._log_epoch("val", self.val_loss, self.val_acc)
         if not self.trainer.sanity_checking:
             self.val_acc_best.update(acc)
-            self.log("val/acc_best", self.val_acc_best.compute())
+            self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         loss, preds, y = self._step(batch)
@@ -157,7 +157,8 @@ class Classifier(L.LightningModule):
         loss.reset()
         acc.reset()
         if not self.trainer.sanity_checking:
-            self.log_dict(values)
+            # already synchronised by torchmetrics; sync_dist averages identical values, exactly
+            self.log_dict(values, sync_dist=True)
         return values[f"{stage}/acc"]
 
     def configure_optimizers(self) -> Any:

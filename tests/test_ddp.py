@@ -1,0 +1,165 @@
+"""DDP through the real entry point: one run folder, rank-0 outputs, metrics over the whole split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from neuronlab.checkpoint import load_classifier
+from neuronlab.paths import launcher_rank, run_id
+from tests.conftest import only, read_scalars, run_cli, write_mnist
+
+
+def run_folders(outputs: Path) -> list[Path]:
+    return sorted(p.parent for p in outputs.rglob(".hydra"))
+
+
+def test_ddp_cpu_xor_gives_one_run_folder_one_event_file_one_summary(tmp_path):
+    result = run_cli("neuronlab.train", "trainer=ddp_cpu", "trainer.max_epochs=30", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = only(run_folders(tmp_path / "outputs"))
+    assert run.parent.name == "runs"
+    assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 1
+    assert result.stdout.count("neuronlab run") == 1  # the summary is printed by rank 0 only
+    assert {"val/acc", "test/acc"} <= set(read_scalars(run / "tensorboard"))
+    task, ckpt = load_classifier(run / "checkpoints" / "last.ckpt")
+    assert ckpt["epoch"] == 29
+    assert task.predict_step(torch.rand(3, 2)).shape == (3,)
+    assert json.loads((run / "result.json").read_text())["status"] == "completed"
+
+
+def test_ddp_test_metrics_cover_the_split_exactly_once(tmp_path):
+    """201 test and 101 validation images: shards of unequal size, no padding duplicates."""
+    data = write_mnist(tmp_path / "data", "MNIST", n_train=401, n_test=201)
+    common = [f"paths.data_dir={data}", "data.val_size=101", "data.batch_size=32", "data.eval_batch_size=16"]
+    trained = run_cli(
+        "neuronlab.train",
+        "experiment=mnist",
+        "trainer=ddp_cpu",
+        "trainer.max_epochs=1",
+        *common,
+        cwd=tmp_path,
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    run = only(run_folders(tmp_path / "outputs"))
+    ddp_metrics = json.loads((run / "result.json").read_text())["metrics"]
+
+    # the same checkpoint, evaluated in one process without Lightning's help
+    task, ckpt = load_classifier(run / "checkpoints" / "best.ckpt")
+    datamodule = instantiate(ckpt["datamodule_hyper_parameters"])
+    datamodule.setup("test")
+    x, y = datamodule.splits["test"]
+    assert len(y) == 201
+    with torch.no_grad():
+        logits = task.net(x)
+    accuracy = (logits.argmax(-1) == y).float().mean().item()
+    loss = torch.nn.functional.cross_entropy(logits, y).item()
+    assert ddp_metrics["test/acc"] == pytest.approx(accuracy, abs=1e-6)
+    assert ddp_metrics["test/loss"] == pytest.approx(loss, rel=1e-5)
+
+    # and through neuronlab-eval in one process: the same numbers
+    evaluated = run_cli(
+        "neuronlab.eval", f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}", "trainer=cpu", cwd=tmp_path
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    eval_run = only([p for p in run_folders(tmp_path / "outputs") if p.parent.parent.name == "eval"])
+    eval_metrics = json.loads((eval_run / "result.json").read_text())["metrics"]
+    assert eval_metrics["test/acc"] == pytest.approx(ddp_metrics["test/acc"], abs=1e-6)
+
+
+def test_ddp_inside_a_sweep_gives_one_folder_per_job(tmp_path):
+    result = run_cli(
+        "neuronlab.train",
+        "-m",
+        "trainer=ddp_cpu",
+        "trainer.max_epochs=10",
+        "optimizer.lr=0.1,0.05",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    folders = run_folders(tmp_path / "outputs")
+    assert len(folders) == 2, folders  # no extra folder per worker, and the sweep was not re-run
+    assert all(f.parent.parent.name == "multiruns" for f in folders)
+    for job in folders:
+        assert len(list((job / "tensorboard").glob("events.out.tfevents.*"))) == 1
+        assert (job / "checkpoints" / "last.ckpt").is_file()
+        assert json.loads((job / "result.json").read_text())["status"] == "completed"
+    assert result.stdout.count("neuronlab run") == 2
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        ("trainer=gpu", {"accelerator": "gpu", "devices": 1, "strategy": "auto"}),
+        ("trainer=ddp", {"accelerator": "gpu", "devices": -1, "strategy": "ddp", "num_nodes": 1}),
+        ("trainer=ddp_cpu", {"accelerator": "cpu", "devices": 2, "strategy": "ddp"}),
+        ("trainer=cpu", {"accelerator": "cpu", "devices": 1}),
+    ],
+)
+def test_trainer_configs_compose(compose_cfg, option, expected):
+    cfg = compose_cfg([option])
+    for key, value in expected.items():
+        assert cfg.trainer[key] == value, key
+    assert cfg.trainer.precision == "32-true"
+
+
+def test_ddp_knobs_from_the_command_line(compose_cfg):
+    cfg = compose_cfg(
+        ["trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2", "trainer.precision=bf16-mixed"]
+    )
+    assert (cfg.trainer.devices, cfg.trainer.num_nodes, cfg.trainer.precision) == (4, 2, "bf16-mixed")
+
+
+def test_bf16_mixed_precision_runs_on_cpu(compose_cfg):
+    from neuronlab.train import train
+
+    metrics = train(compose_cfg(["trainer=cpu", "trainer.precision=bf16-mixed", "trainer.max_epochs=20"]))
+    assert 0.0 <= metrics["test/acc"] <= 1.0
+
+
+def test_one_folder_name_for_every_process_of_a_launch(monkeypatch):
+    for var in (
+        "NEURONLAB_RUN_ID",
+        "SLURM_NTASKS",
+        "SLURM_JOB_ID",
+        "TORCHELASTIC_RUN_ID",
+        "RANK",
+        "WORLD_SIZE",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    assert run_id()[:4].isdigit() and launcher_rank() == 0
+    monkeypatch.setenv("SLURM_NTASKS", "8")
+    monkeypatch.setenv("SLURM_JOB_ID", "1234")
+    monkeypatch.setenv("SLURM_STEP_ID", "0")
+    monkeypatch.setenv("SLURM_PROCID", "5")
+    assert run_id() == "slurm-1234.0" and launcher_rank() == 5
+    monkeypatch.setenv("NEURONLAB_RUN_ID", "my-run")
+    assert run_id() == "my-run"
+
+
+needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@needs_gpu
+def test_gpu_run(tmp_path):
+    result = run_cli(
+        "neuronlab.train",
+        "trainer=gpu",
+        "trainer.precision=bf16-mixed",
+        "trainer.max_epochs=30",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA GPUs")
+def test_ddp_gpu_run(tmp_path):
+    result = run_cli(
+        "neuronlab.train", "trainer=ddp", "trainer.devices=2", "trainer.max_epochs=30", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(run_folders(tmp_path / "outputs")) == 1
