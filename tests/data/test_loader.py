@@ -1,0 +1,115 @@
+"""The in-memory loader: the same samples as torchvision's dataset, reshuffled per epoch, sharded for DDP."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from neuronlab.data import InMemoryLoader, MNISTDataModule
+from tests.conftest import write_mnist
+
+
+def epoch_of(loader: InMemoryLoader, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    loader.set_epoch(epoch)
+    xs, ys = zip(*loader, strict=True)
+    return torch.cat(xs), torch.cat(ys)
+
+
+def test_yields_torchvisions_samples_each_exactly_once_per_epoch(tmp_path):
+    from torchvision import datasets, transforms
+
+    write_mnist(tmp_path, "MNIST", n_train=90, n_test=70)
+    dm = MNISTDataModule(name="mnist", data_dir=str(tmp_path), val_size=10, batch_size=16, download=False)
+    dm.setup("test")
+    reference = datasets.MNIST(
+        str(tmp_path),
+        train=False,
+        transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))]),
+    )
+    ref_x = torch.stack([reference[i][0] for i in range(len(reference))])
+    ref_y = torch.tensor([reference[i][1] for i in range(len(reference))])
+    x, y = dm.splits["test"]
+    loader = InMemoryLoader(x, y, batch_size=16, shuffle=True, seed=5)
+    seen_x, seen_y = epoch_of(loader, 0)
+    assert len(seen_y) == 70 and len(loader) == 5
+    # every torchvision sample appears exactly once, with identical normalised values
+    order = loader.indices()
+    assert sorted(order.tolist()) == list(range(70))
+    assert torch.equal(seen_x, ref_x[order]) and torch.equal(seen_y, ref_y[order])
+
+
+def test_order_changes_across_epochs_and_repeats_for_the_same_seed():
+    x, y = torch.arange(100).float().unsqueeze(1), torch.arange(100)
+    a = InMemoryLoader(x, y, batch_size=10, shuffle=True, seed=1)
+    b = InMemoryLoader(x, y, batch_size=10, shuffle=True, seed=1)
+    first, second = epoch_of(a, 0)[1], epoch_of(a, 1)[1]
+    assert not torch.equal(first, second)
+    assert torch.equal(first, epoch_of(b, 0)[1]) and torch.equal(second, epoch_of(b, 1)[1])
+    assert not torch.equal(first, epoch_of(InMemoryLoader(x, y, 10, shuffle=True, seed=2), 0)[1])
+    assert torch.equal(epoch_of(InMemoryLoader(x, y, 10), 0)[1], y)  # evaluation: in order
+
+
+@pytest.mark.parametrize("world", [2, 3, 4])
+def test_ddp_shards_cover_the_split_without_overlap(world):
+    n = 103
+    x, y = torch.zeros(n, 1), torch.arange(n)
+    # evaluation: every sample exactly once over all ranks, shards differ in size by at most one
+    shards = [epoch_of(InMemoryLoader(x, y, 8, rank=r, world_size=world), 0)[1] for r in range(world)]
+    assert sorted(torch.cat(shards).tolist()) == list(range(n))
+    assert max(map(len, shards)) - min(map(len, shards)) <= 1
+    # training: equal shards (same number of steps on every rank), disjoint, reshuffled each epoch
+    for epoch in (0, 1):
+        loaders = [
+            InMemoryLoader(x, y, 8, shuffle=True, seed=0, rank=r, world_size=world) for r in range(world)
+        ]
+        train = [epoch_of(loader, epoch)[1] for loader in loaders]
+        assert len({len(t) for t in train}) == 1 and len(train[0]) == n // world
+        assert len({len(loader) for loader in loaders}) == 1
+        flat = torch.cat(train).tolist()
+        assert len(set(flat)) == len(flat) == n - n % world
+
+
+def test_lightning_sets_the_epoch_through_the_sampler_hook():
+    from lightning.fabric.utilities.data import _set_sampler_epoch
+
+    loader = InMemoryLoader(torch.zeros(10, 1), torch.arange(10), 4, shuffle=True)
+    _set_sampler_epoch(loader, 7)
+    assert loader.epoch == 7
+
+
+def test_in_memory_and_torchvision_paths_reach_the_same_accuracy(compose_cfg, mnist_dir, tmp_path):
+    """The same task, seed and epochs, once on neuronlab's loader and once on torchvision's DataLoader."""
+    import lightning.pytorch as L
+    from torch.utils.data import DataLoader, Subset
+    from torchvision import datasets, transforms
+
+    from neuronlab.build import build_task
+    from neuronlab.train import train
+
+    common = ["experiment=mnist", f"paths.data_dir={mnist_dir}", "data.val_size=100", "trainer.max_epochs=2"]
+    fast = train(compose_cfg(common))
+
+    cfg = compose_cfg(common, run_dir=tmp_path / "torchvision")
+    L.seed_everything(0)
+    dm = MNISTDataModule(name="mnist", data_dir=str(mnist_dir), val_size=100, download=False)
+    task = build_task(cfg, dm, "mnist")
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    train_set = datasets.MNIST(str(mnist_dir), train=True, transform=tf)
+    train_idx, val_idx = dm._train_val_indices(len(train_set))
+    trainer = L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.fit(
+        task,
+        DataLoader(Subset(train_set, train_idx.tolist()), batch_size=64, shuffle=True),
+        DataLoader(Subset(train_set, val_idx.tolist()), batch_size=1000),
+    )
+    trainer.test(task, DataLoader(datasets.MNIST(str(mnist_dir), train=False, transform=tf), batch_size=1000))
+    reference = float(trainer.callback_metrics["test/acc"])
+    assert fast["test/acc"] > 0.9
+    assert fast["test/acc"] == pytest.approx(reference, abs=0.05)
+
+
+def test_augment_path_trains_too(compose_cfg, mnist_dir):
+    from neuronlab.train import train
+
+    common = ["experiment=mnist", f"paths.data_dir={mnist_dir}", "data.val_size=100", "trainer.max_epochs=2"]
+    assert train(compose_cfg([*common, "data.augment=affine"]))["test/acc"] > 0.8
