@@ -2,25 +2,52 @@
 
 from __future__ import annotations
 
-import pickle
-import zipfile
+import io
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from neuronlab.errors import NeuronlabError
 from neuronlab.models import build_net
 from neuronlab.tasks import Classifier
 
 
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write each checkpoint to a temporary file in its own folder, then rename it over the final name.
+
+    A kill, a full disk or a crash mid-write leaves the previous checkpoint intact, never half a file
+    under ``last.ckpt`` (Lightning's own save moves a temporary file across filesystems, which copies).
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)  # serialise first: a full disk then fails as a plain OSError
+        try:
+            with open(tmp, "wb") as f:
+                f.write(buffer.getbuffer())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
 def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file, or a run folder (its ``checkpoints/last.ckpt``), checked to exist."""
+    """A checkpoint file, or a run folder (its ``checkpoints/last.ckpt``, else ``interrupted.ckpt``)."""
     path = Path(path).expanduser()
     if path.is_dir():
-        for candidate in (path / "checkpoints" / "last.ckpt", path / "last.ckpt"):
-            if candidate.is_file():
-                return candidate
+        for name in ("last.ckpt", "interrupted.ckpt"):
+            for candidate in (path / "checkpoints" / name, path / name):
+                if candidate.is_file():
+                    return candidate
         raise NeuronlabError(f"ckpt_path={path} is a folder without checkpoints/last.ckpt")
     if not path.is_file():
         raise NeuronlabError(
@@ -34,7 +61,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = resolve_checkpoint(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as err:
+    except Exception as err:  # torch.load fails in many ways on a damaged file (KeyError, OSError, ...)
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise NeuronlabError(f"ckpt_path={path} is not a readable checkpoint ({first})") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:

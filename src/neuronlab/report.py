@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,14 +26,60 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 @rank_zero_only
 def write_result(run_dir: Path, **fields: Any) -> None:
-    """``result.json``: status, metrics, epochs, wall time; what ``neuronlab-summary`` reads."""
+    """``result.json``: status, metrics, epochs, wall time; what ``neuronlab-summary`` reads.
+
+    A full or read-only disk only warns here: the error that matters is the run's own, not this one."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(
+            run_dir / RESULT_FILE, {"finished_at": time.strftime("%Y-%m-%d %H:%M:%S"), **fields}
+        )
+    except OSError as err:
+        print(f"warning: could not write {run_dir / RESULT_FILE}: {err.strerror}", file=sys.stderr)
+
+
+@rank_zero_only
+def write_environment(run_dir: Path) -> None:
+    """``environment.json``: package versions and the git commit, so a run can be reproduced later."""
+    import platform
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+
+    packages = {}
+    for name in ("neuronlab", "torch", "torchvision", "lightning", "torchmetrics", "hydra-core", "numpy"):
+        try:
+            packages[name] = version(name)
+        except PackageNotFoundError:
+            packages[name] = None
+    source = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(source), *args], capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(run_dir / RESULT_FILE, {"finished_at": time.strftime("%Y-%m-%d %H:%M:%S"), **fields})
+    write_json_atomic(
+        run_dir / "environment.json",
+        {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "packages": packages,
+            "git_commit": commit,
+            "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")) if commit else None,
+        },
+    )
 
 
 def hparams_of(cfg: DictConfig, choices: dict[str, str] | None = None) -> dict[str, Any]:
     """The run's swappable parts and their knobs as flat ``key: scalar`` pairs for TensorBoard."""
-    flat: dict[str, Any] = {f"choice/{k}": v for k, v in (choices or {}).items() if "/" not in k and v}
+    swappable = ("data", "model", "optimizer", "scheduler", "trainer", "experiment")
+    flat: dict[str, Any] = {f"choice/{k}": v for k, v in (choices or {}).items() if k in swappable and v}
 
     def walk(prefix: str, value: Any) -> None:
         if isinstance(value, dict):
@@ -88,3 +135,15 @@ def print_summary(run_dir: Path, best_ckpt: str, metrics: dict[str, float], has_
     if has_tensorboard:
         table.add_row("tensorboard", f"tensorboard --logdir {run_dir / 'tensorboard'}")
     Console(stderr=False, soft_wrap=True).print(table)
+
+
+@rank_zero_only
+def print_interrupted(run_dir: Path, signal_name: str) -> None:
+    """What was kept and the one command that continues the run."""
+    checkpoints = run_dir / "checkpoints"
+    kept = [p.name for p in (checkpoints / "last.ckpt", checkpoints / "interrupted.ckpt") if p.is_file()]
+    print(
+        f"\nneuronlab: stopped by {signal_name}. Kept in {checkpoints}: {', '.join(kept) or 'nothing yet'}.\n"
+        f"Resume with: neuronlab-train resume={run_dir}",
+        file=sys.stderr,
+    )

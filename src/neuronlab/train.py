@@ -1,18 +1,23 @@
 """``neuronlab-train``: compose the config -> build the parts -> fit -> test the best checkpoint -> report.
 
 Everything a run does is decided by ``conf/``; this file holds no training logic of its own.
+``resume=<run folder>`` (or ``ckpt_path=<run folder>``) continues a run in its own folder, with its own
+config: it is turned into that run's overrides before Hydra starts.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
+from neuronlab.errors import EXIT_USER_ERROR
 from neuronlab.paths import CONF_DIR
 
 log = logging.getLogger(__name__)
@@ -26,12 +31,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     from neuronlab import ddp, report
     from neuronlab.build import build_list, build_task
-    from neuronlab.checkpoint import resolve_checkpoint
+    from neuronlab.checkpoint import check_same_architecture, load_checkpoint, resolve_checkpoint
     from neuronlab.validate import validate
 
     validate(cfg)
+    trainer_cfg = cfg.trainer
+    if 0 < trainer_cfg.max_epochs < trainer_cfg.get("check_val_every_n_epoch", 1):
+        with open_dict(cfg):  # a run shorter than the validation interval still validates at its end
+            trainer_cfg.check_val_every_n_epoch = trainer_cfg.max_epochs
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    report.write_environment(run_dir)
     ddp.install("neuronlab.train")
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
@@ -39,8 +49,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = instantiate(cfg.data)
     data_name = hydra_cfg.runtime.choices.get("data", "?")
     task = build_task(cfg, datamodule, data_name)
-    ckpt_path = str(resolve_checkpoint(cfg.ckpt_path)) if cfg.get("ckpt_path") else None
     loggers = build_list(cfg.get("logger"))
+    ckpt_path = None
+    if cfg.get("ckpt_path"):
+        ckpt_path = resolve_checkpoint(cfg.ckpt_path)
+        checkpoint = load_checkpoint(ckpt_path)  # a clear error for a missing or damaged file
+        check_same_architecture(checkpoint, task.net.config(), ckpt_path)
+        for logger in loggers:
+            if hasattr(logger, "resume_at"):
+                logger.resume_at(int(checkpoint.get("global_step", 0)))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=build_list(cfg.get("callbacks")), logger=loggers)
 
     trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -67,17 +84,26 @@ def run(cfg: DictConfig) -> float | None:
     from hydra.types import RunMode
 
     from neuronlab import ddp, report
+    from neuronlab.callbacks import GracefulInterrupt
     from neuronlab.errors import exit_on_user_error
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     start = time.time()
+    GracefulInterrupt.interrupted = None
     try:
         # in a sweep, the sweeper records a failed job and goes on with the others
         multirun = hydra_cfg.mode == RunMode.MULTIRUN
         with ddp.job_scope():
             metrics = train(cfg) if multirun else exit_on_user_error(lambda: train(cfg))
     except BaseException as err:
+        if GracefulInterrupt.interrupted:
+            signal_name = GracefulInterrupt.interrupted
+            report.write_result(
+                run_dir, status="interrupted", error=signal_name, wall_time=time.time() - start
+            )
+            report.print_interrupted(run_dir, signal_name)
+            raise SystemExit(130 if signal_name == "SIGINT" else 143) from None
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         if not isinstance(err, SystemExit):
             first = f"{type(err).__name__}: {first}"
@@ -105,10 +131,80 @@ def _best_checkpoint(run_dir: Path) -> str:
     return str(best) if best.is_file() else ""
 
 
+def _override_key(override: str) -> str:
+    return override.partition("=")[0].lstrip("+~")
+
+
+def resume_argv(argv: list[str]) -> list[str]:
+    """``resume=<run folder>`` / ``ckpt_path=<run folder>`` -> that run's overrides, its folder, its
+    ``last.ckpt``; later command-line overrides still win. Other command lines are returned unchanged."""
+    import yaml
+
+    from neuronlab.checkpoint import resolve_checkpoint
+    from neuronlab.errors import NeuronlabError
+
+    args = argv[1:]
+    chosen = None
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if key == "resume" or (key == "ckpt_path" and value and Path(value).expanduser().is_dir()):
+            chosen = arg
+    if chosen is None:
+        return argv
+    run = Path(chosen.partition("=")[2]).expanduser().resolve()
+    overrides_file = run / ".hydra" / "overrides.yaml"
+    if not overrides_file.is_file():
+        raise NeuronlabError(f"{chosen}: not a neuronlab run folder (expected {overrides_file})")
+    if {"-m", "--multirun"} & set(args):
+        raise NeuronlabError(f"{chosen}: resume one run at a time, without -m")
+    last = resolve_checkpoint(run)
+    rest = [a for a in args if a != chosen]
+    given = {_override_key(a) for a in rest if "=" in a}
+    saved = [
+        o
+        for o in yaml.safe_load(overrides_file.read_text()) or []
+        if _override_key(o) not in given | {"ckpt_path", "resume"}
+    ]
+    return [argv[0], *saved, *rest, f"ckpt_path={last}", f'hydra.run.dir="{run}"']
+
+
+def check_outputs_writable(argv: list[str]) -> None:
+    """Fail before anything starts if the outputs root cannot be written (read-only, full, not a folder)."""
+    from neuronlab.errors import NeuronlabError
+
+    root = os.environ.get("NEURONLAB_OUTPUT_ROOT", "outputs")
+    for arg in argv[1:]:
+        if arg.startswith("paths.root_dir="):
+            root = arg.partition("=")[2]
+    probe = Path(root) / f".neuronlab-write-test-{os.getpid()}"
+    try:
+        Path(root).mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"x" * 4096)
+    except OSError as err:
+        raise NeuronlabError(
+            f"cannot write to the outputs folder {Path(root).resolve()} ({err.strerror}): free some space, "
+            "fix its permissions, or choose another one with paths.root_dir=... or NEURONLAB_OUTPUT_ROOT"
+        ) from None
+    finally:
+        probe.unlink(missing_ok=True)
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    """Entry point of ``neuronlab-train`` and ``python -m neuronlab.train``."""
+def _hydra_main(cfg: DictConfig) -> float | None:
     return run(cfg)
+
+
+def main() -> None:
+    """Entry point of ``neuronlab-train`` and ``python -m neuronlab.train``."""
+    from neuronlab.errors import NeuronlabError
+
+    try:
+        check_outputs_writable(sys.argv)
+        sys.argv = resume_argv(sys.argv)
+    except NeuronlabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR) from None
+    _hydra_main()
 
 
 if __name__ == "__main__":

@@ -113,10 +113,7 @@ class Classifier(L.LightningModule):
         self.train_loss.update(loss.detach(), weight=len(y))
         self.train_acc.update(preds.detach(), y)
         if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"the training loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}: "
-                "training stopped and the last good checkpoint is kept; lower optimizer.lr and try again"
-            )
+            raise self._diverged(f"the training loss is {loss.item()}")
         return loss
 
     def on_train_epoch_end(self) -> None:
@@ -128,8 +125,10 @@ class Classifier(L.LightningModule):
         self.val_acc.update(preds, y)
 
     def on_validation_epoch_end(self) -> None:
-        acc = self._log_epoch("val", self.val_loss, self.val_acc)
+        loss, acc = self._log_epoch("val", self.val_loss, self.val_acc)
         if not self.trainer.sanity_checking:
+            if not torch.isfinite(loss):  # raised before any checkpoint of these weights is written
+                raise self._diverged(f"the validation loss is {loss.item()}")
             self.val_acc_best.update(acc)
             self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)
 
@@ -151,15 +150,37 @@ class Classifier(L.LightningModule):
         logits = self.net(x)
         return torch.sigmoid(logits.squeeze(-1)) if self.binary else torch.softmax(logits, dim=-1)
 
-    def _log_epoch(self, stage: str, loss: MeanMetric, acc: Accuracy) -> torch.Tensor:
-        """Compute (synchronised over processes), log once, reset. Returns the accuracy."""
+    def _log_epoch(self, stage: str, loss: MeanMetric, acc: Accuracy) -> tuple[torch.Tensor, torch.Tensor]:
+        """Compute (synchronised over processes), log once, reset. Returns (loss, accuracy)."""
         values = {f"{stage}/loss": loss.compute(), f"{stage}/acc": acc.compute()}
         loss.reset()
         acc.reset()
         if not self.trainer.sanity_checking:
             # already synchronised by torchmetrics; sync_dist averages identical values, exactly
             self.log_dict(values, sync_dist=True)
-        return values[f"{stage}/acc"]
+        return values[f"{stage}/loss"], values[f"{stage}/acc"]
+
+    def _diverged(self, what: str) -> FloatingPointError:
+        return FloatingPointError(
+            f"{what} at epoch {self.current_epoch}, step {self.global_step}: training stopped and the last "
+            "good checkpoint is kept; lower optimizer.lr and try again"
+        )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        bad = [name for name, p in self.named_parameters() if not p.isfinite().all()]
+        if bad:  # never write a checkpoint that cannot be trained or tested from
+            raise self._diverged(f"the weights are no longer finite ({bad[0]})")
+        # Lightning does not keep RNG states; without them a resumed run draws other dropout masks
+        checkpoint["rng_state"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["rng_state"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("rng_state") or {}
+        if "torch" in state:
+            torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(state["cuda"])
 
     def configure_optimizers(self) -> Any:
         if self.optimizer_factory is None:

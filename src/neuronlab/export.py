@@ -1,0 +1,162 @@
+"""``neuronlab-export ckpt_path=... format=onnx|torchscript``: the net as a file other programs can run.
+
+The exported model returns probabilities, as ``Classifier.predict_step`` does: ``(N, C)`` softmax for the
+MNIST family, ``(N,)`` P(class 1) for a single-output gate net. Its input is what the DataModule serves:
+``(N, 1, 28, 28)`` images normalised as ``(pixel / 255 - mean) / std``, or ``(N, 2)`` points; the batch
+dimension is dynamic. The file is checked against the checkpoint on a batch (the first test samples of
+the checkpoint's data when readable, else random inputs) and refused if they differ by more than
+``tolerance``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from neuronlab.paths import CONF_DIR
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+
+
+class Probabilities(nn.Module):
+    """The net followed by sigmoid (one output) or softmax: what a user of the exported file wants."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.binary = int(getattr(net, "output_size", 0)) == 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.net(x)
+        return torch.sigmoid(logits.squeeze(-1)) if self.binary else torch.softmax(logits, dim=-1)
+
+
+def check_batch(
+    checkpoint: dict[str, Any], net: nn.Module, size: int, data_dir: str | None
+) -> tuple[torch.Tensor, str]:
+    """The first ``size`` test samples of the checkpoint's data, or random inputs of the same shape."""
+    from hydra.utils import instantiate
+
+    data_cfg = dict(checkpoint.get("datamodule_hyper_parameters") or {})
+    mnist = data_cfg.get("_target_", "").endswith("MNISTDataModule") or getattr(net, "input_size", 0) == 784
+    reason = "the checkpoint does not record its data"
+    if "_target_" in data_cfg:
+        if "data_dir" in data_cfg:
+            data_cfg["data_dir"] = data_dir or data_cfg["data_dir"]
+            data_cfg["download"] = False  # exporting never downloads a dataset
+        try:
+            datamodule = instantiate(data_cfg)
+            datamodule.setup("test")
+            x = datamodule.splits["test"][0][:size]
+            name = data_cfg.get("name") or data_cfg.get("gate") or "data"
+            return x, f"{len(x)} test samples of {name}"
+        except Exception as err:  # missing or moved data: random inputs still check the file
+            reason = (
+                f"its data is not readable: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+            )
+    generator = torch.Generator().manual_seed(0)
+    shape = (size, 1, 28, 28) if mnist else (size, int(getattr(net, "input_size", 2)))
+    return torch.randn(shape, generator=generator), f"{size} random inputs ({reason})"
+
+
+def export_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> Any:
+    """ONNX (torch.export-based exporter, one file, dynamic batch); returns a function running it."""
+    try:
+        import onnxruntime
+    except ImportError:
+        from neuronlab.errors import NeuronlabError
+
+        raise NeuronlabError(
+            "format=onnx needs onnx, onnxscript and onnxruntime: pip install 'neuronlab[export]'"
+        ) from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (x,),
+            str(path),
+            input_names=["input"],
+            output_names=["probabilities"],
+            dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
+            external_data=False,  # the weights inside the .onnx file: one file to hand over
+            verbose=False,
+        )
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return lambda batch: torch.from_numpy(session.run(None, {"input": batch.numpy()})[0])
+
+
+def export_torchscript(model: nn.Module, x: torch.Tensor, path: Path) -> Any:
+    """TorchScript by tracing; returns the file loaded back with ``torch.jit.load``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit's deprecation notes and the tracer's shape-check note
+        torch.jit.save(torch.jit.trace(model, x), str(path))
+        loaded = torch.jit.load(str(path))
+    return lambda batch: loaded(batch)
+
+
+def export(cfg: DictConfig) -> float:
+    """Write the file, check it against the checkpoint, print a summary; returns the max abs difference."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from neuronlab.checkpoint import load_classifier, resolve_checkpoint
+    from neuronlab.errors import NeuronlabError
+
+    fmt = str(cfg.format)
+    if fmt not in FORMATS:
+        raise NeuronlabError(f"format={fmt} is not known; allowed: {', '.join(FORMATS)}")
+    tolerance = float(cfg.tolerance)
+    ckpt_path = resolve_checkpoint(cfg.ckpt_path)
+    task, checkpoint = load_classifier(ckpt_path)
+    model = Probabilities(task.net).eval()
+    path = Path(cfg.output) if cfg.get("output") else ckpt_path.with_suffix(FORMATS[fmt])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x, described = check_batch(checkpoint, task.net, int(cfg.batch_size), cfg.get("data_dir"))
+    run = export_onnx(model, x, path) if fmt == "onnx" else export_torchscript(model, x, path)
+    with torch.no_grad():
+        # the whole batch, and one sample alone: the batch dimension really is dynamic
+        diff = max(float((run(b) - model(b)).abs().max()) for b in (x, x[:1]))
+
+    table = Table(title=f"neuronlab export ({fmt})", show_header=False, title_justify="left")
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
+    table.add_row("checkpoint", str(ckpt_path))
+    table.add_row("file", f"{path} ({path.stat().st_size / 1e6:.2f} MB)")
+    data = checkpoint.get("datamodule_hyper_parameters") or {}
+    inputs = f"float32 ({', '.join(['batch', *map(str, x.shape[1:])])})"
+    if x.ndim == 4:
+        from neuronlab.data.mnist import DATASETS
+
+        info = DATASETS.get(str(data.get("name")), DATASETS["mnist"])
+        inputs += f", normalised: (pixel / 255 - {info.mean}) / {info.std}"
+    table.add_row("input", inputs)
+    table.add_row(
+        "output", "probabilities " + ("[batch] P(class 1)" if model.binary else "[batch, classes] softmax")
+    )
+    table.add_row("checked on", described)
+    table.add_row("max abs difference", f"{diff:.3g} (tolerance {tolerance:g})")
+    Console(soft_wrap=True).print(table)
+    if not diff <= tolerance:
+        raise NeuronlabError(
+            f"{path} gives outputs that differ from the checkpoint by {diff:.3g} > tolerance={tolerance:g}: "
+            "the file is kept for inspection; do not use it (or raise tolerance=... if that is expected)"
+        )
+    return diff
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")
+def main(cfg: DictConfig) -> None:
+    """Entry point of ``neuronlab-export`` and ``python -m neuronlab.export``."""
+    from neuronlab.errors import exit_on_user_error
+
+    exit_on_user_error(lambda: export(cfg))
+
+
+if __name__ == "__main__":
+    main()

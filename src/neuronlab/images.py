@@ -1,0 +1,119 @@
+"""Turn a user's picture (any size, colour or grey, dark-on-light or light-on-dark) into an MNIST sample.
+
+MNIST's own recipe: white digit on black, the digit's bounding box fitted into 20x20 keeping its aspect
+ratio, then placed in 28x28 so that its centre of mass is at the centre. Fashion-MNIST items fill the
+28x28 frame instead (box 28, centred by their box). The result is normalised like the training data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+SIZE = 28
+FITS = ("box", "stretch")
+
+
+class ImageError(ValueError):
+    """A file that cannot be turned into a sample: missing, not an image, or blank."""
+
+
+@dataclass
+class Prepared:
+    """A 28x28 float image in [0, 1] (white on black) and what was done to get it, in words."""
+
+    pixels: np.ndarray
+    notes: list[str] = field(default_factory=list)
+
+
+def load_image(path: Path) -> Image.Image:
+    """Open an image file, or raise :class:`ImageError` saying why it cannot be read."""
+    if not path.exists():
+        raise ImageError("no such file")
+    if not path.is_file():
+        raise ImageError("not a file")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return ImageOps.exif_transpose(image)  # phone photos: upright as they are shown
+    except UnidentifiedImageError:
+        raise ImageError("not an image PIL can read (PNG, JPEG, BMP, GIF, ... expected)") from None
+    except OSError as err:
+        raise ImageError(f"damaged image ({err})") from None
+
+
+def to_grey(image: Image.Image, notes: list[str]) -> np.ndarray:
+    """Float greyscale in [0, 255]; transparent parts count as white paper."""
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        paper = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(paper, image.convert("RGBA"))
+        notes.append("transparency on white")
+    if image.mode not in ("L", "1", "I", "I;16", "F"):
+        notes.append(f"{image.mode} -> grey")
+    grey = np.asarray(image.convert("L"), dtype=np.float32)
+    return grey
+
+
+def border(pixels: np.ndarray) -> np.ndarray:
+    return np.concatenate([pixels[0], pixels[-1], pixels[1:-1, 0], pixels[1:-1, -1]])
+
+
+def fit_box(pixels: np.ndarray, box: int, by_mass: bool, notes: list[str]) -> np.ndarray:
+    """Crop the ink's bounding box, scale it into ``box`` x ``box`` and centre it in 28x28."""
+    rows, cols = np.nonzero(pixels > 0.2 * pixels.max())
+    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    crop = pixels[top:bottom, left:right]
+    height, width = crop.shape
+    scale = box / max(height, width)
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    small = np.asarray(
+        Image.fromarray(crop.astype(np.uint8)).resize((new_w, new_h), Image.Resampling.LANCZOS), np.float32
+    )
+    if by_mass:
+        ys, xs = np.indices(small.shape)
+        total = small.sum()
+        cy, cx = (ys * small).sum() / total, (xs * small).sum() / total
+    else:
+        cy, cx = (new_h - 1) / 2, (new_w - 1) / 2
+    # top-left corner that puts (cy, cx) at the frame's centre, kept inside the frame
+    y0 = int(np.clip(round((SIZE - 1) / 2 - cy), 0, SIZE - new_h))
+    x0 = int(np.clip(round((SIZE - 1) / 2 - cx), 0, SIZE - new_w))
+    out = np.zeros((SIZE, SIZE), np.float32)
+    out[y0 : y0 + new_h, x0 : x0 + new_w] = small
+    notes.append(f"ink {width}x{height} -> {new_w}x{new_h}, centred by {'mass' if by_mass else 'box'}")
+    return out
+
+
+def prepare(image: Image.Image, box: int = 20, by_mass: bool = True, fit: str = "box") -> Prepared:
+    """The MNIST-format version of ``image``; a 28x28 image is taken as it is (after grey/invert).
+
+    ``fit="box"`` is MNIST's recipe (ink box into ``box`` x ``box``, centred); ``fit="stretch"`` resizes
+    the whole picture to 28x28, for pictures framed like the training images already (e.g. an enlarged
+    dataset sample).
+    """
+    if fit not in FITS:
+        raise ValueError(f"fit={fit!r} is not known; allowed: {', '.join(FITS)}")
+    notes: list[str] = []
+    pixels = to_grey(image, notes)
+    if border(pixels).mean() > 127:  # light paper, dark ink: MNIST is white ink on black
+        pixels = 255 - pixels
+        notes.append("inverted (light background)")
+    height, width = pixels.shape
+    if (height, width) != (SIZE, SIZE):
+        # paper is rarely pure black: make the background 0 and the strongest ink 255
+        pixels = np.clip(pixels - np.median(border(pixels)), 0, None)
+        if pixels.max() <= 0:
+            raise ImageError("blank image: no digit found")
+        pixels *= 255 / pixels.max()
+        if fit == "box":
+            pixels = fit_box(pixels, box, by_mass, notes)
+        else:
+            resized = Image.fromarray(pixels.astype(np.uint8)).resize((SIZE, SIZE), Image.Resampling.LANCZOS)
+            pixels = np.asarray(resized, np.float32)
+        notes.append(f"resized {width}x{height} -> {SIZE}x{SIZE}")
+    else:
+        notes.append("already 28x28")
+    return Prepared(pixels / 255.0, notes)

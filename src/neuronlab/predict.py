@@ -1,0 +1,191 @@
+"""``neuronlab-predict ckpt_path=... inputs=...``: classify image files (MNIST family) or points (gates).
+
+Each image is brought to MNIST's format first (:mod:`neuronlab.images`) and the table says what was done.
+A file that cannot be read gets its own error row while the others are classified; the exit code is 1
+if any input failed, 2 for a bad checkpoint or option, 0 otherwise. Nothing is written to disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from neuronlab.paths import CONF_DIR
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+
+
+@dataclass
+class Row:
+    """One input and what became of it: a prediction, or the reason it failed."""
+
+    name: str
+    prediction: str = ""
+    details: str = ""
+    notes: str = ""
+    error: str | None = None
+
+
+def as_list(inputs: Any) -> list[Any]:
+    """``inputs`` from the command line as a plain list (one path or one point becomes a list of one)."""
+    if isinstance(inputs, ListConfig | DictConfig):
+        inputs = OmegaConf.to_container(inputs)
+    if inputs is None or inputs == "":
+        return []
+    if not isinstance(inputs, list):
+        return [inputs]
+    if len(inputs) == 2 and all(isinstance(v, int | float) and not isinstance(v, bool) for v in inputs):
+        return [inputs]  # inputs=[0,1]: one point
+    return inputs
+
+
+def expand_files(inputs: list[Any]) -> list[Path]:
+    """Files as given; a folder stands for the image files directly inside it (sorted by name)."""
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(str(item)).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            files.extend(found or [path])  # an empty folder is reported as a failed input
+        else:
+            files.append(path)
+    return files
+
+
+def top_k(probs: Any, classes: tuple[str, ...], k: int = 3) -> str:
+    values, indices = probs.topk(min(k, len(classes)))
+    return "  ".join(f"{classes[i]} {v:.3f}" for v, i in zip(values.tolist(), indices.tolist(), strict=True))
+
+
+def predict_images(task: Any, checkpoint: dict[str, Any], inputs: list[Any], fit: str) -> list[Row]:
+    """Rows for image files, classified with the dataset's class names and normalisation."""
+    import torch
+
+    from neuronlab.data.mnist import DATASETS
+    from neuronlab.images import ImageError, load_image, prepare
+
+    data = checkpoint.get("datamodule_hyper_parameters") or {}
+    name = str(data.get("name") or "mnist")
+    info = DATASETS.get(name, DATASETS["mnist"])
+    fashion = name == "fashion_mnist"  # Fashion-MNIST items fill the frame; digits sit in a 20x20 box
+    rows, samples = [], []
+    for path in expand_files(inputs):
+        row = Row(str(path))
+        rows.append(row)
+        try:
+            if path.is_dir():
+                raise ImageError("a folder without image files")
+            prepared = prepare(load_image(path), box=28 if fashion else 20, by_mass=not fashion, fit=fit)
+        except ImageError as err:
+            row.error = str(err)
+            continue
+        row.notes = ", ".join(prepared.notes)
+        samples.append((row, torch.from_numpy(prepared.pixels)))
+    if samples:
+        x = torch.stack([pixels for _, pixels in samples]).unsqueeze(1)
+        x = (x - info.mean) / info.std
+        with torch.no_grad():
+            probs = task.predict_step(x)
+        for (row, _), p in zip(samples, probs, strict=True):
+            row.prediction = info.classes[int(p.argmax())]
+            row.details = top_k(p, info.classes)
+    return rows
+
+
+def predict_points(task: Any, inputs: list[Any]) -> list[Row]:
+    """Rows for gate inputs ``[x, y]``: P(1) and the class (1 when P(1) > 0.5)."""
+    import torch
+
+    rows, points = [], []
+    for item in inputs:
+        row = Row(str(item))
+        rows.append(row)
+        if (
+            isinstance(item, list | tuple)
+            and len(item) == 2
+            and all(isinstance(v, int | float) for v in item)
+        ):
+            points.append((row, [float(v) for v in item]))
+        else:
+            row.error = "expected a point [x, y], e.g. inputs=[[0,1],[1,1]]"
+    if points:
+        with torch.no_grad():
+            probs = task.predict_step(torch.tensor([p for _, p in points]))
+        if probs.ndim == 2:  # a two-output (softmax) gate net
+            probs = probs[:, 1]
+        for (row, point), p in zip(points, probs.tolist(), strict=True):
+            row.name = f"[{point[0]:g}, {point[1]:g}]"
+            row.prediction, row.details = str(int(p > 0.5)), f"P(1) = {p:.4f}"
+    return rows
+
+
+def print_rows(rows: list[Row], title: str, points: bool) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:  # piped or captured: no terminal width to fit, keep each row on one line
+        console = Console(width=max(console.width, 200))
+    table = Table(title=title, title_justify="left")
+    table.add_column("point" if points else "file", overflow="fold")
+    table.add_column("class", overflow="fold")
+    table.add_column("P(1)" if points else "top-3 probabilities", overflow="fold")
+    if not points:
+        table.add_column("preprocessing", overflow="fold")
+    for row in rows:
+        name = escape(row.name)  # a file called "digit[1].png" is not rich markup
+        if row.error:
+            cells = [name, "[red]error[/red]", f"[red]{escape(row.error)}[/red]"]
+        else:
+            cells = [name, f"[bold]{escape(row.prediction)}[/bold]", escape(row.details)]
+        table.add_row(*cells, *([] if points else [escape(row.notes)]))
+    console.print(table)
+    failed = sum(row.error is not None for row in rows)
+    if failed:
+        console.print(f"[red]{failed} of {len(rows)} inputs failed[/red] (see the error rows above)")
+
+
+def predict(cfg: DictConfig) -> list[Row]:
+    """Load ``cfg.ckpt_path``, classify ``cfg.inputs``, print the table; returns the rows."""
+    from neuronlab.checkpoint import load_classifier, resolve_checkpoint
+    from neuronlab.errors import NeuronlabError
+    from neuronlab.images import FITS
+
+    if cfg.fit not in FITS:
+        raise NeuronlabError(f"fit={cfg.fit} is not known; allowed: {', '.join(FITS)}")
+    inputs = as_list(cfg.inputs)
+    if not inputs:
+        raise NeuronlabError(
+            "inputs= is empty: pass image files or a folder (or points [[0,1],[1,1]] for gates)"
+        )
+    ckpt_path = resolve_checkpoint(cfg.ckpt_path)
+    task, checkpoint = load_classifier(ckpt_path)
+    data = checkpoint.get("datamodule_hyper_parameters") or {}
+    points = "gate" in data or task.net.input_size == 2
+    if points:
+        rows = predict_points(task, inputs)
+        title = f"{data.get('gate', 'gate')} ({ckpt_path})"
+    else:
+        rows = predict_images(task, checkpoint, inputs, str(cfg.fit))
+        title = f"{data.get('name', 'mnist')} ({ckpt_path})"
+    print_rows(rows, title, points)
+    return rows
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")
+def main(cfg: DictConfig) -> None:
+    """Entry point of ``neuronlab-predict`` and ``python -m neuronlab.predict``."""
+    from neuronlab.errors import exit_on_user_error
+
+    rows = exit_on_user_error(lambda: predict(cfg))
+    if any(row.error for row in rows):
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
