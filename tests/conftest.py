@@ -46,6 +46,14 @@ def write_mnist(
     return root
 
 
+def torchvision_mnist(root: Path, train: bool):
+    """torchvision's MNIST dataset with the lesson's transforms (ToTensor + Normalize): the reference."""
+    from torchvision import datasets, transforms
+
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    return datasets.MNIST(str(root), train=train, download=False, transform=tf)
+
+
 @pytest.fixture
 def mnist_dir(tmp_path: Path) -> Path:
     """A data folder with tiny MNIST and Fashion-MNIST (600 train / 200 test images each)."""

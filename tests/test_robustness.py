@@ -276,22 +276,22 @@ def _mount_tmpfs(target: Path, options: str) -> bool:
     )
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    target = tmp_path / "small"
-    if os.geteuid() != 0 or not _mount_tmpfs(target, "size=1m"):
-        pytest.skip("needs root and tmpfs mounts to make a full disk")
+def _tmpfs(tmp_path: Path, options: str, purpose: str):
+    target = tmp_path / "mounted"
+    if os.geteuid() != 0 or not _mount_tmpfs(target, options):
+        pytest.skip(f"needs root and tmpfs mounts to make {purpose}")
     yield target
     subprocess.run(["umount", str(target)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    yield from _tmpfs(tmp_path, "size=1m", "a full disk")
 
 
 @pytest.fixture
 def read_only_disk(tmp_path):
-    target = tmp_path / "ro"
-    if os.geteuid() != 0 or not _mount_tmpfs(target, "ro,size=1m"):
-        pytest.skip("needs root and tmpfs mounts to make a read-only folder")
-    yield target
-    subprocess.run(["umount", str(target)], check=False)
+    yield from _tmpfs(tmp_path, "ro,size=1m", "a read-only folder")
 
 
 def test_read_only_outputs_folder(read_only_disk, monkeypatch, capsys):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from neuronlab.data import InMemoryLoader, MNISTDataModule
-from tests.conftest import write_mnist
+from tests.conftest import torchvision_mnist, write_mnist
 
 
 def epoch_of(loader: InMemoryLoader, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -16,16 +16,10 @@ def epoch_of(loader: InMemoryLoader, epoch: int) -> tuple[torch.Tensor, torch.Te
 
 
 def test_yields_torchvisions_samples_each_exactly_once_per_epoch(tmp_path):
-    from torchvision import datasets, transforms
-
     write_mnist(tmp_path, "MNIST", n_train=90, n_test=70)
     dm = MNISTDataModule(name="mnist", data_dir=str(tmp_path), val_size=10, batch_size=16, download=False)
     dm.setup("test")
-    reference = datasets.MNIST(
-        str(tmp_path),
-        train=False,
-        transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))]),
-    )
+    reference = torchvision_mnist(tmp_path, train=False)
     ref_x = torch.stack([reference[i][0] for i in range(len(reference))])
     ref_y = torch.tensor([reference[i][1] for i in range(len(reference))])
     x, y = dm.splits["test"]
@@ -81,7 +75,6 @@ def test_in_memory_and_torchvision_paths_reach_the_same_accuracy(compose_cfg, mn
     """The same task, seed and epochs, once on neuronlab's loader and once on torchvision's DataLoader."""
     import lightning.pytorch as L
     from torch.utils.data import DataLoader, Subset
-    from torchvision import datasets, transforms
 
     from neuronlab.build import build_task
     from neuronlab.train import train
@@ -93,8 +86,7 @@ def test_in_memory_and_torchvision_paths_reach_the_same_accuracy(compose_cfg, mn
     L.seed_everything(0)
     dm = MNISTDataModule(name="mnist", data_dir=str(mnist_dir), val_size=100, download=False)
     task = build_task(cfg, dm, "mnist")
-    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
-    train_set = datasets.MNIST(str(mnist_dir), train=True, transform=tf)
+    train_set = torchvision_mnist(mnist_dir, train=True)
     train_idx, val_idx = dm._train_val_indices(len(train_set))
     trainer = L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False)
     trainer.fit(
@@ -102,7 +94,7 @@ def test_in_memory_and_torchvision_paths_reach_the_same_accuracy(compose_cfg, mn
         DataLoader(Subset(train_set, train_idx.tolist()), batch_size=64, shuffle=True),
         DataLoader(Subset(train_set, val_idx.tolist()), batch_size=1000),
     )
-    trainer.test(task, DataLoader(datasets.MNIST(str(mnist_dir), train=False, transform=tf), batch_size=1000))
+    trainer.test(task, DataLoader(torchvision_mnist(mnist_dir, train=False), batch_size=1000))
     reference = float(trainer.callback_metrics["test/acc"])
     assert fast["test/acc"] > 0.9
     assert fast["test/acc"] == pytest.approx(reference, abs=0.05)

@@ -8,7 +8,7 @@ import torch
 from neuronlab.data import IDXError, MNISTDataModule, read_idx
 from neuronlab.data.idx import write_idx
 from neuronlab.data.mnist import DataNotFoundError
-from tests.conftest import make_images, write_mnist
+from tests.conftest import make_images, torchvision_mnist, write_mnist
 
 
 @pytest.mark.parametrize("suffix", ["", ".gz"])
@@ -57,17 +57,10 @@ def test_reads_torchvision_layout_and_splits(tmp_path, name, folder, gz):
 
 
 def test_normalisation_matches_torchvision(tmp_path):
-    from torchvision import datasets, transforms
-
     write_mnist(tmp_path, "MNIST", n_train=64, n_test=32)
     dm = MNISTDataModule(name="mnist", data_dir=str(tmp_path), val_size=0, batch_size=8, download=False)
     dm.setup("test")
-    tv = datasets.MNIST(
-        str(tmp_path),
-        train=False,
-        download=False,
-        transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))]),
-    )
+    tv = torchvision_mnist(tmp_path, train=False)
     ours_x, ours_y = dm.splits["test"]
     for i in (0, 5, 31):
         x, y = tv[i]

@@ -129,18 +129,12 @@ class ModernNetwork(MLP):
         super().__init__(input_size, hidden_sizes, output_size, activation, dropout)
 
 
-class MNISTClassifier(MLP):
-    """The lesson's MNIST classifier: ``nn.Flatten`` then the same MLP as :class:`ModernNetwork`."""
+class MNISTClassifier(ModernNetwork):
+    """The lesson's MNIST classifier: ``nn.Flatten`` then the same MLP as :class:`ModernNetwork`
+    (same constructor, same defaults)."""
 
-    def __init__(
-        self,
-        input_size: int = 784,
-        hidden_sizes: Sequence[int] = (256, 128),
-        output_size: int = 10,
-        activation: str = "relu",
-        dropout: float = 0.2,
-    ) -> None:
-        super().__init__(input_size, hidden_sizes, output_size, activation, dropout)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.layers.insert(0, nn.Flatten())
 
 
