@@ -281,7 +281,7 @@ def _tmpfs(tmp_path: Path, options: str, purpose: str):
     if os.geteuid() != 0 or not _mount_tmpfs(target, options):
         pytest.skip(f"needs root and tmpfs mounts to make {purpose}")
     yield target
-    subprocess.run(["umount", str(target)], check=False)
+    subprocess.run(["umount", "--lazy", str(target)], check=False)  # our log file may still be open there
 
 
 @pytest.fixture
