@@ -87,6 +87,11 @@ def test_mnist_learns_on_tiny_data_and_eval_reproduces_test_metrics(compose_cfg,
     assert eval_metrics["test/acc"] == pytest.approx(metrics["test/acc"])
     assert eval_metrics["test/loss"] == pytest.approx(metrics["test/loss"], rel=1e-5)
     assert {"test/acc", "test/loss"} <= set(read_scalars(tmp_path / "eval" / "tensorboard"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "eval" / "tensorboard"))
+    events.Reload()
+    assert {"test/confusion_matrix", "test/predictions"} <= set(events.Tags()["images"])
 
 
 @pytest.mark.parametrize(

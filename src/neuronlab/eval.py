@@ -45,7 +45,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         data_name = str(data_cfg.get("name") or data_cfg.get("gate") or "?")
     check_compatible(task.net, datamodule, data_name)
     loggers = build_list(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers, callbacks=[])
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers, callbacks=build_list(cfg.get("callbacks")))
     trainer.test(task, datamodule=datamodule, verbose=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     for logger in loggers:

@@ -85,7 +85,7 @@ def run(cfg: DictConfig) -> float | None:
 
     from neuronlab import ddp, report
     from neuronlab.callbacks import GracefulInterrupt
-    from neuronlab.errors import exit_on_user_error
+    from neuronlab.errors import NeuronlabError, exit_on_user_error, user_message
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -108,6 +108,9 @@ def run(cfg: DictConfig) -> float | None:
         if not isinstance(err, SystemExit):
             first = f"{type(err).__name__}: {first}"
         report.write_result(run_dir, status="failed", error=first, wall_time=time.time() - start)
+        message = user_message(err) if isinstance(err, Exception) else None
+        if message and os.environ.get("HYDRA_FULL_ERROR") != "1":
+            raise NeuronlabError(message) from None  # in a sweep: the message, not the stack behind it
         raise
     report.write_result(
         run_dir,
