@@ -85,6 +85,24 @@ def load_classifier(path: str | Path) -> tuple[Classifier, dict[str, Any]]:
     return task, checkpoint
 
 
+def datamodule_from_checkpoint(
+    checkpoint: dict[str, Any], path: str | Path, data_dir: str | None = None, download: bool | None = None
+) -> tuple[Any, str]:
+    """The DataModule a checkpoint was trained with (its plain values are stored in it) and its name;
+    ``data_dir`` points at another copy of the same data, ``download`` overrides the stored choice."""
+    from hydra.utils import instantiate
+
+    data_cfg = dict(checkpoint.get("datamodule_hyper_parameters") or {})
+    if "_target_" not in data_cfg:
+        raise NeuronlabError(f"ckpt_path={path} does not record its data: pass data=<option>")
+    if "data_dir" in data_cfg:
+        data_cfg["data_dir"] = str(data_dir or data_cfg["data_dir"])
+        if download is not None:
+            data_cfg["download"] = download
+    name = str(data_cfg.get("name") or data_cfg.get("gate") or "data")
+    return instantiate(data_cfg), name
+
+
 def check_same_architecture(checkpoint: dict[str, Any], net_config: dict[str, Any], path: str | Path) -> None:
     """Refuse to resume or test a checkpoint of another architecture, naming both."""
     saved = (checkpoint.get("hyper_parameters") or {}).get("net")

@@ -22,8 +22,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
     from neuronlab import ddp, report
     from neuronlab.build import build_list, check_compatible
-    from neuronlab.checkpoint import load_classifier, resolve_checkpoint
-    from neuronlab.errors import NeuronlabError
+    from neuronlab.checkpoint import datamodule_from_checkpoint, load_classifier, resolve_checkpoint
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -36,21 +35,13 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         datamodule = instantiate(cfg.data)
         data_name = hydra_cfg.runtime.choices.get("data", "?")
     else:
-        data_cfg = dict(checkpoint.get("datamodule_hyper_parameters") or {})
-        if "_target_" not in data_cfg:
-            raise NeuronlabError(f"ckpt_path={ckpt_path} does not record its data: pass data=<option>")
-        if cfg.get("data_dir") and "data_dir" in data_cfg:
-            data_cfg["data_dir"] = str(cfg.data_dir)
-        datamodule = instantiate(data_cfg)
-        data_name = str(data_cfg.get("name") or data_cfg.get("gate") or "?")
+        datamodule, data_name = datamodule_from_checkpoint(checkpoint, ckpt_path, cfg.get("data_dir"))
     check_compatible(task.net, datamodule, data_name)
     loggers = build_list(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers, callbacks=build_list(cfg.get("callbacks")))
     trainer.test(task, datamodule=datamodule, verbose=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-    for logger in loggers:
-        getattr(logger, "close", lambda: None)()
-    report.print_summary(run_dir, str(ckpt_path), metrics, has_tensorboard=(run_dir / "tensorboard").is_dir())
+    report.finish(run_dir, str(ckpt_path), metrics, loggers)
     report.write_result(run_dir, status="completed", metrics=metrics, checkpoint=str(ckpt_path))
     return metrics
 

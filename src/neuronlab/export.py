@@ -41,25 +41,23 @@ def check_batch(
     checkpoint: dict[str, Any], net: nn.Module, size: int, data_dir: str | None
 ) -> tuple[torch.Tensor, str]:
     """The first ``size`` test samples of the checkpoint's data, or random inputs of the same shape."""
-    from hydra.utils import instantiate
+    from neuronlab.checkpoint import datamodule_from_checkpoint
 
-    data_cfg = dict(checkpoint.get("datamodule_hyper_parameters") or {})
+    data_cfg = checkpoint.get("datamodule_hyper_parameters") or {}
     mnist = data_cfg.get("_target_", "").endswith("MNISTDataModule") or getattr(net, "input_size", 0) == 784
-    reason = "the checkpoint does not record its data"
-    if "_target_" in data_cfg:
-        if "data_dir" in data_cfg:
-            data_cfg["data_dir"] = data_dir or data_cfg["data_dir"]
-            data_cfg["download"] = False  # exporting never downloads a dataset
-        try:
-            datamodule = instantiate(data_cfg)
-            datamodule.setup("test")
-            x = datamodule.splits["test"][0][:size]
-            name = data_cfg.get("name") or data_cfg.get("gate") or "data"
-            return x, f"{len(x)} test samples of {name}"
-        except Exception as err:  # missing or moved data: random inputs still check the file
-            reason = (
-                f"its data is not readable: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
-            )
+    try:
+        # exporting never downloads a dataset
+        datamodule, name = datamodule_from_checkpoint(checkpoint, "", data_dir, download=False)
+        datamodule.setup("test")
+        x = datamodule.splits["test"][0][:size]
+        return x, f"{len(x)} test samples of {name}"
+    except Exception as err:  # no record, missing or moved data: random inputs still check the file
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        reason = (
+            "the checkpoint does not record its data"
+            if "_target_" not in data_cfg
+            else f"its data is not readable: {first}"
+        )
     generator = torch.Generator().manual_seed(0)
     shape = (size, 1, 28, 28) if mnist else (size, int(getattr(net, "input_size", 2)))
     return torch.randn(shape, generator=generator), f"{size} random inputs ({reason})"

@@ -118,8 +118,15 @@ def log_hparams(loggers: list[Any], params: dict[str, Any], metrics: dict[str, f
             logger.log_hyperparams(params)
 
 
+def finish(run_dir: Path, checkpoint: str, metrics: dict[str, float], loggers: list[Any]) -> None:
+    """End a run's logging (closes the TensorBoard event file) and print its summary."""
+    for logger in loggers:
+        getattr(logger, "close", lambda: None)()
+    print_summary(run_dir, checkpoint, metrics)
+
+
 @rank_zero_only
-def print_summary(run_dir: Path, best_ckpt: str, metrics: dict[str, float], has_tensorboard: bool) -> None:
+def print_summary(run_dir: Path, best_ckpt: str, metrics: dict[str, float]) -> None:
     """The few lines a person needs after a run: where it is, what it reached, how to look at it."""
     from rich.console import Console
     from rich.table import Table
@@ -132,7 +139,7 @@ def print_summary(run_dir: Path, best_ckpt: str, metrics: dict[str, float], has_
     for key in sorted(metrics):
         if key.split("/")[0] in ("train", "val", "test"):
             table.add_row(key, f"{metrics[key]:.4f}")
-    if has_tensorboard:
+    if (run_dir / "tensorboard").is_dir():
         table.add_row("tensorboard", f"tensorboard --logdir {run_dir / 'tensorboard'}")
     Console(stderr=False, soft_wrap=True).print(table)
 

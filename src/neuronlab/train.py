@@ -67,9 +67,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         trainer.test(task, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True)
         metrics.update(_scalars(trainer.callback_metrics))
     report.log_hparams(loggers, report.hparams_of(cfg, dict(hydra_cfg.runtime.choices)), metrics)
-    for logger in loggers:
-        getattr(logger, "close", lambda: None)()
-    report.print_summary(run_dir, best, metrics, has_tensorboard=(run_dir / "tensorboard").is_dir())
+    report.finish(run_dir, best, metrics, loggers)
     metrics["epochs"] = float(trainer.current_epoch)
     return metrics
 
