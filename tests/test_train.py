@@ -145,3 +145,51 @@ def test_conf_found_from_any_directory(tmp_path):
     shown = run_cli("neuronlab.train", "--cfg", "job", cwd=elsewhere)
     assert shown.returncode == 0 and "SimpleNN" in shown.stdout
     assert Path(__file__).parents[1].joinpath("conf").is_dir()
+
+
+def test_steps_per_execution_16_ends_with_the_weights_of_1(compose_cfg, mnist_dir, tmp_path):
+    """Same samples, order, dropout draws, clipping and scheduler steps: K=16 and K=7 (a short last group)
+    end bit for bit where K=1 does, and TensorBoard's steps and checkpoints count optimizer steps."""
+    results = {}
+    for k in (1, 7, 16):
+        cfg = compose_cfg(
+            [
+                "experiment=mnist",
+                f"paths.data_dir={mnist_dir}",
+                "data.val_size=100",
+                "data.batch_size=16",  # 500 images: 32 optimizer steps an epoch
+                f"data.steps_per_execution={k}",
+                "trainer.max_epochs=2",
+                "trainer.deterministic=true",
+                "trainer.gradient_clip_val=0.5",
+                "scheduler=step",
+                "scheduler.step_size=1",
+                "test=false",
+            ],
+            run_dir=tmp_path / f"k{k}",
+        )
+        train(cfg)
+        last = load_checkpoint(tmp_path / f"k{k}" / "checkpoints" / "last.ckpt")
+        scalars = read_scalars(tmp_path / f"k{k}" / "tensorboard")
+        results[k] = last, scalars
+        assert last["global_step"] == 64
+        assert [step for step, _ in scalars["train/loss"]] == [31, 63]
+    reference, reference_scalars = results[1]
+    for k in (7, 16):
+        last, scalars = results[k]
+        for name, value in reference["state_dict"].items():
+            assert torch.equal(last["state_dict"][name], value), (k, name)
+        adam, reference_adam = last["optimizer_states"][0]["state"], reference["optimizer_states"][0]["state"]
+        assert all(torch.equal(adam[i]["exp_avg"], reference_adam[i]["exp_avg"]) for i in reference_adam)
+        assert last["lr_schedulers"] == reference["lr_schedulers"]
+        assert scalars["train/loss"] == reference_scalars["train/loss"]
+        assert scalars["val/acc"] == reference_scalars["val/acc"]
+
+
+def test_progress_bar_counts_optimizer_steps(tmp_path, mnist_dir):
+    args = ["experiment=mnist", f"paths.data_dir={mnist_dir}", "data.val_size=100", "data.batch_size=16"]
+    result = run_cli(
+        "neuronlab.train", *args, "trainer.max_epochs=1", "data.steps_per_execution=16", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "32/32" in result.stdout and "2/2 " not in result.stdout

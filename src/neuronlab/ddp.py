@@ -53,13 +53,12 @@ def job_scope() -> Iterator[None]:
     in place, the next job would take them as a sign that an outside launcher (torchrun, SLURM) made its
     processes, and wait for workers that never come.
     """
-    import torch.distributed as dist
-
     saved = dict(os.environ)
     try:
         yield
     finally:
-        if dist.is_available() and dist.is_initialized():
+        dist = sys.modules.get("torch.distributed")  # not imported: nothing to tear down (a fast start)
+        if dist is not None and dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
         for key in set(os.environ) - set(saved):
             del os.environ[key]

@@ -24,15 +24,15 @@ def user_message(err: BaseException) -> str | None:
     from hydra.errors import InstantiationException
     from omegaconf.errors import MissingMandatoryValue
 
-    from neuronlab.data.idx import IDXError
-    from neuronlab.data.mnist import DataNotFoundError
-
+    # data errors only exist once their modules were imported: never import torch/Lightning just to ask
+    known = (("neuronlab.data.idx", "IDXError"), ("neuronlab.data.mnist", "DataNotFoundError"))
+    data_errors = tuple(getattr(sys.modules[m], name) for m, name in known if m in sys.modules)
     if isinstance(err, InstantiationException) and err.__cause__ is not None:
         err = err.__cause__
     if isinstance(err, MissingMandatoryValue):
         key = getattr(err, "full_key", None) or "a required value"
         return f"{key} is required: pass {key}=... on the command line"
-    if isinstance(err, NeuronlabError | IDXError | DataNotFoundError | FloatingPointError):
+    if isinstance(err, (NeuronlabError, FloatingPointError, *data_errors)):
         return str(err)
     if isinstance(err, ValueError) and str(err).startswith(("model.", "data.", "optimizer.", "scheduler.")):
         return str(err)

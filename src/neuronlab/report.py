@@ -10,11 +10,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.utilities import rank_zero_only
+from lightning_utilities.core.rank_zero import rank_zero_only  # Lightning's own, without importing it
 from omegaconf import DictConfig, OmegaConf
 
 RESULT_FILE = "result.json"
 HPARAM_METRICS = ("val/acc_best", "val/acc", "val/loss", "test/acc", "test/loss")
+
+if not hasattr(rank_zero_only, "rank"):  # what Lightning sets on import (it keeps a value set before it)
+    _RANK_KEYS = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+    rank_zero_only.rank = next((int(os.environ[k]) for k in _RANK_KEYS if k in os.environ), 0)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit and test one configuration; returns the final metrics (``train/*``, ``val/*``, ``test/*``)."""
+    from neuronlab.validate import validate
+
+    validate(cfg)  # before Lightning and torch are imported: a bad value is reported within a second
+
     import lightning.pytorch as L
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
@@ -32,9 +36,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from neuronlab import ddp, report
     from neuronlab.build import build_list, build_task
     from neuronlab.checkpoint import check_same_architecture, load_checkpoint, resolve_checkpoint
-    from neuronlab.validate import validate
 
-    validate(cfg)
     trainer_cfg = cfg.trainer
     if 0 < trainer_cfg.max_epochs < trainer_cfg.get("check_val_every_n_epoch", 1):
         with open_dict(cfg):  # a run shorter than the validation interval still validates at its end
@@ -82,21 +84,20 @@ def run(cfg: DictConfig) -> float | None:
     from hydra.types import RunMode
 
     from neuronlab import ddp, report
-    from neuronlab.callbacks import GracefulInterrupt
     from neuronlab.errors import NeuronlabError, exit_on_user_error, user_message
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     start = time.time()
-    GracefulInterrupt.interrupted = None
     try:
         # in a sweep, the sweeper records a failed job and goes on with the others
         multirun = hydra_cfg.mode == RunMode.MULTIRUN
         with ddp.job_scope():
             metrics = train(cfg) if multirun else exit_on_user_error(lambda: train(cfg))
     except BaseException as err:
-        if GracefulInterrupt.interrupted:
-            signal_name = GracefulInterrupt.interrupted
+        callbacks = sys.modules.get("neuronlab.callbacks")  # not imported (a fast start): not interrupted
+        if callbacks and callbacks.GracefulInterrupt.interrupted:
+            signal_name = callbacks.GracefulInterrupt.interrupted
             report.write_result(
                 run_dir, status="interrupted", error=signal_name, wall_time=time.time() - start
             )
@@ -141,7 +142,6 @@ def resume_argv(argv: list[str]) -> list[str]:
     ``last.ckpt``; later command-line overrides still win. Other command lines are returned unchanged."""
     import yaml
 
-    from neuronlab.checkpoint import resolve_checkpoint
     from neuronlab.errors import NeuronlabError
 
     args = argv[1:]
@@ -158,6 +158,8 @@ def resume_argv(argv: list[str]) -> list[str]:
         raise NeuronlabError(f"{chosen}: not a neuronlab run folder (expected {overrides_file})")
     if {"-m", "--multirun"} & set(args):
         raise NeuronlabError(f"{chosen}: resume one run at a time, without -m")
+    from neuronlab.checkpoint import resolve_checkpoint  # torch and Lightning: only when resuming
+
     last = resolve_checkpoint(run)
     rest = [a for a in args if a != chosen]
     given = {_override_key(a) for a in rest if "=" in a}

@@ -50,6 +50,7 @@ RULES: list[Rule] = [
     ("data.repeats", _is_int, lambda v: v > 0, "an integer > 0"),
     ("data.noise", _is_number, lambda v: v >= 0, "a number >= 0"),
     ("data.num_workers", _is_int, lambda v: v >= 0, "an integer >= 0"),
+    ("data.steps_per_execution", _is_int, lambda v: v > 0, "an integer > 0"),
     ("trainer.max_epochs", _is_int, lambda v: v > 0 or v == -1, "an integer > 0 (or -1: no limit)"),
     (
         "trainer.min_epochs",

@@ -105,3 +105,33 @@ def test_augment_path_trains_too(compose_cfg, mnist_dir):
 
     common = ["experiment=mnist", f"paths.data_dir={mnist_dir}", "data.val_size=100", "trainer.max_epochs=2"]
     assert train(compose_cfg([*common, "data.augment=affine"]))["test/acc"] > 0.8
+
+
+@pytest.mark.parametrize("k", [1, 3, 4, 16])
+def test_steps_per_execution_groups_the_same_batches_in_the_same_order(k):
+    x, y = torch.arange(100).float().unsqueeze(1), torch.arange(100)
+    plain = InMemoryLoader(x, y, batch_size=8, shuffle=True, seed=2)
+    grouped = InMemoryLoader(x, y, batch_size=8, shuffle=True, seed=2, steps_per_execution=k)
+    for epoch in (0, 1):
+        plain.set_epoch(epoch)
+        grouped.set_epoch(epoch)
+        batches = list(plain)
+        groups = list(grouped) if k > 1 else [[b] for b in grouped]
+        assert len(grouped) == len(groups) == -(-13 // k) and grouped.num_batches == 13
+        assert all(len(g) == k for g in groups[:-1]) and 1 <= len(groups[-1]) <= k
+        flat = [b for g in groups for b in g]
+        assert len(flat) == len(batches)
+        assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(flat, batches))
+
+
+def test_evaluation_loaders_stay_one_batch_per_step(tmp_path):
+    write_mnist(tmp_path, "MNIST", n_train=90, n_test=70)
+    dm = MNISTDataModule(
+        name="mnist", data_dir=str(tmp_path), val_size=10, batch_size=16, download=False, steps_per_execution=4
+    )
+    dm.setup("fit")
+    dm.setup("test")
+    assert dm.train_dataloader().steps_per_execution == 4 and len(dm.train_dataloader()) == 2
+    assert dm.val_dataloader().steps_per_execution == dm.test_dataloader().steps_per_execution == 1
+    with pytest.raises(ValueError, match="data.steps_per_execution=0"):
+        MNISTDataModule(name="mnist", data_dir=str(tmp_path), steps_per_execution=0)

@@ -45,3 +45,89 @@ def test_hyper_parameters_are_plain_values():
 def test_output_size_must_match_classes():
     with pytest.raises(ValueError, match="10 outputs but the data has 5 classes"):
         Classifier(MNISTClassifier(), num_classes=5)
+
+
+class StepScheduledClassifier(Classifier):
+    """The same task with its scheduler stepped after every optimizer step (Lightning's ``interval``)."""
+
+    def configure_optimizers(self):
+        config = super().configure_optimizers()
+        config["lr_scheduler"]["interval"] = "step"
+        return config
+
+
+@pytest.mark.parametrize(("k", "interval"), [(1, "epoch"), (5, "epoch"), (5, "step")])
+def test_k_steps_per_lightning_step_equal_a_plain_pytorch_loop(tmp_path, k, interval):
+    """Forward, backward, gradient clipping (trainer.gradient_clip_val), step and scheduler, per mini-batch:
+    with K mini-batches per Lightning step the weights equal those of a plain loop over the same batches."""
+    import copy
+
+    import lightning.pytorch as L
+    import torch.nn.functional as F
+
+    from neuronlab.data import MNISTDataModule
+    from tests.conftest import write_mnist
+
+    write_mnist(tmp_path, "MNIST", n_train=600, n_test=50)
+    torch.manual_seed(0)
+    net = MNISTClassifier(hidden_sizes=[32], dropout=0.0)
+    start = copy.deepcopy(net)
+    data = dict(name="mnist", data_dir=str(tmp_path), val_size=100, batch_size=32, download=False)
+    dm = MNISTDataModule(**data, steps_per_execution=k)
+    optimizer = functools.partial(torch.optim.SGD, lr=0.5, momentum=0.5)
+    step_size = 7 if interval == "step" else 1
+    scheduler = functools.partial(torch.optim.lr_scheduler.StepLR, step_size=step_size, gamma=0.5)
+    cls = StepScheduledClassifier if interval == "step" else Classifier
+    task = cls(net, optimizer=optimizer, scheduler=scheduler, num_classes=10)
+    trainer = L.Trainer(
+        max_epochs=2,
+        gradient_clip_val=0.05,  # small enough to clip every step
+        deterministic=True,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(task, datamodule=dm)
+    assert trainer.global_step == 2 * 16  # optimizer steps: 500 images in batches of 32
+
+    reference_dm = MNISTDataModule(**data)
+    reference_dm.setup("fit")
+    loader = reference_dm.train_dataloader()
+    opt = optimizer(params=start.parameters())
+    sched = scheduler(optimizer=opt)
+    clipped = 0
+    for epoch in range(2):
+        loader.set_epoch(epoch)
+        for x, y in loader:
+            F.cross_entropy(start(x), y).backward()
+            clipped += float(torch.nn.utils.clip_grad_norm_(start.parameters(), 0.05)) > 0.05
+            opt.step()
+            opt.zero_grad()
+            if interval == "step":
+                sched.step()
+        if interval == "epoch":
+            sched.step()
+    assert clipped == 32  # the clip mattered at every step
+    for (name, got), expected in zip(net.state_dict().items(), start.state_dict().values(), strict=True):
+        assert torch.equal(got, expected), name  # bit for bit
+    assert opt.param_groups[0]["lr"] == task.optimizers().param_groups[0]["lr"]
+
+
+def test_plateau_scheduler_reads_its_monitor_once_per_epoch(tmp_path):
+    import lightning.pytorch as L
+
+    from neuronlab.data import MNISTDataModule
+    from tests.conftest import write_mnist
+
+    write_mnist(tmp_path, "MNIST", n_train=300, n_test=50)
+    dm = MNISTDataModule(
+        name="mnist", data_dir=str(tmp_path), val_size=50, batch_size=50, download=False, steps_per_execution=2
+    )
+    optimizer = functools.partial(torch.optim.SGD, lr=1e-6)  # nothing improves: the plateau cuts the lr
+    scheduler = functools.partial(torch.optim.lr_scheduler.ReduceLROnPlateau, factor=0.1, patience=0)
+    task = Classifier(MNISTClassifier(hidden_sizes=[8]), optimizer=optimizer, scheduler=scheduler)
+    trainer = L.Trainer(max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.fit(task, datamodule=dm)
+    lr = task.optimizers().param_groups[0]["lr"]
+    assert lr == pytest.approx(1e-8)  # 3 epochs: a first best, then no better twice (lr 1e-6: no change)

@@ -14,12 +14,20 @@ class InMemoryDataModule(L.LightningDataModule):
     """A DataModule whose splits are tensors in memory; subclasses fill ``self.splits`` in ``setup``.
 
     ``input_size`` and ``num_classes`` are the facts a model is checked against before training.
+    ``steps_per_execution``: mini-batches the training loader hands over at once (optimizer steps per
+    Lightning step); a speed setting only, not stored in checkpoints (every K gives the same run).
     """
 
     input_size: int
     num_classes: int
 
-    def __init__(self, batch_size: int | None, eval_batch_size: int | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        batch_size: int | None,
+        eval_batch_size: int | None = None,
+        seed: int = 0,
+        steps_per_execution: int = 1,
+    ) -> None:
         super().__init__()
         if batch_size is not None and int(batch_size) <= 0:
             raise ValueError(
@@ -28,6 +36,12 @@ class InMemoryDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.seed = int(seed or 0)
+        if int(steps_per_execution) <= 0:
+            raise ValueError(
+                f"data.steps_per_execution={steps_per_execution} must be a positive integer (1: one "
+                "optimizer step per Lightning step)"
+            )
+        self.steps_per_execution = int(steps_per_execution)
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _save_config(self, **values: Any) -> None:
@@ -42,7 +56,16 @@ class InMemoryDataModule(L.LightningDataModule):
         if self.trainer is not None:
             rank, world = self.trainer.global_rank, self.trainer.world_size
             device = self.trainer.strategy.root_device
-        loader = InMemoryLoader(x, y, batch, shuffle=train, seed=self.seed, rank=rank, world_size=world)
+        loader = InMemoryLoader(
+            x,
+            y,
+            batch,
+            shuffle=train,
+            seed=self.seed,
+            rank=rank,
+            world_size=world,
+            steps_per_execution=self.steps_per_execution if train else 1,
+        )
         return loader.to(device) if device.type != "cpu" else loader
 
     def train_dataloader(self) -> Any:

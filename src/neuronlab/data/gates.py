@@ -30,8 +30,9 @@ class GatesDataModule(InMemoryDataModule):
         noise: float = 0.0,
         batch_size: int | None = None,
         seed: int = 0,
+        steps_per_execution: int = 1,
     ) -> None:
-        super().__init__(batch_size=batch_size, seed=seed)
+        super().__init__(batch_size=batch_size, seed=seed, steps_per_execution=steps_per_execution)
         if gate not in GATES:
             raise ValueError(f"data.gate={gate!r} is not known; allowed: {', '.join(GATES)}")
         if int(repeats) <= 0:

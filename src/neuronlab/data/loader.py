@@ -2,11 +2,15 @@
 
 The lesson's DataLoader path spends most of an MNIST epoch building samples one by one; slicing whole
 tensors is what makes neuronlab's epochs close to a bare PyTorch loop (see ``scripts/benchmark.py``).
+With ``steps_per_execution=K`` a training loader hands over K mini-batches at once (a list of ``(x, y)``
+pairs), which the LightningModule turns into K optimizer steps: Lightning's per-step cost is paid once
+per K optimizer steps (Keras's ``steps_per_execution``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -30,17 +34,21 @@ class InMemoryLoader:
         rank: int = 0,
         world_size: int = 1,
         drop_last: bool = False,
+        steps_per_execution: int = 1,
     ) -> None:
         if len(x) != len(y):
             raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
         if batch_size <= 0:
             raise ValueError(f"batch_size={batch_size} must be positive")
+        if int(steps_per_execution) <= 0:
+            raise ValueError(f"data.steps_per_execution={steps_per_execution} must be a positive integer")
         self.x, self.y = x, y
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.seed = int(seed)
         self.rank, self.world_size = rank, world_size
         self.drop_last = drop_last
+        self.steps_per_execution = int(steps_per_execution)
         self.epoch = 0
         # Lightning calls ``dataloader.sampler.set_epoch(epoch)`` at each epoch start; so does DDP code.
         self.sampler = self
@@ -65,7 +73,24 @@ class InMemoryLoader:
             order = order[self.rank :: self.world_size]
         return order.to(self.x.device)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[Any]:
+        """``(x, y)`` batches; with ``steps_per_execution=K > 1``, lists of up to K such batches (the same
+        batches in the same order, the last list shorter when the epoch's batches do not divide by K)."""
+        batches = self._batches()
+        k = self.steps_per_execution
+        if k == 1:
+            yield from batches
+            return
+        group: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for batch in batches:
+            group.append(batch)
+            if len(group) == k:
+                yield group
+                group = []
+        if group:
+            yield group
+
+    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.indices()
         total = len(self.x) if order is None else len(order)
         stop = total - total % self.batch_size if self.drop_last else total
@@ -76,11 +101,17 @@ class InMemoryLoader:
                 batch = order[start : start + self.batch_size]
                 yield self.x[batch], self.y[batch]
 
-    def __len__(self) -> int:
+    @property
+    def num_batches(self) -> int:
+        """Mini-batches (optimizer steps, when training) per epoch, whatever ``steps_per_execution`` is."""
         n = len(self.x)
         if self.world_size > 1:
             n = n // self.world_size if self.shuffle else len(range(self.rank, n, self.world_size))
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __len__(self) -> int:
+        """Items per epoch: mini-batches, or groups of ``steps_per_execution`` of them."""
+        return -(-self.num_batches // self.steps_per_execution)
 
     def to(self, device: torch.device | str) -> InMemoryLoader:
         """Move the whole split to ``device`` once (e.g. the GPU), so batches need no transfer."""

@@ -101,8 +101,14 @@ class MNISTDataModule(InMemoryDataModule):
         augment: str | None = None,
         num_workers: int = 0,
         seed: int = 0,
+        steps_per_execution: int = 1,
     ) -> None:
-        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed)
+        super().__init__(
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            seed=seed,
+            steps_per_execution=steps_per_execution,
+        )
         if name not in DATASETS:
             raise ValueError(f"data.name={name!r} is not known; allowed: {', '.join(DATASETS)}")
         if augment not in (None, *AUGMENTATIONS):
