@@ -99,7 +99,7 @@ def test_prediction_grid_marks_mistakes_in_red_with_the_true_class():
     images = torch.rand(5, 1, 28, 28)
     classes = ["T-shirt/top", "Trouser", "Pullover"]
     fig = prediction_grid(images, [0, 1, 2, 1, 0], [0, 1, 1, 1, 2], classes, "test")
-    texts = {t.get_text(): t.get_color() for t in fig.axes[0].texts}
+    texts = dict(fig.texts)
     assert texts["Trouser"] == "black"
     assert texts["Pullover\n(true Trouser)"] == "red"
     assert texts["T-shirt/top\n(true Pullover)"] == "red"
@@ -112,7 +112,7 @@ def test_decision_boundary_shows_the_nets_probability_at_each_point():
     fig = boundary_figure(net, points, torch.tensor([0, 1, 1, 0]), "XOR")
     with torch.no_grad():
         probs = torch.sigmoid(net(points)).squeeze(1).tolist()
-    labels = [t.get_text() for t in fig.axes[0].texts]
+    labels = [text for text, _ in fig.texts]
     assert labels == [f"{y}  (P={p:.2f})" for y, p in zip([0, 1, 1, 0], probs, strict=True)]
     assert net.training  # drawing does not leave the net in eval mode
 
@@ -120,3 +120,18 @@ def test_decision_boundary_shows_the_nets_probability_at_each_point():
 def test_every_n_epochs_must_be_positive():
     with pytest.raises(ValueError, match="every_n_epochs=0"):
         FiguresCallback(every_n_epochs=0)
+
+
+def test_decision_boundary_colours_the_probability_and_draws_the_half_line():
+    net = SimpleNN()
+    with torch.no_grad():  # P(class 1) = sigmoid(20 (x - 0.5)): blue left of x = 0.5, red right of it
+        net.layers[0].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]]))
+        net.layers[0].bias.zero_()
+        net.layers[-1].weight.copy_(torch.tensor([[20.0, 0.0, 0.0, 0.0]]))
+        net.layers[-1].bias.fill_(-10.0)
+    fig = boundary_figure(net, torch.tensor([[0.0, 0.0]]), torch.tensor([0]), "test")
+    image = to_rgb(fig).astype(int)
+    row = image[30 + 150]  # the plot's middle row (y = 0.5): 300 pixels from x = -0.25 to 1.25, at 44
+    left, right, middle = row[44 + 40], row[44 + 260], row[44 + 150 - 2 : 44 + 150 + 2]
+    assert left[2] > left[0] + 50 and right[0] > right[2] + 50  # blue, then red
+    assert (middle.sum(axis=1) == 0).any()  # the black 0.5 line

@@ -5,8 +5,9 @@ and at test end: a grid of images with predicted and true labels (mistakes in re
 the decision boundary over the unit square for the gates. At test end also the confusion matrix, the
 accuracy per class (a bar chart and ``test/acc_class/<name>`` scalars) and a grid of mistakes.
 
-Figures are plain matplotlib Figures on the Agg canvas (no pyplot state), rendered to an RGB array and
-written with ``SummaryWriter.add_image``. Only TensorBoard loggers receive them, only on rank zero.
+Figures are drawn with Pillow straight into RGB arrays (a few milliseconds each) and written with
+``SummaryWriter.add_image``; matplotlib (a second to import, a quarter of a second per figure) stays off
+the training path. Only TensorBoard loggers receive them, only on rank zero.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import lightning.pytorch as L
@@ -22,133 +24,250 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from PIL import Image, ImageDraw, ImageFont
 
 CELL_H, CELL_W = 42, 34  # montage cell in pixels of the 28x28 images: room for a label above each
+SCALE = 2  # montage pixels per image pixel
+# colour maps as stops between 0 and 1 (matplotlib's RdBu_r and Blues, sampled)
+RDBU_R = [(0.0, (5, 48, 97)), (0.25, (67, 147, 195)), (0.5, (247, 247, 247)), (0.75, (214, 96, 77)),
+          (1.0, (103, 0, 31))]  # fmt: skip
+BLUES = [(0.0, (247, 251, 255)), (0.5, (107, 174, 214)), (1.0, (8, 48, 107))]
+LINE_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]
 
 
-def new_figure(width: float, height: float, layout: str | None = "constrained") -> Figure:
-    """A figure on the Agg canvas; ``layout=None`` for figures drawn every validation: the constrained
-    layout engine is more than half of their drawing time, so they place their axes by hand."""
-    fig = Figure(figsize=(width, height), dpi=100, layout=layout)
-    FigureCanvasAgg(fig)  # off-screen rendering, never a window
-    return fig
+@functools.cache
+def font(size: int = 12) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """Pillow's bundled font at ``size`` pixels."""
+    return ImageFont.load_default(size)
 
 
-def to_rgb(fig: Figure) -> np.ndarray:
-    """Render a figure to an ``(H, W, 3)`` uint8 array."""
-    fig.canvas.draw()
-    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+@dataclass
+class Picture:
+    """An RGB canvas and the texts written on it, in order (what a reader, or a test, checks)."""
+
+    image: Image.Image
+    texts: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def blank(cls, width: int, height: int) -> Picture:
+        return cls(Image.new("RGB", (int(width), int(height)), "white"))
+
+    @property
+    def draw(self) -> ImageDraw.ImageDraw:
+        return ImageDraw.Draw(self.image)
+
+    def text(
+        self, xy: tuple[float, float], text: str, fill: str = "black", size: int = 12, **kw: Any
+    ) -> None:
+        self.draw.multiline_text(xy, text, fill=fill, font=font(size), align="center", **kw)
+        self.texts.append((text, fill))
+
+
+def to_rgb(picture: Picture) -> np.ndarray:
+    """The picture as an ``(H, W, 3)`` uint8 array."""
+    return np.asarray(picture.image.convert("RGB")).copy()
+
+
+def colour(values: np.ndarray, stops: Sequence[tuple[float, tuple[int, int, int]]]) -> np.ndarray:
+    """Values in [0, 1] -> uint8 RGB, linearly between the colour stops."""
+    positions = [p for p, _ in stops]
+    channels = [np.interp(values, positions, [c[i] for _, c in stops]) for i in range(3)]
+    return np.stack(channels, axis=-1).round().astype(np.uint8)
+
+
+def axes_box(
+    pic: Picture, box: tuple[int, int, int, int], xs: Sequence[float], ys: Sequence[float], limits: tuple
+) -> Callable[[float, float], tuple[float, float]]:
+    """A frame with ticks at ``xs``/``ys``; returns the data -> pixel mapping of ``limits``."""
+    left, top, right, bottom = box
+    x0, x1, y0, y1 = limits
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return left + (x - x0) / (x1 - x0) * (right - left), bottom - (y - y0) / (y1 - y0) * (bottom - top)
+
+    draw = pic.draw
+    draw.rectangle(box, outline="black")
+    for x in xs:
+        px, _ = at(x, y0)
+        draw.line([(px, bottom), (px, bottom + 4)], fill="black")
+        draw.text((px, bottom + 6), f"{x:g}", fill="black", font=font(11), anchor="mt")
+    for y in ys:
+        _, py = at(x0, y)
+        draw.line([(left - 4, py), (left, py)], fill="black")
+        draw.text((left - 6, py), f"{y:g}", fill="black", font=font(11), anchor="rm")
+    return at
 
 
 def prediction_grid(
     images: torch.Tensor, preds: Sequence[int], targets: Sequence[int], classes: Sequence[str], title: str
-) -> Figure:
+) -> Picture:
     """Images in one montage, each titled with its predicted class; mistakes in red with the true class."""
     n = len(images)
     cols = min(8, max(n, 1))
     rows = max(1, math.ceil(n / cols))
-    montage = np.ones((rows * CELL_H, cols * CELL_W), np.float32)  # white paper between images
+    cell_w, cell_h, top = CELL_W * SCALE + 24, CELL_H * SCALE, 30
+    pic = Picture.blank(cols * cell_w, rows * cell_h + top)
     pictures = images.reshape(n, 28, 28).float()
-    for i, picture in enumerate(pictures):
-        low, high = picture.min(), picture.max()
-        r, c = divmod(i, cols)
-        y, x = r * CELL_H + CELL_H - 30, c * CELL_W + (CELL_W - 28) // 2
-        montage[y : y + 28, x : x + 28] = ((picture - low) / (high - low + 1e-8)).numpy()
-    height = rows * 1.5 + 0.4
-    fig = new_figure(cols * 1.25, height, layout=None)
-    ax = fig.add_axes((0.01, 0.01, 0.98, 1 - 0.4 / height))
-    ax.imshow(montage, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    low = pictures.amin(dim=(1, 2), keepdim=True)
+    high = pictures.amax(dim=(1, 2), keepdim=True)
+    grey = ((pictures - low) / (high - low + 1e-8) * 255).round().to(torch.uint8).numpy()
     for i, (pred, target) in enumerate(zip(preds, targets, strict=True)):
         r, c = divmod(i, cols)
+        x, y = c * cell_w + (cell_w - 28 * SCALE) // 2, top + r * cell_h + cell_h - 28 * SCALE - 2
+        tile = Image.fromarray(grey[i]).resize((28 * SCALE, 28 * SCALE), Image.Resampling.NEAREST)
+        pic.image.paste(tile.convert("RGB"), (x, y))
         wrong = pred != target
         label = f"{classes[pred]}\n(true {classes[target]})" if wrong else classes[pred]
-        ax.text(
-            c * CELL_W + CELL_W / 2,
-            r * CELL_H + CELL_H - 31,
-            label,
-            ha="center",
-            va="bottom",
-            fontsize=7,
-            color="red" if wrong else "black",
-        )
-    ax.set_axis_off()
-    ax.set_title(f"{title}: predicted class (mistakes in red, with the true class)", fontsize=9)
-    return fig
-
-
-def confusion_figure(confusion: np.ndarray, classes: Sequence[str]) -> Figure:
-    """Counts per (true, predicted) pair, coloured by the share of the true class's samples."""
-    size = 1.5 + 0.55 * len(classes)
-    fig = new_figure(size + 1, size)
-    ax = fig.add_subplot()
-    shares = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
-    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-    for (t, p), count in np.ndenumerate(confusion):
-        ax.text(
-            p,
-            t,
-            str(int(count)),
-            ha="center",
-            va="center",
-            fontsize=7,
-            color="white" if shares[t, p] > 0.5 else "black",
-        )
-    ticks = np.arange(len(classes))
-    ax.set_xticks(ticks, classes, rotation=45 if max(map(len, classes)) > 2 else 0, ha="right", fontsize=8)
-    ax.set_yticks(ticks, classes, fontsize=8)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title("test confusion matrix (colour: share of the true class)", fontsize=9)
-    fig.colorbar(image, ax=ax, shrink=0.8)
-    return fig
-
-
-def per_class_figure(accuracy: np.ndarray, classes: Sequence[str]) -> Figure:
-    fig = new_figure(1.5 + 0.6 * len(classes), 3.5)
-    ax = fig.add_subplot()
-    bars = ax.bar(np.arange(len(classes)), accuracy, color="tab:blue")
-    ax.bar_label(bars, [f"{a:.2f}" for a in accuracy], fontsize=7)
-    ax.set_xticks(
-        np.arange(len(classes)), classes, rotation=45 if max(map(len, classes)) > 2 else 0, ha="right"
+        pic.text((x + 14 * SCALE, y - 2), label, fill="red" if wrong else "black", size=10, anchor="md")
+    pic.draw.text(
+        (pic.image.width / 2, 6),
+        f"{title}: predicted class (mistakes in red, with the true class)",
+        fill="black",
+        font=font(13),
+        anchor="mt",
     )
-    ax.set_ylim(0, 1.1)
-    ax.set_ylabel("accuracy")
-    ax.set_title("test accuracy per class", fontsize=9)
-    ax.grid(alpha=0.3, axis="y")
-    return fig
+    return pic
 
 
-def boundary_figure(net: torch.nn.Module, points: torch.Tensor, labels: torch.Tensor, title: str) -> Figure:
+def confusion_figure(confusion: np.ndarray, classes: Sequence[str]) -> Picture:
+    """Counts per (true, predicted) pair, coloured by the share of the true class's samples."""
+    n = len(classes)
+    cell, label_w = 44, 12 + 7 * max(map(len, classes))
+    left, top = label_w + 24, 34
+    pic = Picture.blank(left + n * cell + 20, top + n * cell + label_w + 24)
+    shares = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    colours = colour(shares, BLUES)
+    draw = pic.draw
+    for (t, p), count in np.ndenumerate(confusion):
+        x, y = left + p * cell, top + t * cell
+        draw.rectangle((x, y, x + cell, y + cell), fill=tuple(int(v) for v in colours[t, p]))
+        draw.text(
+            (x + cell / 2, y + cell / 2),
+            str(int(count)),
+            fill="white" if shares[t, p] > 0.5 else "black",
+            font=font(11),
+            anchor="mm",
+        )
+    for i, name in enumerate(classes):
+        draw.text((left - 6, top + i * cell + cell / 2), name, fill="black", font=font(11), anchor="rm")
+        label = Image.new("RGB", (label_w, 14), "white")
+        ImageDraw.Draw(label).text((label_w, 7), name, fill="black", font=font(11), anchor="rm")
+        pic.image.paste(
+            label.rotate(90, expand=True), (int(left + i * cell + cell / 2 - 7), top + n * cell + 4)
+        )
+    draw.text(
+        (left + n * cell / 2, pic.image.height - 4), "predicted", fill="black", font=font(12), anchor="mb"
+    )
+    draw.text((4, top - 6), "true \\ predicted", fill="black", font=font(11), anchor="lb")
+    draw.text((pic.image.width / 2, 4), "test confusion matrix (colour: share of the true class)",
+              fill="black", font=font(13), anchor="mt")  # fmt: skip
+    return pic
+
+
+def per_class_figure(accuracy: np.ndarray, classes: Sequence[str]) -> Picture:
+    """One bar per class, its accuracy written on top."""
+    n = len(classes)
+    bar, left, top, height = 48, 44, 34, 240
+    label_h = 12 + 7 * max(map(len, classes))
+    pic = Picture.blank(left + n * bar + 16, top + height + label_h + 16)
+    at = axes_box(pic, (left, top, left + n * bar, top + height), [], [0, 0.5, 1], (0, n, 0, 1.1))
+    draw = pic.draw
+    for i, (a, name) in enumerate(zip(accuracy, classes, strict=True)):
+        x0, y0 = at(i + 0.15, float(a))
+        x1, y1 = at(i + 0.85, 0)
+        draw.rectangle((x0, y0, x1, y1), fill=LINE_COLOURS[0])
+        pic.text(((x0 + x1) / 2, y0 - 2), f"{a:.2f}", size=10, anchor="md")
+        label = Image.new("RGB", (label_h, 14), "white")
+        ImageDraw.Draw(label).text((label_h, 7), name, fill="black", font=font(11), anchor="rm")
+        pic.image.paste(label.rotate(90, expand=True), (int((x0 + x1) / 2 - 7), top + height + 6))
+    draw.text((pic.image.width / 2, 4), "test accuracy per class", fill="black", font=font(13), anchor="mt")
+    return pic
+
+
+def boundary_figure(net: torch.nn.Module, points: torch.Tensor, labels: torch.Tensor, title: str) -> Picture:
     """P(class 1) over the unit square (a little beyond), the 0.5 contour, and the gate's four points."""
-    steps = torch.linspace(-0.25, 1.25, 121)
-    xx, yy = torch.meshgrid(steps, steps, indexing="xy")
+    size, left, top = 300, 44, 30
+    steps = torch.linspace(-0.25, 1.25, size)
+    yy, xx = torch.meshgrid(steps.flip(0), steps, indexing="ij")  # image rows run from y=1.25 down
     grid = torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)
-    prob = probability_of_one(net, grid).reshape(xx.shape).numpy()
-    fig = new_figure(4.6, 4, layout=None)
-    ax = fig.add_axes((0.14, 0.12, 0.64, 0.8))
-    filled = ax.contourf(xx.numpy(), yy.numpy(), prob, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.8)
-    ax.contour(xx.numpy(), yy.numpy(), prob, levels=[0.5], colors="black", linewidths=1.5)
+    prob = probability_of_one(net, grid).reshape(size, size).numpy()
+    rgb = colour(prob, RDBU_R)
+    above = prob > 0.5
+    edge = np.zeros_like(above)
+    edge[:, 1:] |= above[:, 1:] != above[:, :-1]
+    edge[1:, :] |= above[1:, :] != above[:-1, :]
+    edge[:, :-1] |= edge[:, 1:].copy()  # two pixels wide
+    rgb[edge] = 0
+    pic = Picture.blank(left + size + 90, top + size + 34)
+    pic.image.paste(Image.fromarray(rgb), (left, top))
+    at = axes_box(
+        pic, (left, top, left + size, top + size), [0, 0.5, 1], [0, 0.5, 1], (-0.25, 1.25, -0.25, 1.25)
+    )
     pred = probability_of_one(net, points)
     for (x, y), label, p in zip(points.tolist(), labels.tolist(), pred.tolist(), strict=True):
-        ax.scatter(x, y, s=120, c="tab:red" if label else "tab:blue", edgecolors="black", zorder=3)
-        right = x > 0.5  # label on the inner side of the point, inside the axes
-        ax.annotate(
-            f"{int(label)}  (P={p:.2f})",
-            (x, y),
-            textcoords="offset points",
-            xytext=(-9 if right else 9, 9),
-            ha="right" if right else "left",
-            fontsize=8,
+        px, py = at(x, y)
+        pic.draw.ellipse(
+            (px - 8, py - 8, px + 8, py + 8), fill="#d62728" if label else "#1f77b4", outline="black"
         )
-    ax.set_xlim(-0.25, 1.25)
-    ax.set_ylim(-0.25, 1.25)
-    ax.set_xlabel("x1")
-    ax.set_ylabel("x2")
-    ax.set_title(f"{title}: P(class 1), boundary at 0.5", fontsize=9)
-    fig.colorbar(filled, cax=fig.add_axes((0.82, 0.12, 0.035, 0.8)))
-    return fig
+        right = x > 0.5  # label on the inner side of the point, inside the axes
+        pic.text((px - 11 if right else px + 11, py - 9), f"{int(label)}  (P={p:.2f})",
+                 size=11, anchor="rd" if right else "ld")  # fmt: skip
+    bar_x = left + size + 22
+    ramp = colour(np.linspace(1, 0, size)[:, None].repeat(14, axis=1), RDBU_R)
+    pic.image.paste(Image.fromarray(ramp), (bar_x, top))
+    for v in (0, 0.5, 1):
+        y = top + (1 - v) * (size - 1)
+        pic.draw.line([(bar_x + 14, y), (bar_x + 18, y)], fill="black")
+        pic.draw.text((bar_x + 20, y), f"{v:g}", fill="black", font=font(11), anchor="lm")
+    pic.draw.rectangle((bar_x, top, bar_x + 14, top + size), outline="black")
+    pic.draw.text((left + size / 2, 6), f"{title}: P(class 1) and the 0.5 boundary", fill="black",
+                  font=font(13), anchor="mt")  # fmt: skip
+    return pic
+
+
+def activations_figure() -> Picture:
+    """The lesson's activation functions (sigmoid, ReLU, tanh with their derivatives) and a softmax."""
+    from neuronlab.scratch.activations import (
+        relu,
+        relu_derivative,
+        sigmoid,
+        sigmoid_derivative,
+        softmax,
+        tanh,
+        tanh_derivative,
+    )
+
+    panel_w, panel_h = 380, 260
+    pic = Picture.blank(2 * panel_w, 2 * panel_h)
+    x = np.linspace(-5, 5, 201)
+    curves = [("Sigmoid", sigmoid, sigmoid_derivative, (-0.2, 1.2)), ("ReLU", relu, relu_derivative, (-1, 5)),
+              ("Tanh", tanh, tanh_derivative, (-1.2, 1.2))]  # fmt: skip
+    for i, (name, f, df, (y0, y1)) in enumerate(curves):
+        ox, oy = (i % 2) * panel_w, (i // 2) * panel_h
+        box = (ox + 50, oy + 30, ox + panel_w - 16, oy + panel_h - 34)
+        at = axes_box(pic, box, [-5, 0, 5], [y0 if y0 < 0 else 0, 0, y1], (-5, 5, y0, y1))
+        pic.draw.line([at(-5, 0), at(5, 0)], fill="grey")
+        for j, (values, label) in enumerate(((f(x), name.lower()), (df(x), "derivative"))):
+            pic.draw.line([at(a, b) for a, b in zip(x, np.clip(values, y0, y1), strict=True)],
+                          fill=LINE_COLOURS[j], width=2)  # fmt: skip
+            pic.draw.text((box[0] + 8, box[1] + 6 + 14 * j), label, fill=LINE_COLOURS[j], font=font(11))
+        pic.text(((box[0] + box[2]) / 2, oy + 8), name, size=13, anchor="mt")
+    logits = np.array([2.0, 1.0, 0.1])
+    ox, oy = panel_w, panel_h
+    box = (ox + 50, oy + 30, ox + panel_w - 16, oy + panel_h - 34)
+    at = axes_box(pic, box, [], [0, 1, 2], (-0.5, 2.5, 0, 2.2))
+    for j, values in enumerate((logits, softmax(logits))):
+        for k, v in enumerate(values):
+            (x0, y0), (x1, y1) = at(k - 0.4 + 0.4 * j, float(v)), at(k + 0.4 * j, 0)
+            pic.draw.rectangle((x0, y0, x1, y1), fill=LINE_COLOURS[j])
+    for k in range(3):
+        pic.draw.text((at(k, 0)[0], box[3] + 6), f"class {k}", fill="black", font=font(11), anchor="mt")
+    for j, label in enumerate(("logits", "softmax (sums to 1)")):
+        pic.draw.text(
+            (box[2] - 8, box[1] + 6 + 14 * j), label, fill=LINE_COLOURS[j], font=font(11), anchor="ra"
+        )
+    pic.text(((box[0] + box[2]) / 2, oy + 8), "Softmax", size=13, anchor="mt")
+    return pic
 
 
 def probability_of_one(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -158,10 +277,8 @@ def probability_of_one(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 @functools.cache
 def activations_image() -> np.ndarray:
-    """The lesson's activation functions figure, rendered once per process (it never changes)."""
-    from neuronlab.scratch.plots import activation_figure
-
-    return to_rgb(activation_figure())
+    """The lesson's activation functions figure, drawn once per process (it never changes)."""
+    return to_rgb(activations_figure())
 
 
 def run_net(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -201,7 +318,7 @@ class FiguresCallback(L.Callback):
             return []
         return [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
 
-    def log_figure(self, trainer: L.Trainer, tag: str, fig: Figure) -> None:
+    def log_figure(self, trainer: L.Trainer, tag: str, fig: Picture) -> None:
         image = to_rgb(fig)
         for writer in self.writers(trainer):
             writer.add_image(tag, image, trainer.global_step, dataformats="HWC")
