@@ -1,26 +1,37 @@
-"""Side-by-side timing of one MNIST-sized training epoch and one evaluation pass, in one process:
+"""Side-by-side timing of neuronlab against plain PyTorch, in one process (a shared machine's speed drifts
+by the minute, so every ratio is measured with both sides interleaved):
 
   (a) the lesson's plain PyTorch loop on torchvision's DataLoader (ToTensor + Normalize, batch 64, shuffle)
   (b) the same network on pre-loaded tensors in a bare loop: the floor
-  (c) ``neuronlab-train experiment=mnist`` as a user runs it (TensorBoard, checkpoints, progress bar on)
+  (c) ``neuronlab-train experiment=mnist`` as a user runs it (TensorBoard, checkpoints, figures, progress
+      bar on), with the default ``data.steps_per_execution`` K and with K=1
 
-Prints times, the ratios c/a and c/b, peak resident memory of (c) and test accuracy after N epochs of (a)
-and (c). (c) runs first, so the process's peak memory when it ends is (c)'s own. Each time is the fastest
-of several epochs (after a warm-up): on a shared machine, the least disturbed one.
+Prints the fastest training epoch and evaluation pass of each, the ratios c/a and c/b (b's epochs run
+between (c)'s), the whole epoch as a user sees it (validation, figures, checkpoints and logging included)
+against (b)'s epoch plus its own pass over the validation split, test accuracy after N epochs of (a) and
+(c) (mean of ``--seeds``), (c)'s peak resident memory, and whole-process times: the main job
+(``neuronlab-train``, the XOR network) against the lesson's XOR script (``scripts/lesson_xor.py``), its time
+to the first training step, and ``neuronlab-train --help`` against ``import lightning.pytorch``.
 
-    python scripts/benchmark.py --data fashion_mnist            # Debian's dataset-fashion-mnist files
+    python scripts/benchmark.py --data fashion_mnist --seeds 3   # Debian's dataset-fashion-mnist files
     python scripts/benchmark.py --data mnist --data-dir data     # a real MNIST folder
     python scripts/benchmark.py --variants compile,bf16          # also time model.compile / bf16-mixed
+    python scripts/benchmark.py --device cuda --variants bf16    # the GPU rows (trainer=gpu)
+    python scripts/benchmark.py --quick                          # a short check that everything runs
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import json
+import os
 import platform
 import resource
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,6 +50,8 @@ from neuronlab.models import MNISTClassifier
 from neuronlab.paths import CONF_DIR
 
 DEBIAN_FASHION = "/usr/share/datasets/fashion-mnist"
+SCRIPTS = Path(__file__).resolve().parent
+DEFAULT_K = "default"
 
 
 class EpochTimer(L.Callback):
@@ -78,10 +91,14 @@ class EpochTimer(L.Callback):
     def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: object) -> None:
         self.test_time = time.perf_counter() - self._test  # the pass itself; figures come after it
 
-    def train_epoch_times(self) -> list[float]:
+    def whole_epoch_times(self) -> list[float]:
+        """Epoch start to the next epoch's start, without what ran between epochs: what a user waits."""
         spans = [b - a for a, b in zip(self.epoch_starts, self.epoch_starts[1:], strict=False)]
         between = self.between or [0.0] * len(spans)
-        return [span - val - other for span, val, other in zip(spans, self.val_times, between, strict=False)]
+        return [span - other for span, other in zip(spans, between, strict=False)]
+
+    def train_epoch_times(self) -> list[float]:
+        return [whole - val for whole, val in zip(self.whole_epoch_times(), self.val_times, strict=False)]
 
 
 def run_neuronlab(data: str, data_dir: str, epochs: int, out: Path, extra: list[str]) -> dict[str, float]:
@@ -113,6 +130,8 @@ def run_neuronlab(data: str, data_dir: str, epochs: int, out: Path, extra: list[
         "train_epoch": min(times[1:] if len(times) > 1 else times),  # min: the least disturbed epoch
         "eval": timer.test_time,
         "test_acc": metrics.get("test/acc", float("nan")),
+        "train_epochs": times,
+        "whole_epochs": timer.whole_epoch_times(),
     }
 
 
@@ -150,27 +169,33 @@ def train_epoch(
     model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches, limit: int | None = None
 ) -> None:
     model.train()
+    device = next(model.parameters()).device
     for i, (x, y) in enumerate(batches):
         if limit is not None and i >= limit:
             break
         optimizer.zero_grad()
-        F.cross_entropy(model(x), y).backward()
+        F.cross_entropy(model(x.to(device)), y.to(device)).backward()
         optimizer.step()
 
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, batches) -> float:
     model.eval()
+    device = next(model.parameters()).device
     correct = total = 0
     for x, y in batches:
-        correct += (model(x).argmax(1) == y).sum().item()
+        correct += (model(x.to(device)).argmax(1) == y.to(device)).sum().item()
         total += len(y)
     return correct / total
 
 
 def timed(fn, *args) -> tuple[float, object]:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     start = time.perf_counter()
     result = fn(*args)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     return time.perf_counter() - start, result
 
 
@@ -180,10 +205,56 @@ def preloaded(loader) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def tensor_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool):
-    order = torch.randperm(len(x)) if shuffle else torch.arange(len(x))
+    order = torch.randperm(len(x), device=x.device) if shuffle else torch.arange(len(x), device=x.device)
     for i in range(0, len(x), batch_size):
         idx = order[i : i + batch_size]
         yield x[idx], y[idx]
+
+
+FIRST_STEP_CALLBACK = """
+import time, lightning.pytorch as L
+class FirstStep(L.Callback):
+    def __init__(self, path):
+        self.path = path
+    def on_train_batch_start(self, *args):
+        if self.path:
+            open(self.path, "w").write(repr(time.time()))
+            self.path = None
+"""
+
+
+def whole_process(repeats: int, scratch: Path) -> dict[str, list[float]]:
+    """Wall times of whole processes, interleaved: the main job (``neuronlab-train``, XOR) and its time to
+    the first training step, the lesson's XOR script, ``neuronlab-train --help``, ``import lightning``."""
+    (scratch / "bench_helpers").mkdir(exist_ok=True)
+    (scratch / "bench_helpers" / "neuronlab_first_step.py").write_text(FIRST_STEP_CALLBACK)
+    env = {**os.environ, "NEURONLAB_OUTPUT_ROOT": str(scratch / "whole")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(scratch / "bench_helpers"), env.get("PYTHONPATH")]))
+    mark = scratch / "first_step.txt"
+    commands = {
+        "main job": [
+            sys.executable,
+            "-m",
+            "neuronlab.train",
+            "+callbacks.first_step._target_=neuronlab_first_step.FirstStep",
+            f"+callbacks.first_step.path={mark}",
+        ],
+        "lesson XOR script": [sys.executable, str(SCRIPTS / "lesson_xor.py")],
+        "--help": [sys.executable, "-m", "neuronlab.train", "--help"],
+        "import lightning.pytorch": [sys.executable, "-c", "import lightning.pytorch"],
+    }
+    times: dict[str, list[float]] = {name: [] for name in [*commands, "first step"]}
+    for _ in range(repeats):
+        for name, command in commands.items():
+            mark.unlink(missing_ok=True)
+            start = time.time()
+            done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=scratch)
+            times[name].append(time.time() - start)
+            if done.returncode != 0:
+                raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
+            if name == "main job":
+                times["first step"].append(float(mark.read_text()) - start)
+    return times
 
 
 def main() -> None:
@@ -198,51 +269,78 @@ def main() -> None:
     parser.add_argument(
         "--seeds", type=int, default=1, help="average the test accuracies over this many seeds"
     )
+    parser.add_argument("--side-epochs", type=int, default=4, help="epochs of each interleaved (c) run")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each whole-process command")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda: (b) and (c) on this device")
+    parser.add_argument("--quick", action="store_true", help="1 epoch, 2 interleaved, 1 repeat: a check")
+    parser.add_argument("--json", help="also write the numbers to this file")
     args = parser.parse_args()
+    if args.quick:
+        args.epochs, args.side_epochs, args.repeats, args.seeds = 1, 2, 1, 1
     data_dir = Path(args.data_dir or (DEBIAN_FASHION if args.data == "fashion_mnist" else "data"))
+    device = torch.device(args.device)
+    on_device = ["trainer=gpu"] if device.type == "cuda" else []
     L.seed_everything(0, verbose=False)
     scratch = Path(tempfile.mkdtemp(prefix="neuronlab-bench-"))
-    rows: dict[str, dict[str, float]] = {}
+    rows: dict[str, dict] = {}
+
+    def c_run(epochs: int, extra: list[str]) -> dict:
+        return run_neuronlab(args.data, str(data_dir), epochs, scratch / "outputs", [*on_device, *extra])
 
     # (c) first: the process's peak resident memory right after it is (c)'s own
-    rows["c"] = run_neuronlab(args.data, str(data_dir), args.epochs, scratch / "outputs", [])
+    rows["c"] = c_run(args.epochs, [])
     rows["c"]["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     for variant in filter(None, args.variants.split(",")):
         extra = {"compile": ["model.compile=true"], "bf16": ["trainer.precision=bf16-mixed"]}[variant]
-        rows[f"c+{variant}"] = run_neuronlab(args.data, str(data_dir), 2, scratch / "outputs", extra)
+        rows[f"c+{variant}"] = c_run(2, extra)
 
     train_loader, test_loader = lesson_loaders(
         args.data, torchvision_root(args.data, data_dir, scratch), args.batch_size
     )
 
-    # (b) the floor: the same network and optimizer on pre-loaded tensors, its epochs interleaved with a
-    # second (c) run's, so that both see the same machine (a shared machine's speed drifts by the minute)
-    x_train, y_train = preloaded(train_loader)
-    x_test, y_test = preloaded(test_loader)
-    model = MNISTClassifier()
+    # (b) the floor: the same network and optimizer on pre-loaded tensors (the same 55,000/5,000 split as
+    # (c)), its epochs interleaved with (c)'s, so that both see the same machine
+    from neuronlab.data import MNISTDataModule
+
+    split = MNISTDataModule(args.data, str(data_dir), download=False)
+    split.setup("fit")
+    (x_train, y_train), (x_val, y_val) = split.splits["train"], split.splits["val"]
+    x_train, y_train, x_val, y_val = (t.to(device) for t in (x_train, y_train, x_val, y_val))
+    x_test, y_test = (t.to(device) for t in preloaded(test_loader))
+    model = MNISTClassifier().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    train_epoch(
-        model, optimizer, tensor_batches(x_train, y_train, args.batch_size, True), limit=50
-    )  # warm-up
+    train_epoch(model, optimizer, tensor_batches(x_train, y_train, args.batch_size, True), limit=50)
+    bare: dict[str, list[float]] = {"train": [], "val": []}
 
     def bare_epoch() -> float:
-        return timed(train_epoch, model, optimizer, tensor_batches(x_train, y_train, args.batch_size, True))[
-            0
-        ]
+        t_train = timed(
+            train_epoch, model, optimizer, tensor_batches(x_train, y_train, args.batch_size, True)
+        )
+        t_val = timed(evaluate, model, tensor_batches(x_val, y_val, 1000, False))
+        bare["train"].append(t_train[0])
+        bare["val"].append(t_val[0])
+        return t_train[0] + t_val[0]
 
+    side: dict[str, dict] = {}
     EpochTimer.between_epochs = bare_epoch
-    side_by_side = run_neuronlab(args.data, str(data_dir), 4, scratch / "outputs", [])
+    for k in ("1", DEFAULT_K, "1", DEFAULT_K):  # twice each, alternating
+        extra = [] if k == DEFAULT_K else [f"data.steps_per_execution={k}"]
+        bare["train"].clear()
+        bare["val"].clear()
+        run = c_run(args.side_epochs, [*extra, "test=false"])
+        pairs = side.setdefault(k, {"c_train": [], "c_whole": [], "b_train": [], "b_whole": []})
+        pairs["c_train"] += run["train_epochs"][1:]
+        pairs["c_whole"] += run["whole_epochs"][1:]
+        pairs["b_train"] += bare["train"][1:]
+        pairs["b_whole"] += [t + v for t, v in zip(bare["train"][1:], bare["val"][1:], strict=True)]
     EpochTimer.between_epochs = None
-    assert EpochTimer.latest is not None
-    bare_times = EpochTimer.latest.between[1:]
     t_eval = min(timed(evaluate, model, tensor_batches(x_test, y_test, 1000, False))[0] for _ in range(3))
-    rows["b"] = {"train_epoch": min(bare_times), "eval": t_eval}
-    rows["c"]["train_epoch_side_by_side"] = side_by_side["train_epoch"]
+    rows["b"] = {"train_epoch": min(side[DEFAULT_K]["b_train"]), "eval": t_eval}
 
     # (a) the lesson's loop, for args.epochs epochs; the fastest epoch is the one reported
     def lesson_run(seed: int) -> dict[str, float]:
         L.seed_everything(seed, verbose=False)
-        model = MNISTClassifier()
+        model = MNISTClassifier().to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         train_epoch(model, optimizer, train_loader, limit=50)  # warm-up
         epoch_times = [timed(train_epoch, model, optimizer, train_loader)[0] for _ in range(args.epochs)]
@@ -253,26 +351,32 @@ def main() -> None:
     # more seeds: the accuracy of one 5-epoch run moves by a few tenths of a point from seed to seed
     extra_seeds = range(1, args.seeds)
     a_accs = [rows["a"]["test_acc"], *(lesson_run(seed)["test_acc"] for seed in extra_seeds)]
-    c_accs = [rows["c"]["test_acc"]]
-    for seed in extra_seeds:
-        run = run_neuronlab(args.data, str(data_dir), args.epochs, scratch / "outputs", [f"seed={seed}"])
-        c_accs.append(run["test_acc"])
+    c_accs = [rows["c"]["test_acc"], *(c_run(args.epochs, [f"seed={s}"])["test_acc"] for s in extra_seeds)]
     rows["a"]["test_acc"], rows["c"]["test_acc"] = statistics.mean(a_accs), statistics.mean(c_accs)
     rows["a"]["test_accs"], rows["c"]["test_accs"] = a_accs, c_accs
+    whole = whole_process(args.repeats, scratch)
     shutil.rmtree(scratch, ignore_errors=True)
-    report(rows, args)
+    report(rows, side, whole, args)
 
 
 def _percents(values: list[float]) -> str:
     return "/".join(f"{v * 100:.2f}" for v in values)
 
 
-def report(rows: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
+def _ratio(pairs: dict[str, list[float]], c: str, b: str) -> tuple[float, float, float]:
+    """Median, lowest and highest of the per-epoch ratios c/b (each c epoch beside its own b epoch)."""
+    ratios = [x / y for x, y in zip(pairs[c], pairs[b], strict=True)]
+    return statistics.median(ratios), min(ratios), max(ratios)
+
+
+def report(rows: dict[str, dict], side: dict[str, dict], whole: dict[str, list[float]], args) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    a, b, c = rows["a"], rows["b"], rows["c"]
+    a, c = rows["a"], rows["c"]
     machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    if args.device.startswith("cuda"):
+        machine += f", {torch.cuda.get_device_name()}"
     table = Table(
         title=f"{args.data}, batch {args.batch_size}, {args.epochs} epochs for accuracy — {machine}"
     )
@@ -287,18 +391,44 @@ def report(rows: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
             f"{row['test_acc'] * 100:.2f}%" if "test_acc" in row else "",
             f"{row['peak_rss_gib']:.2f}" if "peak_rss_gib" in row else "",
         )
-    console = Console(width=140)
+    console = Console(width=150)
     console.print(table)
+    lines = []
+    for k, pairs in side.items():
+        name = "default K" if k == DEFAULT_K else f"K={k}"
+        r, lo, hi = _ratio(pairs, "c_train", "b_train")
+        w, wlo, whi = _ratio(pairs, "c_whole", "b_whole")
+        lines.append(
+            f"{name:>9}: train epoch c/b = {r:.2f} ({lo:.2f}-{hi:.2f} over {len(pairs['c_train'])} epochs; "
+            f"c {min(pairs['c_train']):.2f} s, b {min(pairs['b_train']):.2f} s)   whole epoch c/(b + its "
+            f"validation pass) = {w:.2f} ({wlo:.2f}-{whi:.2f})"
+        )
+    k1, kd = side["1"], side[DEFAULT_K]
+    speedup = [x / y for x, y in zip(k1["c_train"], kd["c_train"], strict=False)]
+    medians = {name: statistics.median(times) for name, times in whole.items()}
+    job, lesson, helps, lightning = (
+        medians[k] for k in ("main job", "lesson XOR script", "--help", "import lightning.pytorch")
+    )
     console.print(
-        f"train epoch  c/a = {c['train_epoch'] / a['train_epoch']:.2f} (target <= 0.45)   "
-        f"c/b = {c['train_epoch_side_by_side'] / b['train_epoch']:.2f} (target <= 1.4; epochs of b and c "
-        f"interleaved: {c['train_epoch_side_by_side']:.2f} s vs {b['train_epoch']:.2f} s)\n"
+        "interleaved with (b), targets c/b <= 1.10, whole <= 1.2:\n"
+        + "\n".join(lines)
+        + f"\n  default K vs K=1: epoch {statistics.median(speedup):.2f}x faster (median of pairs)\n"
+        f"train epoch  c/a = {c['train_epoch'] / a['train_epoch']:.2f} (target <= 0.40)\n"
         f"eval pass    c/a = {c['eval'] / a['eval']:.3f} (target <= 0.1)\n"
         f"test acc     c - a = {(c['test_acc'] - a['test_acc']) * 100:+.2f} points (target >= -0.3; "
         f"mean of {len(c['test_accs'])} seed(s): a {_percents(a['test_accs'])}, "
         f"c {_percents(c['test_accs'])})\n"
-        f"peak RSS (c) = {c['peak_rss_gib']:.2f} GiB (target <= 1.5)"
+        f"peak RSS (c) = {c['peak_rss_gib']:.2f} GiB (target <= 1.5)\n"
+        f"whole process (median of {args.repeats}, interleaved): main job {job:.2f} s (first training "
+        f"step after {medians['first step']:.2f} s), lesson XOR script {lesson:.2f} s: ratio "
+        f"{job / lesson:.2f} (target <= 1.5)\n"
+        f"--help {helps:.2f} s vs import lightning.pytorch {lightning:.2f} s: ratio {helps / lightning:.2f} "
+        "(target < 0.5)"
     )
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps({"rows": rows, "side_by_side": side, "whole_process": whole}, indent=1, default=str)
+        )
 
 
 if __name__ == "__main__":

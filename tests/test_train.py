@@ -193,3 +193,33 @@ def test_progress_bar_counts_optimizer_steps(tmp_path, mnist_dir):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "32/32" in result.stdout and "2/2 " not in result.stdout
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_bf16_steps_per_execution_16_matches_1(compose_cfg, mnist_dir, tmp_path):
+    """On the GPU, in bf16-mixed: K=16 runs the same optimizer steps as K=1 (same kernels in the same
+    order; compared within bf16 rounding, since GPU kernels need not be bitwise reproducible)."""
+    weights = {}
+    for k in (1, 16):
+        cfg = compose_cfg(
+            [
+                "experiment=mnist",
+                "trainer=gpu",
+                "trainer.precision=bf16-mixed",
+                f"paths.data_dir={mnist_dir}",
+                "data.val_size=100",
+                "data.batch_size=16",
+                f"data.steps_per_execution={k}",
+                "trainer.max_epochs=2",
+                "test=false",
+            ],
+            run_dir=tmp_path / f"k{k}",
+        )
+        metrics = train(cfg)
+        assert metrics["val/acc"] > 0.5
+        last = load_checkpoint(tmp_path / f"k{k}" / "checkpoints" / "last.ckpt")
+        assert last["global_step"] == 64
+        weights[k] = last["state_dict"]
+    for name, value in weights[1].items():
+        diff = (weights[16][name].float() - value.float()).abs().max().item()
+        assert diff <= 1e-2, (name, diff)

@@ -121,13 +121,19 @@ def test_steps_per_execution_groups_the_same_batches_in_the_same_order(k):
         assert all(len(g) == k for g in groups[:-1]) and 1 <= len(groups[-1]) <= k
         flat = [b for g in groups for b in g]
         assert len(flat) == len(batches)
-        assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(flat, batches))
+        for (gx, gy), (x_, y_) in zip(flat, batches, strict=True):
+            assert torch.equal(gx, x_) and torch.equal(gy, y_)
 
 
 def test_evaluation_loaders_stay_one_batch_per_step(tmp_path):
     write_mnist(tmp_path, "MNIST", n_train=90, n_test=70)
     dm = MNISTDataModule(
-        name="mnist", data_dir=str(tmp_path), val_size=10, batch_size=16, download=False, steps_per_execution=4
+        name="mnist",
+        data_dir=str(tmp_path),
+        val_size=10,
+        batch_size=16,
+        download=False,
+        steps_per_execution=4,
     )
     dm.setup("fit")
     dm.setup("test")

@@ -122,7 +122,12 @@ def test_plateau_scheduler_reads_its_monitor_once_per_epoch(tmp_path):
 
     write_mnist(tmp_path, "MNIST", n_train=300, n_test=50)
     dm = MNISTDataModule(
-        name="mnist", data_dir=str(tmp_path), val_size=50, batch_size=50, download=False, steps_per_execution=2
+        name="mnist",
+        data_dir=str(tmp_path),
+        val_size=50,
+        batch_size=50,
+        download=False,
+        steps_per_execution=2,
     )
     optimizer = functools.partial(torch.optim.SGD, lr=1e-6)  # nothing improves: the plateau cuts the lr
     scheduler = functools.partial(torch.optim.lr_scheduler.ReduceLROnPlateau, factor=0.1, patience=0)
