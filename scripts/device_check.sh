@@ -161,7 +161,7 @@ EOF
 done
 
 note ""
-step benchmark $((200 * SLOW)) "$PY" scripts/benchmark.py --data fashion_mnist --data-dir "$DATA_DIR" "${BENCH[@]}" \
+step benchmark "${BENCH_LIMIT:-$((200 * SLOW))}" "$PY" scripts/benchmark.py --data fashion_mnist --data-dir "$DATA_DIR" "${BENCH[@]}" \
   --json "$REPORT/benchmark.json"
 {
   echo '```'

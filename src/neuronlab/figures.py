@@ -227,21 +227,16 @@ def boundary_figure(net: torch.nn.Module, points: torch.Tensor, labels: torch.Te
 
 def activations_figure() -> Picture:
     """The lesson's activation functions (sigmoid, ReLU, tanh with their derivatives) and a softmax."""
-    from neuronlab.scratch.activations import (
-        relu,
-        relu_derivative,
-        sigmoid,
-        sigmoid_derivative,
-        softmax,
-        tanh,
-        tanh_derivative,
-    )
+    from neuronlab.scratch import activations as act
 
     panel_w, panel_h = 380, 260
     pic = Picture.blank(2 * panel_w, 2 * panel_h)
     x = np.linspace(-5, 5, 201)
-    curves = [("Sigmoid", sigmoid, sigmoid_derivative, (-0.2, 1.2)), ("ReLU", relu, relu_derivative, (-1, 5)),
-              ("Tanh", tanh, tanh_derivative, (-1.2, 1.2))]  # fmt: skip
+    curves = [
+        ("Sigmoid", act.sigmoid, act.sigmoid_derivative, (-0.2, 1.2)),
+        ("ReLU", act.relu, act.relu_derivative, (-1, 5)),
+        ("Tanh", act.tanh, act.tanh_derivative, (-1.2, 1.2)),
+    ]
     for i, (name, f, df, (y0, y1)) in enumerate(curves):
         ox, oy = (i % 2) * panel_w, (i // 2) * panel_h
         box = (ox + 50, oy + 30, ox + panel_w - 16, oy + panel_h - 34)
@@ -256,7 +251,7 @@ def activations_figure() -> Picture:
     ox, oy = panel_w, panel_h
     box = (ox + 50, oy + 30, ox + panel_w - 16, oy + panel_h - 34)
     at = axes_box(pic, box, [], [0, 1, 2], (-0.5, 2.5, 0, 2.2))
-    for j, values in enumerate((logits, softmax(logits))):
+    for j, values in enumerate((logits, act.softmax(logits))):
         for k, v in enumerate(values):
             (x0, y0), (x1, y1) = at(k - 0.4 + 0.4 * j, float(v)), at(k + 0.4 * j, 0)
             pic.draw.rectangle((x0, y0, x1, y1), fill=LINE_COLOURS[j])
