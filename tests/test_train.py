@@ -223,3 +223,31 @@ def test_gpu_bf16_steps_per_execution_16_matches_1(compose_cfg, mnist_dir, tmp_p
     for name, value in weights[1].items():
         diff = (weights[16][name].float() - value.float()).abs().max().item()
         assert diff <= 1e-2, (name, diff)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["--cfg", "job"], ["--info"], ["optimizer.lr=-1"], ["resume=/nowhere"]],
+    ids=["help", "cfg", "info", "bad-value", "bad-resume"],
+)
+def test_help_config_and_config_errors_answer_without_importing_torch_or_lightning(tmp_path, args):
+    import os
+    import re
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NEURONLAB_OUTPUT_ROOT": str(tmp_path / "outputs")}
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "neuronlab.train", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+    imported = re.findall(r"\|\s+(\S+)\s*$", done.stderr, flags=re.M)
+    assert imported and "hydra" in imported
+    heavy = {m for m in imported if m.split(".")[0] in ("torch", "lightning", "torchmetrics", "matplotlib")}
+    assert not heavy, sorted(heavy)[:5]
+    if args[0].startswith(("optimizer", "resume")):
+        assert done.returncode == 2 and "error: " in done.stderr

@@ -195,8 +195,6 @@ def resume_argv(argv: list[str]) -> list[str]:
             chosen = arg
     if chosen is None:
         return argv
-    from neuronlab.checkpoint import resolve_checkpoint  # torch and Lightning: only when resuming
-
     run = Path(chosen.partition("=")[2]).expanduser().resolve()
     if not (run / ".hydra" / "overrides.yaml").is_file():
         expected = run / ".hydra" / "overrides.yaml"
@@ -204,6 +202,8 @@ def resume_argv(argv: list[str]) -> list[str]:
     if {"-m", "--multirun"} & set(args):
         raise NeuronlabError(f"{chosen}: resume one run at a time, without -m")
     check_no_links(run)
+    from neuronlab.checkpoint import resolve_checkpoint  # torch and Lightning: only for a real run folder
+
     last = resolve_checkpoint(run)
     rest = [a for a in args if a != chosen]
     given = {_key(a) for a in rest if "=" in a}
