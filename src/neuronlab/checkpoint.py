@@ -36,6 +36,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
+        except OSError as err:  # a full disk: name the checkpoint (a failed write() names no file)
+            raise OSError(err.errno, err.strerror, str(path)) from None
         finally:
             tmp.unlink(missing_ok=True)
 

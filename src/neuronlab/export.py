@@ -105,10 +105,12 @@ def export(cfg: DictConfig) -> float:
 
     from neuronlab.checkpoint import load_classifier, resolve_checkpoint
     from neuronlab.errors import NeuronlabError
+    from neuronlab.validate import EXPORT_RULES, validate
 
     fmt = str(cfg.format)
     if fmt not in FORMATS:
         raise NeuronlabError(f"format={fmt} is not known; allowed: {', '.join(FORMATS)}")
+    validate(cfg, EXPORT_RULES)
     tolerance = float(cfg.tolerance)
     ckpt_path = resolve_checkpoint(cfg.ckpt_path)
     task, checkpoint = load_classifier(ckpt_path)

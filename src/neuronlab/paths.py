@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import IO
 
 from omegaconf import OmegaConf
 
@@ -37,11 +41,23 @@ def launcher_rank() -> int:
     return 0
 
 
+def is_main_process() -> bool:
+    """Rank 0 of an outside launcher, and not a DDP worker Lightning started (those share its folder)."""
+    return launcher_rank() == 0 and int(os.environ.get("LOCAL_RANK", "0")) == 0
+
+
+def unique_stamp() -> str:
+    """The start time to the second, then a random suffix: folders sort by time, and two runs started
+    in the same instant (two terminals, a job array, another machine) never get the same name."""
+    return f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{secrets.token_hex(3)}"
+
+
 def run_id() -> str:
     """The run folder's name: one name shared by every process of a multi-process launch.
 
     ``NEURONLAB_RUN_ID`` if set; under ``srun`` with several tasks the SLURM job and step; under
-    ``torchrun`` its rendezvous id; otherwise the start time.
+    ``torchrun`` its rendezvous id; otherwise :func:`unique_stamp` (DDP workers that Lightning starts
+    are handed their parent's folder explicitly, see :mod:`neuronlab.ddp`).
     """
     if os.environ.get("NEURONLAB_RUN_ID"):
         return os.environ["NEURONLAB_RUN_ID"]
@@ -50,7 +66,7 @@ def run_id() -> str:
     elastic = os.environ.get("TORCHELASTIC_RUN_ID", "none")
     if elastic != "none" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return f"torchrun-{elastic}"
-    return datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    return unique_stamp()
 
 
 def safe_dirname(overrides: str, limit: int = 120) -> str:
@@ -62,6 +78,7 @@ def safe_dirname(overrides: str, limit: int = 120) -> str:
 def register_resolvers() -> None:
     """Resolvers the configs use; registered on import, before Hydra composes anything."""
     OmegaConf.register_new_resolver("run_id", run_id, use_cache=True, replace=True)
+    OmegaConf.register_new_resolver("unique_stamp", unique_stamp, use_cache=True, replace=True)
     OmegaConf.register_new_resolver("safe_dirname", safe_dirname, replace=True)
     # only rank 0 of a multi-process launch writes .hydra/ and the plain log file name
     OmegaConf.register_new_resolver(
@@ -70,6 +87,56 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver(
         "rank_suffix", lambda: "" if launcher_rank() == 0 else f"_rank{launcher_rank()}", replace=True
     )
+
+
+class RunLocked(RuntimeError):
+    """Another process is writing in this run folder."""
+
+
+_held: dict[Path, tuple[IO[str], int]] = {}  # run folder -> (open lock file, depth) held by this process
+
+
+@contextmanager
+def run_lock(run_dir: Path | str) -> Iterator[None]:
+    """One writer per run folder: an exclusive ``flock`` on ``<run_dir>/.lock`` while the block runs.
+
+    The OS releases it when the process ends however it ends (SIGKILL included), so a killed run never
+    leaves it stuck. Taking it again in the same process (the entry point, then the run) is a no-op.
+    Raises :class:`RunLocked` naming the holder when another live process has it.
+    """
+    import fcntl
+
+    run_dir = Path(run_dir).resolve()
+    if run_dir in _held:
+        handle, depth = _held[run_dir]
+        _held[run_dir] = (handle, depth + 1)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(run_dir / ".lock", "a+")  # noqa: SIM115  (held open until the block ends)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RunLocked(
+                f"{run_dir} is in use by {holder}: one run writes in a folder at a time; wait for it to "
+                "end (or stop it), then resume again"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()} on {os.uname().nodename}\n")
+        handle.flush()
+        _held[run_dir] = (handle, 1)
+    try:
+        yield
+    finally:
+        handle, depth = _held[run_dir]
+        if depth > 1:
+            _held[run_dir] = (handle, depth - 1)
+        else:
+            del _held[run_dir]
+            handle.close()  # closing the last descriptor releases the flock
 
 
 register_resolvers()
