@@ -18,7 +18,7 @@ SIZE = 28
 FITS = ("box", "stretch")
 # caps on what one picture may cost: a digit needs no more; a 52 KB PNG can decode to 14000x14000
 MAX_PIXELS = 50_000_000
-MAX_DECODED_BYTES = 256 * 2**20
+MAX_DECODED_BYTES = 128 * 2**20
 # how far (in grey levels of 255) some pixel must stand out from the background to count as ink
 MIN_INK = 16
 
