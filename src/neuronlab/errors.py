@@ -47,13 +47,17 @@ def user_message(err: BaseException) -> str | None:
     return None
 
 
-def exit_on_user_error(func: Callable[[], T]) -> T:
-    """Run ``func``; an input error ends the process with its message on stderr and exit code 2."""
+def exit_on_user_error(func: Callable[[], T], on_error: Callable[[str], None] | None = None) -> T:
+    """Run ``func``; an input error ends the process with its message on stderr and exit code 2.
+
+    ``on_error(message)`` runs first, e.g. to record the message in the run's ``result.json``."""
     try:
         return func()
     except Exception as err:
         message = user_message(err)
         if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
+        if on_error is not None:
+            on_error(message)
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR) from None

@@ -49,9 +49,15 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
 def main(cfg: DictConfig) -> None:
     """Entry point of ``neuronlab-eval`` and ``python -m neuronlab.eval``."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from neuronlab import report
     from neuronlab.errors import exit_on_user_error
 
-    exit_on_user_error(lambda: evaluate(cfg))
+    run_dir = Path(HydraConfig.get().runtime.output_dir)  # a failed eval's folder says why, too
+    exit_on_user_error(
+        lambda: evaluate(cfg), lambda message: report.write_result(run_dir, status="failed", error=message)
+    )
 
 
 if __name__ == "__main__":

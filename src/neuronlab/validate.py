@@ -162,7 +162,7 @@ RULES: list[Rule] = [
 
 # neuronlab-export's own keys
 EXPORT_RULES: list[Rule] = [
-    ("tolerance", _is_number, lambda v: v >= 0, "a number >= 0, e.g. 1e-5"),
+    ("tolerance", _is_number, _any, "a number, e.g. 1e-5"),
     ("batch_size", _is_int, lambda v: 0 < v <= 10_000, "an integer in 1..10000"),
     ("output", _optional(lambda v: isinstance(v, str)), _optional(bool), "a file name or null"),
     ("data_dir", _optional(lambda v: isinstance(v, str)), _optional(bool), "a folder or null"),
