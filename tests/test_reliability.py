@@ -182,6 +182,8 @@ BAD_VALUES: dict[str, tuple[list[str], list[str]]] = {
     "test": (["test=maybe"], ["test='maybe'", "true or false"]),
     "task_name": (["task_name=a/b"], ["task_name='a/b'"]),
     "optimizer.lr type": (["optimizer.lr=fast"], ["optimizer.lr='fast'", "> 0"]),
+    "optimizer.lr inf": (["optimizer.lr=inf"], ["optimizer.lr=inf", "a number > 0"]),
+    "data.noise nan": (["data.noise=nan"], ["data.noise=nan"]),
     "optimizer.weight_decay": (["optimizer.weight_decay=-1"], ["optimizer.weight_decay=-1", ">= 0"]),
     "optimizer.momentum": (["optimizer=sgd", "optimizer.momentum=1.5"], ["optimizer.momentum=1.5", "[0, 1)"]),
     "model.hidden_size": (["model.hidden_size=0"], ["model.hidden_size=0", "> 0"]),
@@ -432,12 +434,12 @@ def test_predict_refuses_non_finite_points_per_row(compose_cfg, tmp_path, capsys
 
     train(compose_cfg(["experiment=xor", "logger=none", "callbacks.figures=null"]))
     ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
-    cfg = compose_cfg([f"ckpt_path={ckpt}", "inputs=[[nan,1],[inf,0],[1,0],[0,-inf]]"], config_name="predict")
+    cfg = compose_cfg([f"ckpt_path={ckpt}", "inputs=[[nan,1],[inf,0],[1,0],[0,-inf],[1e308,-1e308]]"], config_name="predict")
     rows = predict(cfg)
-    assert [r.error is None for r in rows] == [False, False, True, False]
+    assert [r.error is None for r in rows] == [False, False, True, False, False], rows
     assert all("finite" in r.error for r in rows if r.error)
     assert rows[2].prediction == "1"
-    assert "3 of 4 inputs failed" in capsys.readouterr().out
+    assert "4 of 5 inputs failed" in capsys.readouterr().out
 
 
 def test_predict_folder_with_an_oversized_a_blank_and_a_good_picture(compose_cfg, mnist_dir, tmp_path):

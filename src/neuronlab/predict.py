@@ -123,6 +123,9 @@ def predict_points(task: Any, inputs: list[Any]) -> list[Row]:
             probs = probs[:, 1]
         for (row, point), p in zip(points, probs.tolist(), strict=True):
             row.name = f"[{point[0]:g}, {point[1]:g}]"
+            if not math.isfinite(p):  # e.g. [1e308, 1e308]: the net overflows
+                row.error = "the net's output is not finite for this point (values far outside [0, 1]?)"
+                continue
             row.prediction, row.details = str(int(p > 0.5)), f"P(1) = {p:.4f}"
     return rows
 

@@ -3,6 +3,7 @@ allowed, instead of failing deep inside Lightning minutes later."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +21,8 @@ def _is_int(v: Any) -> bool:
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+    """A finite int or float (``nan``/``inf`` parse as floats but are never a sensible setting)."""
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _is_bool(v: Any) -> bool:
