@@ -434,7 +434,8 @@ def test_predict_refuses_non_finite_points_per_row(compose_cfg, tmp_path, capsys
 
     train(compose_cfg(["experiment=xor", "logger=none", "callbacks.figures=null"]))
     ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
-    cfg = compose_cfg([f"ckpt_path={ckpt}", "inputs=[[nan,1],[inf,0],[1,0],[0,-inf],[1e308,-1e308]]"], config_name="predict")
+    points = "inputs=[[nan,1],[inf,0],[1,0],[0,-inf],[1e308,-1e308]]"
+    cfg = compose_cfg([f"ckpt_path={ckpt}", points], config_name="predict")
     rows = predict(cfg)
     assert [r.error is None for r in rows] == [False, False, True, False, False], rows
     assert all("finite" in r.error for r in rows if r.error)
