@@ -485,12 +485,16 @@ def test_run_lock_is_reentrant_in_a_process_and_exclusive_across_processes(tmp_p
         pass
 
 
-def test_a_failed_eval_leaves_its_reason_in_its_folder(tmp_path):
-    result = run_cli("neuronlab.eval", f"ckpt_path={tmp_path}/nowhere.ckpt", cwd=tmp_path)
+@pytest.mark.parametrize(
+    ("extra", "phrase"),
+    [([], "no such checkpoint file"), (["trainer.precision=abc"], "trainer.precision='abc' is not allowed")],
+)
+def test_a_failed_eval_is_one_line_and_leaves_its_reason_in_its_folder(tmp_path, extra, phrase):
+    result = run_cli("neuronlab.eval", f"ckpt_path={tmp_path}/nowhere.ckpt", *extra, cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    message = only([ln for ln in result.stderr.splitlines() if ln.startswith("error: ")]).removeprefix(
-        "error: "
-    )
+    errors = [ln.removeprefix("error: ") for ln in result.stderr.splitlines() if ln.startswith("error: ")]
+    message = only(errors)
+    assert phrase in message
     folder = only(list((tmp_path / "outputs").glob("eval/runs/*")))
     assert json.loads((folder / "result.json").read_text()) | {"finished_at": ""} == {
         "finished_at": "",
