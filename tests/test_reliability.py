@@ -474,7 +474,8 @@ def test_run_lock_is_reentrant_in_a_process_and_exclusive_across_processes(tmp_p
     assert other.returncode == 0, other.stderr
     holder = subprocess.Popen([sys.executable, "-c", code.replace("pass", "import time; time.sleep(120)")])
     deadline = time.time() + 60
-    while f"process {holder.pid} " not in (tmp_path / "run" / ".lock").read_text():
+    lock_file = tmp_path / "run" / ".lock"
+    while not lock_file.is_file() or f"process {holder.pid} " not in lock_file.read_text():
         assert time.time() < deadline and holder.poll() is None
         time.sleep(0.05)
     with pytest.raises(RunLocked, match=f"in use by process {holder.pid}"), run_lock(tmp_path / "run"):
@@ -483,6 +484,9 @@ def test_run_lock_is_reentrant_in_a_process_and_exclusive_across_processes(tmp_p
     holder.wait()
     with run_lock(tmp_path / "run"):
         pass
+    with run_lock(tmp_path / "unused"):  # a folder the lock made and nothing used is not left behind
+        assert (tmp_path / "unused" / ".lock").is_file()
+    assert not (tmp_path / "unused").exists() and (tmp_path / "run" / ".lock").is_file()
 
 
 @pytest.mark.parametrize(
@@ -501,3 +505,14 @@ def test_a_failed_eval_is_one_line_and_leaves_its_reason_in_its_folder(tmp_path,
         "status": "failed",
         "error": message,
     }
+
+
+def test_a_run_that_never_starts_leaves_no_folder(tmp_path, monkeypatch, capsys):
+    """``hydra.run.dir=`` locks the folder before Hydra starts; an option Hydra cannot compose then leaves
+    nothing behind, nor does a search without ``-m`` or an unwritable outputs root."""
+    monkeypatch.setenv("NEURONLAB_OUTPUT_ROOT", str(tmp_path / "outputs"))
+    code, err = run_main(monkeypatch, capsys, f"hydra.run.dir={tmp_path / 'mine'}", "model=foo")
+    assert code != 0 and "model/foo" in err
+    code, _ = run_main(monkeypatch, capsys, "hparams_search=mnist_optuna")
+    assert code == 2
+    assert not (tmp_path / "mine").exists() and not runs(tmp_path / "outputs")

@@ -93,7 +93,8 @@ class RunLocked(RuntimeError):
     """Another process is writing in this run folder."""
 
 
-_held: dict[Path, tuple[IO[str], int]] = {}  # run folder -> (open lock file, depth) held by this process
+# run folder -> (open lock file, depth, whether the lock made the folder), held by this process
+_held: dict[Path, tuple[IO[str], int, bool]] = {}
 
 
 @contextmanager
@@ -108,9 +109,10 @@ def run_lock(run_dir: Path | str) -> Iterator[None]:
 
     run_dir = Path(run_dir).resolve()
     if run_dir in _held:
-        handle, depth = _held[run_dir]
-        _held[run_dir] = (handle, depth + 1)
+        handle, depth, created = _held[run_dir]
+        _held[run_dir] = (handle, depth + 1, created)
     else:
+        created = not run_dir.exists()
         run_dir.mkdir(parents=True, exist_ok=True)
         handle = open(run_dir / ".lock", "a+")  # noqa: SIM115  (held open until the block ends)
         try:
@@ -127,16 +129,19 @@ def run_lock(run_dir: Path | str) -> Iterator[None]:
         handle.truncate()
         handle.write(f"process {os.getpid()} on {os.uname().nodename}\n")
         handle.flush()
-        _held[run_dir] = (handle, 1)
+        _held[run_dir] = (handle, 1, created)
     try:
         yield
     finally:
-        handle, depth = _held[run_dir]
+        handle, depth, created = _held[run_dir]
         if depth > 1:
-            _held[run_dir] = (handle, depth - 1)
+            _held[run_dir] = (handle, depth - 1, created)
         else:
             del _held[run_dir]
             handle.close()  # closing the last descriptor releases the flock
+            if created and [p.name for p in run_dir.iterdir()] == [".lock"]:  # nothing ran: no empty folder
+                (run_dir / ".lock").unlink(missing_ok=True)
+                run_dir.rmdir()
 
 
 register_resolvers()
