@@ -146,10 +146,6 @@ def test_the_resume_command_printed_after_ctrl_c_is_quoted_for_a_shell(tmp_path,
     assert shlex.split(line.removeprefix("Resume with: ")) == ["neuronlab-train", f"resume={run}"]
 
 
-@pytest.mark.xfail(
-    reason="needs resume_argv to quote ckpt_path=/hydra.run.dir for such paths (issue 12, the lead's part)",
-    strict=False,
-)
 def test_the_resume_command_printed_after_ctrl_c_works_in_a_shell(tmp_path, monkeypatch, capsys):
     from neuronlab.report import print_interrupted
 

@@ -224,9 +224,10 @@ def explicit_run_dir(argv: list[str]) -> Path | None:
     for arg in reversed(argv[1:]):
         if arg.startswith("hydra.run.dir="):
             try:
-                return Path(str(OverridesParser.create().parse_override(arg).value())).expanduser()
+                value = str(OverridesParser.create().parse_override(arg).value())
             except Exception:  # Hydra reports a malformed override itself
                 return None
+            return None if "${" in value else Path(value).expanduser()  # interpolated: run() locks it
     return None
 
 
