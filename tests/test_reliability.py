@@ -352,6 +352,31 @@ def test_export_bad_values(compose_cfg, tmp_path, capsys, override, message):
     assert len(err.strip().splitlines()) == 1
 
 
+def test_export_to_a_place_it_cannot_write_is_one_error(compose_cfg, tmp_path, capsys):
+    from neuronlab.errors import exit_on_user_error
+    from neuronlab.export import export
+    from neuronlab.train import train
+
+    train(compose_cfg(["experiment=xor", "trainer.max_epochs=20", "logger=none", "callbacks.figures=null"]))
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    (tmp_path / "a-file").write_text("x")
+    for output, message in [
+        (tmp_path, "is a folder: name a file, e.g. output=model.pt"),
+        ("/dev/null", "is not a plain file"),
+        (tmp_path / "a-file" / "model.pt", "cannot write output="),
+    ]:
+        cfg = compose_cfg(
+            [f"ckpt_path={ckpt}", "format=torchscript", f"output={output}"], config_name="export"
+        )
+        with pytest.raises(SystemExit) as exit_info:
+            exit_on_user_error(lambda cfg=cfg: export(cfg))
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and err.startswith(
+            f"error: output={output}" if "cannot" not in message else "error: cannot"
+        )
+        assert message in err and len(err.strip().splitlines()) == 1
+
+
 def test_summary_of_damaged_job_folders_marks_them_and_reads_the_rest(tmp_path, capsys):
     from neuronlab.summary import main as summary_main
 
