@@ -210,6 +210,10 @@ BAD_VALUES: dict[str, tuple[list[str], list[str]]] = {
     "scheduler.mode": (["scheduler=plateau", "scheduler.mode=up"], ["scheduler.mode='up'", "min or max"]),
     "trainer.max_epochs": (["trainer.max_epochs=0"], ["trainer.max_epochs=0"]),
     "trainer.min_epochs": (["trainer.min_epochs=-2"], ["trainer.min_epochs=-2"]),
+    "trainer.min_epochs > max_epochs": (
+        ["trainer.min_epochs=30", "trainer.max_epochs=20"],
+        ["min_epochs=30"],
+    ),
     "trainer.devices": (["trainer.devices=abc"], ["trainer.devices='abc'", "auto"]),
     "trainer.devices zero": (["trainer.devices=0"], ["trainer.devices=0"]),
     "trainer.num_nodes": (["trainer.num_nodes=0"], ["trainer.num_nodes=0"]),

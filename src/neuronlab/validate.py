@@ -211,6 +211,11 @@ def _validate_together(cfg: DictConfig) -> None:
             f"trainer.accelerator={accelerator} needs a GPU, but torch sees none "
             f"(torch {torch.__version__}, CUDA available: no): use trainer=cpu or trainer=default"
         )
+    low, high = trainer.get("min_epochs"), trainer.get("max_epochs")
+    if isinstance(low, int) and isinstance(high, int) and high != -1 and low > high:
+        raise NeuronlabError(
+            f"trainer.min_epochs={low} is more than trainer.max_epochs={high}: lower one or raise the other"
+        )
     metric = cfg.get("optimized_metric")
     if metric and metric.startswith("test/") and not cfg.get("test", True):
         raise NeuronlabError(
