@@ -7,6 +7,7 @@ ratio, then placed in 28x28 so that its centre of mass is at the centre. Fashion
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,8 @@ FITS = ("box", "stretch")
 # caps on what one picture may cost: a digit needs no more; a 52 KB PNG can decode to 14000x14000
 MAX_PIXELS = 50_000_000
 MAX_DECODED_BYTES = 128 * 2**20
+# longer side pictures are first reduced to (by an integer factor) before any float copy is made
+MAX_SIDE = 1024
 # how far (in grey levels of 255) some pixel must stand out from the background to count as ink
 MIN_INK = 16
 
@@ -130,12 +133,17 @@ def prepare(image: Image.Image, box: int = 20, by_mass: bool = True, fit: str = 
     if fit not in FITS:
         raise ValueError(f"fit={fit!r} is not known; allowed: {', '.join(FITS)}")
     notes: list[str] = []
+    width, height = image.size  # as given (for the notes)
+    factor = -(-max(width, height) // MAX_SIDE)
+    if factor > 1:  # a big photo: shrink it first (box filter): a digit needs no more, memory stays small
+        with contextlib.suppress(ValueError):  # a mode reduce() does not handle is used as it is
+            image = image.reduce(factor)
+            notes.append(f"reduced 1/{factor} first")
     pixels = to_grey(image, notes)
     if border(pixels).mean() > 127:  # light paper, dark ink: MNIST is white ink on black
         pixels = 255 - pixels
         notes.append("inverted (light background)")
-    height, width = pixels.shape
-    background = float(np.median(border(pixels))) if min(height, width) > 2 else float(pixels.min())
+    background = float(np.median(border(pixels))) if min(pixels.shape) > 2 else float(pixels.min())
     if pixels.max() - background < MIN_INK:  # the same rule at every size, 28x28 included
         raise ImageError(
             f"blank image: no pixel stands out from the background by {MIN_INK} grey levels or more"
