@@ -442,6 +442,12 @@ def test_pictures_too_large_blank_or_16_bit(tmp_path):
             with pytest.raises(ImageError, match="blank image"):
                 prepare(Image.fromarray(np.full(size, level, np.uint8)))
 
+    photo = np.full((2000, 3000), 240, np.uint8)  # a big light photo with one dark stroke
+    photo[500:1500, 1400:1550] = 20
+    prepared = prepare(Image.fromarray(photo))
+    assert prepared.notes[0] == "reduced 1/3 first" and "resized 3000x2000 -> 28x28" in prepared.notes
+    assert prepared.pixels.shape == (28, 28) and prepared.pixels.max() == 1.0
+
     digit = np.zeros((28, 28), np.uint16)
     digit[6:22, 12:16] = 50000  # a 16-bit stroke: ~195 of 255
     picture = tmp_path / "sixteen.png"
