@@ -515,6 +515,13 @@ def test_run_lock_is_reentrant_in_a_process_and_exclusive_across_processes(tmp_p
     holder.wait()
     with run_lock(tmp_path / "run"):
         pass
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "planted").mkdir()
+    (tmp_path / "planted" / ".lock").symlink_to(victim)  # a run folder from elsewhere
+    with pytest.raises(RunLocked, match="is a symbolic link"), run_lock(tmp_path / "planted"):
+        pass
+    assert victim.read_text() == "precious"
     with run_lock(tmp_path / "unused"):  # a folder the lock made and nothing used is not left behind
         assert (tmp_path / "unused" / ".lock").is_file()
     assert not (tmp_path / "unused").exists() and (tmp_path / "run" / ".lock").is_file()

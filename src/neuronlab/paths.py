@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
@@ -90,7 +91,7 @@ def register_resolvers() -> None:
 
 
 class RunLocked(RuntimeError):
-    """Another process is writing in this run folder."""
+    """Another process is writing in this run folder (or its lock file cannot be made)."""
 
 
 # run folder -> (open lock file, depth, whether the lock made the folder), held by this process
@@ -113,13 +114,19 @@ def run_lock(run_dir: Path | str) -> Iterator[None]:
         _held[run_dir] = (handle, depth + 1, created)
     else:
         created = not run_dir.exists()
-        run_dir.mkdir(parents=True, exist_ok=True)
-        handle = open(run_dir / ".lock", "a+")  # noqa: SIM115  (held open until the block ends)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            # never through a symbolic link: a run folder from elsewhere must not make us truncate a file
+            fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as err:
+            why = "it is a symbolic link" if err.errno == errno.ELOOP else err.strerror
+            raise RunLocked(f"cannot lock the run folder {run_dir} ({run_dir / '.lock'}: {why})") from None
+        handle = os.fdopen(fd, "r+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
+            first = (handle.read(200).splitlines() or [""])[0]
+            holder = "".join(c for c in first if c.isprintable()).strip() or "another process"
             handle.close()
             raise RunLocked(
                 f"{run_dir} is in use by {holder}: one run writes in a folder at a time; wait for it to "
