@@ -176,6 +176,7 @@ def test_the_resume_command_printed_after_ctrl_c_works_in_a_shell(tmp_path, monk
 BAD_VALUES: dict[str, tuple[list[str], list[str]]] = {
     "seed": (["seed=-1"], ["seed=-1", ">= 0"]),
     "test": (["test=maybe"], ["test='maybe'", "true or false"]),
+    "ckpt_path": (["ckpt_path=[1,2]"], ["ckpt_path=[1, 2]", "a .ckpt file"]),
     "task_name": (["task_name=a/b"], ["task_name='a/b'"]),
     "optimizer.lr type": (["optimizer.lr=fast"], ["optimizer.lr='fast'", "> 0"]),
     "optimizer.lr inf": (["optimizer.lr=inf"], ["optimizer.lr=inf", "a number > 0"]),

@@ -126,7 +126,8 @@ def _run(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
     from neuronlab.callbacks import GracefulInterrupt, WallClock
     from neuronlab.errors import NeuronlabError, user_message
 
-    resuming = bool(cfg.get("ckpt_path")) and run_dir.resolve() in Path(cfg.ckpt_path).resolve().parents
+    ckpt = cfg.get("ckpt_path")  # resuming in this folder: the wall time goes on from the earlier parts
+    resuming = isinstance(ckpt, str) and bool(ckpt) and run_dir.resolve() in Path(ckpt).resolve().parents
     clock = WallClock(before=report.previous_wall_time(run_dir) if resuming else 0.0, resuming=resuming)
     GracefulInterrupt.interrupted = None
     try:

@@ -50,6 +50,12 @@ Rule = tuple[str, Callable[[Any], bool], Callable[[Any], bool], str]
 RULES: list[Rule] = [
     ("seed", lambda v: v is None or _is_int(v), lambda v: v is None or v >= 0, "an integer >= 0 or null"),
     ("test", _is_bool, _any, "true or false"),
+    (
+        "ckpt_path",
+        _optional(lambda v: isinstance(v, str)),
+        _optional(bool),
+        "a .ckpt file, a run folder or null",
+    ),
     ("task_name", lambda v: isinstance(v, str), lambda v: bool(v) and "/" not in v, "a folder name"),
     ("optimizer.lr", _is_number, lambda v: v > 0, "a number > 0"),
     ("optimizer.weight_decay", _is_number, lambda v: v >= 0, "a number >= 0"),
