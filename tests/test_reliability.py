@@ -484,7 +484,8 @@ def test_predict_folder_with_an_oversized_a_blank_and_a_good_picture(compose_cfg
     _png_header_only(pictures / "a_huge.png", 14000, 14000)
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(pictures / "b_blank28.png")
     Image.fromarray(template(7)).save(pictures / "c_seven.png")
-    result = run_cli("neuronlab.predict", f"ckpt_path={ckpt}", f"inputs={pictures}", cwd=tmp_path)
+    wide = {"COLUMNS": "400"}  # one line per row, whatever the terminal (or none) is
+    result = run_cli("neuronlab.predict", f"ckpt_path={ckpt}", f"inputs={pictures}", cwd=tmp_path, env=wide)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
     out = " ".join(result.stdout.split())  # the table may fold long cells over several lines
     assert "a_huge.png │ error │ picture too large" in out, out
