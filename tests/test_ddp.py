@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
 
 from neuronlab.checkpoint import load_classifier
 from neuronlab.paths import launcher_rank, run_id
-from tests.conftest import only, read_scalars, run_cli, write_mnist
+from tests.conftest import REPO, flip_labels, only, read_scalars, run_cli, write_mnist
+from tests.probes import read_probe
 
 
 def run_folders(outputs: Path) -> list[Path]:
@@ -32,21 +34,42 @@ def test_ddp_cpu_xor_gives_one_run_folder_one_event_file_one_summary(tmp_path):
     assert json.loads((run / "result.json").read_text())["status"] == "completed"
 
 
-def test_ddp_test_metrics_cover_the_split_exactly_once(tmp_path):
-    """201 test and 101 validation images: shards of unequal size, no padding duplicates."""
+def test_ddp_each_rank_takes_its_shard_and_metrics_cover_the_split(tmp_path):
+    """2 processes, 401 training images (101 for validation) and 201 test images: shards of unequal size,
+    no padding duplicates. Every even test image is mislabelled, and rank 0 evaluates the even ones: an
+    epoch metric that is not summed over processes (an average of the two ranks' values) is far off."""
     data = write_mnist(tmp_path / "data", "MNIST", n_train=401, n_test=201)
+    flip_labels(data, "t10k", np.arange(0, 201, 2))
+    flip_labels(data, "train", np.arange(0, 401, 5))
     common = [f"paths.data_dir={data}", "data.val_size=101", "data.batch_size=32", "data.eval_batch_size=16"]
+    probe = tmp_path / "probe"
     trained = run_cli(
         "neuronlab.train",
         "experiment=mnist",
         "trainer=ddp_cpu",
-        "trainer.max_epochs=1",
+        "trainer.max_epochs=2",
+        "callbacks.figures=null",
+        "+callbacks.probe._target_=tests.probes.Probe",
+        f"+callbacks.probe.out={probe}",
         *common,
         cwd=tmp_path,
+        env={"PYTHONPATH": str(REPO)},
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
     run = only(run_folders(tmp_path / "outputs"))
     ddp_metrics = json.loads((run / "result.json").read_text())["metrics"]
+    assert 0.2 < ddp_metrics["test/acc"] < 0.8  # half the test labels are wrong
+
+    # each rank trained on its own 150 of the 300 training images: 5 steps of 32 per epoch, and tested
+    # its own shard (101 and 100 images); the confusion matrix, summed over both, counts all 201
+    ranks = read_probe(probe)
+    assert sorted(ranks) == [0, 1]
+    for rank, record in ranks.items():
+        assert record["world_size"] == 2
+        assert record["train_samples"] == [150, 150], rank
+        assert record["train_steps"] == record["global_step"] == 10, rank
+        assert record["test_samples"] == (101, 100)[rank]
+        assert record["confusion_total"] == 201
 
     # the same checkpoint, evaluated in one process without Lightning's help
     task, ckpt = load_classifier(run / "checkpoints" / "best.ckpt")
@@ -59,7 +82,9 @@ def test_ddp_test_metrics_cover_the_split_exactly_once(tmp_path):
     accuracy = (logits.argmax(-1) == y).float().mean().item()
     loss = torch.nn.functional.cross_entropy(logits, y).item()
     assert ddp_metrics["test/acc"] == pytest.approx(accuracy, abs=1e-6)
-    assert ddp_metrics["test/loss"] == pytest.approx(loss, rel=1e-5)
+    assert ddp_metrics["test/loss"] == pytest.approx(loss, rel=1e-6)
+    even, odd = ((logits[i::2].argmax(-1) == y[i::2]).float().mean().item() for i in (0, 1))
+    assert odd - even > 0.3  # the two ranks' accuracies differ: an average of the two would be off
 
     # and through neuronlab-eval in one process: the same numbers
     evaluated = run_cli(
@@ -69,6 +94,7 @@ def test_ddp_test_metrics_cover_the_split_exactly_once(tmp_path):
     eval_run = only([p for p in run_folders(tmp_path / "outputs") if p.parent.parent.name == "eval"])
     eval_metrics = json.loads((eval_run / "result.json").read_text())["metrics"]
     assert eval_metrics["test/acc"] == pytest.approx(ddp_metrics["test/acc"], abs=1e-6)
+    assert eval_metrics["test/loss"] == pytest.approx(ddp_metrics["test/loss"], rel=1e-6)
 
 
 def test_ddp_inside_a_sweep_gives_one_folder_per_job(tmp_path):

@@ -105,3 +105,26 @@ def test_augment_path_trains_too(compose_cfg, mnist_dir):
 
     common = ["experiment=mnist", f"paths.data_dir={mnist_dir}", "data.val_size=100", "trainer.max_epochs=2"]
     assert train(compose_cfg([*common, "data.augment=affine"]))["test/acc"] > 0.8
+
+
+def test_the_datamodule_hands_each_rank_of_its_trainer_its_own_shard():
+    """The DataModule's loaders ask the trainer for the process's rank and world size (the real DDP
+    run is in tests/test_ddp.py; here a trainer-shaped object makes rank 1 of 2 in this process)."""
+    from types import SimpleNamespace
+
+    from neuronlab.data import GatesDataModule
+
+    dm = GatesDataModule(gate="xor", repeats=25, noise=0.1, batch_size=8, seed=4)
+    dm.setup("fit")
+    cpu = SimpleNamespace(root_device=torch.device("cpu"))
+    shards = {}
+    for rank in (0, 1):
+        dm.trainer = SimpleNamespace(global_rank=rank, world_size=2, strategy=cpu)
+        train, val = dm.train_dataloader(), dm.val_dataloader()
+        assert (train.rank, train.world_size, train.shuffle, train.seed) == (rank, 2, True, 4)
+        assert len(train) == 7 and sum(len(y) for _, y in train) == 50  # 100 points: 50 a rank, 8 a step
+        shards[rank] = torch.cat([x for x, _ in val])
+        assert not dm.test_dataloader().shuffle and len(dm.test_dataloader()) == 1
+    assert torch.equal(torch.cat([shards[0], shards[1]]), dm.splits["val"][0][[0, 2, 1, 3]])
+    dm.trainer = None
+    assert sum(len(y) for _, y in dm.train_dataloader()) == 100
