@@ -41,7 +41,10 @@ MUTATIONS = [
         "data/base.py",
         "            rank, world = self.trainer.global_rank, self.trainer.world_size\n",
         "            rank, world = 0, 1\n",
-        ("tests/data/test_loader.py", "tests/test_ddp.py::test_ddp_each_rank_takes_its_shard_and_metrics_cover_the_split"),
+        (
+            "tests/data/test_loader.py::test_the_datamodule_hands_each_rank_of_its_trainer_its_own_shard",
+            "tests/test_ddp.py::test_ddp_each_rank_takes_its_shard_and_metrics_cover_the_split",
+        ),
     ),
     Mutation(
         "rng",
