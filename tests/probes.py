@@ -7,6 +7,7 @@ rank, so a test can check a real run (in this process or in DDP worker processes
 from __future__ import annotations
 
 import json
+import os
 import resource
 import shutil
 from pathlib import Path
@@ -14,6 +15,13 @@ from typing import Any
 
 import lightning.pytorch as L
 import torch
+
+
+def tests_importable() -> dict[str, str]:
+    """The environment a command needs to load these instruments: this repository on ``PYTHONPATH``,
+    after what is there already (scripts/mutation_table.py puts a changed copy of ``src`` first)."""
+    paths = [os.environ.get("PYTHONPATH", ""), str(Path(__file__).resolve().parents[1])]
+    return {"PYTHONPATH": os.pathsep.join(p for p in paths if p)}
 
 
 class Probe(L.Callback):

@@ -15,7 +15,8 @@ from neuronlab.checkpoint import AtomicCheckpointIO, load_checkpoint
 from neuronlab.errors import NeuronlabError
 from neuronlab.models import SimpleNN
 from neuronlab.tasks import Classifier
-from tests.conftest import REPO, only, run_cli
+from tests.conftest import only, run_cli
+from tests.probes import tests_importable
 
 
 def checkpoint_of(seed: int) -> dict:
@@ -77,7 +78,7 @@ def test_a_run_whose_disk_fills_up_keeps_its_last_good_checkpoints(tmp_path):
         "+callbacks.limit.max_bytes=4000",
         f"+callbacks.limit.snapshot={snapshot}",
         cwd=tmp_path,
-        env={"PYTHONPATH": str(REPO)},
+        env=tests_importable(),
     )
     assert result.returncode == 2, result.stderr[-3000:]
     run = only([p.parent for p in (tmp_path / "outputs").rglob(".hydra")])

@@ -12,8 +12,8 @@ from hydra.utils import instantiate
 
 from neuronlab.checkpoint import load_classifier
 from neuronlab.paths import launcher_rank, run_id
-from tests.conftest import REPO, flip_labels, only, read_scalars, run_cli, write_mnist
-from tests.probes import read_probe
+from tests.conftest import flip_labels, only, read_scalars, run_cli, write_mnist
+from tests.probes import read_probe, tests_importable
 
 
 def run_folders(outputs: Path) -> list[Path]:
@@ -53,7 +53,7 @@ def test_ddp_each_rank_takes_its_shard_and_metrics_cover_the_split(tmp_path):
         f"+callbacks.probe.out={probe}",
         *common,
         cwd=tmp_path,
-        env={"PYTHONPATH": str(REPO)},
+        env=tests_importable(),
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
     run = only(run_folders(tmp_path / "outputs"))
@@ -140,11 +140,33 @@ def test_ddp_knobs_from_the_command_line(compose_cfg):
     assert (cfg.trainer.devices, cfg.trainer.num_nodes, cfg.trainer.precision) == (4, 2, "bf16-mixed")
 
 
-def test_bf16_mixed_precision_runs_on_cpu(compose_cfg):
+def test_bf16_mixed_precision_runs_on_cpu(compose_cfg, tmp_path):
     from neuronlab.train import train
 
-    metrics = train(compose_cfg(["trainer=cpu", "trainer.precision=bf16-mixed", "trainer.max_epochs=20"]))
+    probe = tmp_path / "probe"
+    overrides = ["trainer=cpu", "trainer.precision=bf16-mixed", "trainer.max_epochs=20"]
+    metrics = train(
+        compose_cfg(
+            [*overrides, "+callbacks.probe._target_=tests.probes.Probe", f"+callbacks.probe.out={probe}"]
+        )
+    )
     assert 0.0 <= metrics["test/acc"] <= 1.0
+    seen = read_probe(probe)[0]
+    assert seen["precision"] == "bf16-mixed" and seen["train_output_dtype"] == "torch.bfloat16"
+
+
+def test_torchrun_processes_share_one_run_folder_named_after_the_rendezvous(monkeypatch, compose_cfg):
+    for var in ("NEURONLAB_RUN_ID", "SLURM_NTASKS", "SLURM_JOB_ID"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "mnist1")
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    monkeypatch.setenv("RANK", "5")
+    assert run_id() == "torchrun-mnist1" and launcher_rank() == 5
+    cfg = compose_cfg([])
+    assert cfg.hydra.run.dir.endswith("/xor/runs/torchrun-mnist1")
+    monkeypatch.setenv("WORLD_SIZE", "1")  # a single process under torchrun: a folder of its own
+    monkeypatch.delenv("RANK")
+    assert run_id()[:4].isdigit()
 
 
 def test_one_folder_name_for_every_process_of_a_launch(monkeypatch):
