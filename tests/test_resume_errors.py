@@ -52,7 +52,7 @@ REWRITES_HYDRA = pytest.mark.xfail(
 
 @pytest.mark.parametrize(
     "case",
-    [pytest.param(c, marks=REWRITES_HYDRA) if c.startswith("another") else c for c in CASES],
+    [pytest.param(c, marks=REWRITES_HYDRA) if c.startswith(("another", "damaged")) else c for c in CASES],
 )
 def test_a_run_that_cannot_resume_says_why_and_is_left_as_it_was(
     trained, tmp_path, monkeypatch, capsys, case
