@@ -128,3 +128,7 @@ def test_the_datamodule_hands_each_rank_of_its_trainer_its_own_shard():
     assert torch.equal(torch.cat([shards[0], shards[1]]), dm.splits["val"][0][[0, 2, 1, 3]])
     dm.trainer = None
     assert sum(len(y) for _, y in dm.train_dataloader()) == 100
+    dm.eval_batch_size = 3  # the MNIST family's data.eval_batch_size: evaluation only
+    assert (dm.train_dataloader().batch_size, dm.val_dataloader().batch_size) == (8, 3)
+    predict = dm.predict_dataloader()
+    assert torch.equal(torch.cat([x for x, _ in predict]), dm.splits["test"][0]) and not predict.shuffle
