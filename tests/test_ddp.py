@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -211,3 +213,29 @@ def test_ddp_gpu_run(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(run_folders(tmp_path / "outputs")) == 1
+
+
+@pytest.mark.slow
+def test_a_real_torchrun_launch_writes_one_folder_named_after_its_rendezvous(tmp_path):
+    import shutil
+    import sys
+
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    if torchrun is None:
+        pytest.skip("torchrun is not installed beside this Python")
+    result = subprocess.run(
+        [
+            *(torchrun, "--nnodes=1", "--nproc-per-node=2", "--rdzv-backend=c10d"),
+            *("--rdzv-endpoint=localhost:0", "--rdzv-id=lesson1", "-m", "neuronlab.train"),
+            *("trainer=ddp_cpu", "trainer.devices=2", "trainer.max_epochs=10", "logger=none"),
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "NEURONLAB_OUTPUT_ROOT": str(tmp_path / "outputs"), "NEURONLAB_RUN_ID": ""},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = only(run_folders(tmp_path / "outputs"))
+    assert run.name == "torchrun-lesson1"
+    assert json.loads((run / "result.json").read_text())["status"] == "completed"
