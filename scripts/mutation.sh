@@ -42,6 +42,8 @@ TESTS[resume]="tests/test_resume_errors.py"
 FILES[summary]="src/neuronlab/summary.py"
 PATTERNS[summary]="*summarize*"
 TESTS[summary]="tests/test_summary_ranking.py::test_equal_metrics_rank_the_lower_validation_loss_first
+tests/test_summary_ranking.py::test_jobs_without_the_metric_or_with_an_unknown_status_rank_last
+tests/test_summary_ranking.py::test_a_sweep_of_one_job
 tests/test_sweeps.py::test_summary_ranks_best_first_with_swept_columns_and_failed_last
 tests/test_sweeps.py::test_a_loss_metric_ranks_lowest_first"
 
@@ -71,8 +73,12 @@ for module in "${modules[@]}"; do
     "$python" -m mutmut run --max-children "$children" ${PATTERNS[$module]} > run.log 2>&1 || true
     "$python" -m mutmut results --all true > results.txt 2>&1 || true
   )
-  total=$(grep -c ": " "$work/results.txt" || true)
+  # mutants outside the patterns are "not checked": not counted
+  total=$(grep ": " "$work/results.txt" | grep -vc ": not checked$" || true)
   killed=$(grep -cE ": (killed|timeout|caught by type check)$" "$work/results.txt" || true)
-  grep -vE ": (killed|timeout|caught by type check)$" "$work/results.txt" | grep ": " > "$work/survivors.txt" || true
-  echo "$module: $killed/$total mutants killed ($(( $(date +%s) - start )) s); survivors: .mutation/$module/survivors.txt"
+  timeouts=$(grep -cE ": timeout$" "$work/results.txt" || true)
+  grep ": " "$work/results.txt" | grep -vE ": (killed|timeout|caught by type check|not checked)$" \
+    > "$work/survivors.txt" || true
+  echo "$module: $killed/$total mutants killed ($timeouts by timeout) in $(( $(date +%s) - start )) s;" \
+    "survivors: .mutation/$module/survivors.txt"
 done

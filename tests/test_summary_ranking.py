@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import signal
 import subprocess
@@ -38,14 +39,32 @@ def ranking(sweep: Path, capsys) -> list[tuple[str, str]]:
 def test_equal_metrics_rank_the_lower_validation_loss_first(tmp_path, capsys):
     """Easy data (XOR) ends many jobs at 100 %: the lower val/loss decides the best row."""
     sweep = tmp_path / "sweep"
-    job(sweep, 0, {"val/acc_best": 1.0, "val/loss": 0.30})
-    job(sweep, 1, {"val/acc_best": 1.0, "val/loss": 0.10})
-    job(sweep, 2, {"val/acc_best": 1.0, "val/loss": 0.20})
+    job(sweep, 0, {"val/acc_best": 1.0, "val/loss": math.nan})  # a NaN loss: as if none was recorded
+    job(sweep, 1, {"val/acc_best": 1.0, "val/loss": 0.30})
+    job(sweep, 2, {"val/acc_best": 1.0, "val/loss": 0.10})
     job(sweep, 3, {"val/acc_best": 1.0})  # no loss recorded: after those with one
     job(sweep, 4, {"val/acc_best": 0.9, "val/loss": 0.01})  # the metric comes before the tie-break
     job(sweep, 5, {"val/acc_best": 1.0, "val/loss": 0.05}, status="failed")  # failed: last, no rank
-    assert ranking(sweep, capsys) == [("1", "1"), ("2", "2"), ("3", "0"), ("4", "3"), ("5", "4"), ("", "5")]
-    assert "Best: `1_seed=1`" in (sweep / "summary.md").read_text()
+    expected = [("1", "2"), ("2", "1"), ("3", "0"), ("4", "3"), ("5", "4"), ("", "5")]
+    assert ranking(sweep, capsys) == expected
+    markdown = (sweep / "summary.md").read_text()
+    assert "Best: `2_seed=2`" in markdown and "ranked by val/acc_best (higher is better)" in markdown
+
+
+def test_jobs_without_the_metric_or_with_an_unknown_status_rank_last(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    job(sweep, 0, {"val/loss": 0.01})  # completed, but the metric is missing
+    job(sweep, 1, {"val/acc_best": 0.5, "val/loss": 0.9})
+    job(sweep, 2, {"val/acc_best": 0.9}, status="failed")
+    job(sweep, 3, {"val/acc_best": 1.0}, status="no such status")  # a result.json from elsewhere
+    assert [j for _, j in ranking(sweep, capsys)] == ["1", "0", "2", "3"]
+
+
+def test_a_sweep_of_one_job(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    job(sweep, 0, {"val/acc_best": 0.5})
+    assert ranking(sweep, capsys) == [("1", "0")]
+    assert "Same in every job: `seed=0`" in (sweep / "summary.md").read_text()
 
 
 def test_a_killed_sweep_keeps_the_summary_of_every_finished_job(tmp_path, capsys):
