@@ -38,13 +38,15 @@ tests/test_atomic_write.py::test_the_first_write_failing_leaves_no_file_under_th
 tests/test_resume_errors.py::test_resume_argv_gives_the_runs_checked_overrides_its_folder_and_last_checkpoint
 tests/test_resume_errors.py::test_a_completed_run_is_left_alone_unless_asked_for_more_epochs
 tests/test_resume_errors.py::test_a_run_that_stopped_early_says_how_to_train_on
-tests/test_resume_errors.py::test_resume_argv_refuses_what_cannot_resume"
+tests/test_resume_errors.py::test_resume_argv_refuses_what_cannot_resume
+tests/test_resume_errors.py::test_a_run_of_one_epoch_and_odd_records"
 FILES[resume]="src/neuronlab/resume.py"
 PATTERNS[resume]="*resume_argv* *check_not_complete* *_saved_max_epochs* *_read_result*"
 TESTS[resume]="tests/test_resume_errors.py::test_resume_argv_gives_the_runs_checked_overrides_its_folder_and_last_checkpoint
 tests/test_resume_errors.py::test_a_completed_run_is_left_alone_unless_asked_for_more_epochs
 tests/test_resume_errors.py::test_a_run_that_stopped_early_says_how_to_train_on
-tests/test_resume_errors.py::test_resume_argv_refuses_what_cannot_resume"
+tests/test_resume_errors.py::test_resume_argv_refuses_what_cannot_resume
+tests/test_resume_errors.py::test_a_run_of_one_epoch_and_odd_records"
 FILES[summary]="src/neuronlab/summary.py"
 PATTERNS[summary]="*summarize*"
 TESTS[summary]="tests/test_summary_ranking.py::test_equal_metrics_rank_the_lower_validation_loss_first

@@ -89,10 +89,15 @@ def hand_made_run(root: Path, status: str | None, max_epochs: int = 20, done: in
     from neuronlab.models import SimpleNN
     from neuronlab.tasks import Classifier
 
-    run = root / "outputs" / "xor" / "runs" / "2024-01-01_00-00-00"
+    run = root / "outputs" / "xor" / "multiruns" / "2024-01-01_00-00-00" / "1_model.activation=tanh,seed=1"
     (run / ".hydra").mkdir(parents=True)
-    saved = ["model.activation=tanh", f"trainer.max_epochs={max_epochs}", "seed=1"]
-    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(saved))
+    saved = [
+        "model.activation=tanh",
+        f"trainer.max_epochs={max_epochs}",
+        "seed=1",
+        "ckpt_path=/old/last.ckpt",
+    ]
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([*saved, "resume=/old"]))
     (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"trainer": {"max_epochs": max_epochs}}))
     task = Classifier(SimpleNN())
     loops = {"fit_loop": {"epoch_progress": {"current": {"processed": done, "completed": done}}}}
@@ -139,6 +144,7 @@ def test_resume_argv_gives_the_runs_checked_overrides_its_folder_and_last_checkp
     [
         ([], True),
         (["trainer.max_epochs=20"], True),
+        (["trainer.max_epochs=abc"], True),  # not a number: the config's own check names it later
         (["trainer.max_epochs=21"], False),
         (["trainer.max_epochs=-1"], False),
     ],
@@ -178,7 +184,7 @@ def test_a_run_that_stopped_early_says_how_to_train_on(tmp_path):
     [
         (None, ["-m"], "resume one run at a time, without -m"),
         (None, ["--multirun"], "resume one run at a time, without -m"),
-        ("no overrides", [], "not a neuronlab run folder (expected"),
+        ("no overrides", [], "not a neuronlab run folder (expected {run}/.hydra/overrides.yaml)"),
         ("no checkpoint", [], "is a folder without checkpoints/last.ckpt"),
     ],
 )
@@ -193,5 +199,21 @@ def test_resume_argv_refuses_what_cannot_resume(tmp_path, change, args, message)
         (run / ".hydra" / "overrides.yaml").unlink()
     if change == "no checkpoint":
         sh.rmtree(run / "checkpoints")
-    with pytest.raises(NeuronlabError, match=message.replace("(", r"\(")):
+    with pytest.raises(NeuronlabError) as refused:
         resume_argv(["neuronlab-train", f"resume={run}", *args])
+    assert message.format(run=run) in str(refused.value)
+
+
+def test_a_run_of_one_epoch_and_odd_records(tmp_path):
+    from neuronlab.resume import AlreadyComplete, resume_argv
+
+    run = hand_made_run(tmp_path, status="completed", max_epochs=1, done=1)
+    with pytest.raises(
+        AlreadyComplete, match=r"trained 1 epochs\. Nothing was changed\. .* trainer.max_epochs=2$"
+    ):
+        resume_argv(["neuronlab-train", f"resume={run}"])
+    (run / ".hydra" / "config.yaml").write_text("trainer: {max_epochs: oops}\n")  # only used in the message
+    with pytest.raises(AlreadyComplete, match=r"trained 1 epochs\. Nothing"):
+        resume_argv(["neuronlab-train", f"resume={run}"])
+    (run / "result.json").write_text("[1, 2]")  # not a record of a completed run: resumed
+    assert resume_argv(["neuronlab-train", f"resume={run}"])[-2].startswith("ckpt_path=")
