@@ -11,7 +11,7 @@ import os
 import pytest
 import torch
 
-from neuronlab.checkpoint import AtomicCheckpointIO, load_checkpoint
+from neuronlab.checkpoint import AtomicCheckpointIO, epochs_done, load_checkpoint, resolve_checkpoint
 from neuronlab.errors import NeuronlabError
 from neuronlab.models import SimpleNN
 from neuronlab.tasks import Classifier
@@ -31,7 +31,7 @@ def no_space(*args, **kwargs):
 
 @pytest.mark.parametrize("failing", ["fsync", "replace"])
 def test_a_failed_write_keeps_the_previous_checkpoint_byte_for_byte(tmp_path, monkeypatch, failing):
-    io, path = AtomicCheckpointIO(), tmp_path / "checkpoints" / "last.ckpt"
+    io, path = AtomicCheckpointIO(), tmp_path / "run" / "checkpoints" / "last.ckpt"  # folders made
     io.save_checkpoint(checkpoint_of(1), path)
     before = path.read_bytes()
     assert load_checkpoint(path)["epoch"] == 1
@@ -40,18 +40,16 @@ def test_a_failed_write_keeps_the_previous_checkpoint_byte_for_byte(tmp_path, mo
     with pytest.raises(NeuronlabError) as error:
         io.save_checkpoint(checkpoint_of(2), path)
     monkeypatch.undo()
-    message = str(error.value)
-    assert (
-        str(path) in message
-        and "No space left on device" in message
-        and "previous last.ckpt is kept" in message
+    assert str(error.value) == (
+        f"cannot write the checkpoint {path} (No space left on device); the previous last.ckpt is kept: "
+        "free some space or choose another paths.root_dir"
     )
     assert path.read_bytes() == before
     assert load_checkpoint(path)["epoch"] == 1
     assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # no temporary file left behind
 
     io.save_checkpoint(checkpoint_of(3), path)  # and the next write goes through whole
-    loaded = load_checkpoint(path)
+    loaded = io.load_checkpoint(path)  # what Lightning calls to resume: the same safe, checked loader
     assert loaded["epoch"] == 3
     assert all(torch.equal(loaded["state_dict"][k], v) for k, v in checkpoint_of(3)["state_dict"].items())
 
@@ -93,3 +91,24 @@ def test_a_run_whose_disk_fills_up_keeps_its_last_good_checkpoints(tmp_path):
     assert load_checkpoint(checkpoints / "last.ckpt")["epoch"] == 1
     recorded = json.loads((run / "result.json").read_text())
     assert recorded["status"] == "failed"
+
+
+def test_lightning_resumes_through_the_safe_loader_and_missing_files_are_named(tmp_path):
+    damaged = tmp_path / "last.ckpt"
+    damaged.write_bytes(b"PK\x03\x04 half a file")
+    with pytest.raises(NeuronlabError, match=f"ckpt_path={damaged} is not a readable checkpoint"):
+        AtomicCheckpointIO().load_checkpoint(damaged)
+    with pytest.raises(NeuronlabError) as missing:
+        resolve_checkpoint(tmp_path / "nope.ckpt")
+    assert str(missing.value) == (
+        f"ckpt_path={tmp_path / 'nope.ckpt'}: no such checkpoint file (expected a .ckpt file or a run folder)"
+    )
+
+
+def test_epochs_done_reads_lightnings_count_and_nothing_else():
+    def loops(processed):
+        return {"loops": {"fit_loop": {"epoch_progress": {"current": {"processed": processed}}}}}
+
+    assert epochs_done(loops(7)) == 7
+    assert epochs_done({}) == epochs_done({"loops": "tampered"}) == 0
+    assert epochs_done(loops(-3)) == epochs_done(loops("7")) == epochs_done(loops(True)) == 0
