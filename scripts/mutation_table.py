@@ -98,6 +98,22 @@ MUTATIONS = [
         ("tests/test_atomic_write.py",),
     ),
     Mutation(
+        "not-atomic-real-run",
+        "a checkpoint is written to a temporary file, then renamed (a real run whose disk fills up)",
+        "checkpoint.py",
+        '        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")\n',
+        "        tmp = path\n",
+        ("tests/test_atomic_write.py::test_a_run_whose_disk_fills_up_keeps_its_last_good_checkpoints",),
+    ),
+    Mutation(
+        "resume-from-scratch-folder",
+        "ckpt_path=<run folder> continues that run (not from scratch in the same folder)",
+        "train.py",
+        "trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)",
+        "trainer.fit(task, datamodule=datamodule, ckpt_path=None, weights_only=True)",
+        ("tests/test_robustness.py::test_ckpt_path_to_a_run_folder_resumes_it_and_later_overrides_win",),
+    ),
+    Mutation(
         "ckpt-file-same-folder",
         "ckpt_path=<file> starts a new run folder, at the checkpoint's step",
         "resume.py",

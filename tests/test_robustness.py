@@ -174,9 +174,15 @@ def test_ckpt_path_to_a_run_folder_resumes_it_and_later_overrides_win(tmp_path, 
     monkeypatch.setenv("NEURONLAB_OUTPUT_ROOT", str(tmp_path / "outputs"))
     assert run_main(monkeypatch, capsys, "trainer.max_epochs=20")[0] == 0
     run = only(runs(tmp_path / "outputs"))
+    first = load_checkpoint(run / "checkpoints" / "last.ckpt")
     assert run_main(monkeypatch, capsys, f"ckpt_path={run}", "trainer.max_epochs=30")[0] == 0
     assert runs(tmp_path / "outputs") == [run]
-    assert load_checkpoint(run / "checkpoints" / "last.ckpt")["epoch"] == 29
+    last = load_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert last["epoch"] == 29 and last["global_step"] == first["global_step"] + 10  # 10 more, not 30
+    for tag, points in curves(run).items():  # continued: each step once
+        steps = [step for step, _ in points]
+        assert steps == sorted(set(steps)), tag
+    assert len(curves(run)["train/loss"]) == 30
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
