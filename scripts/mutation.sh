@@ -16,6 +16,12 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 python="${PYTHON:-python}"
 children="${MUTATION_CHILDREN:-2}"
 
+# resume_argv on hand-made run folders: no training, fast (also exercise checkpoint.py's loader)
+RESUME_TESTS="tests/test_resume_errors.py::test_resume_argv_gives_the_runs_checked_overrides_its_folder_and_last_checkpoint
+tests/test_resume_errors.py::test_a_completed_run_is_left_alone_unless_asked_for_more_epochs
+tests/test_resume_errors.py::test_a_run_that_stopped_early_says_how_to_train_on
+tests/test_resume_errors.py::test_resume_argv_refuses_what_cannot_resume
+tests/test_resume_errors.py::test_a_run_of_one_epoch_and_odd_records"
 # module -> files to mutate | mutant name patterns (empty: all) | fast tests that guard them
 declare -A FILES PATTERNS TESTS
 FILES[data]="src/neuronlab/data/loader.py src/neuronlab/data/base.py"
@@ -33,22 +39,14 @@ tests/test_train.py::test_every_part_swaps
 tests/test_robustness.py::test_resume_continues_bit_for_bit_and_the_curves_exactly"
 FILES[checkpoint]="src/neuronlab/checkpoint.py"
 PATTERNS[checkpoint]="*AtomicCheckpointIO* *resolve_checkpoint* *epochs_done*"
-TESTS[checkpoint]="tests/test_atomic_write.py::test_a_failed_write_keeps_the_previous_checkpoint_byte_for_byte
+TESTS[checkpoint]="$RESUME_TESTS
+tests/test_atomic_write.py::test_a_failed_write_keeps_the_previous_checkpoint_byte_for_byte
 tests/test_atomic_write.py::test_the_first_write_failing_leaves_no_file_under_the_name
 tests/test_atomic_write.py::test_lightning_resumes_through_the_safe_loader_and_missing_files_are_named
-tests/test_atomic_write.py::test_epochs_done_reads_lightnings_count_and_nothing_else
-tests/test_resume_errors.py::test_resume_argv_gives_the_runs_checked_overrides_its_folder_and_last_checkpoint
-tests/test_resume_errors.py::test_a_completed_run_is_left_alone_unless_asked_for_more_epochs
-tests/test_resume_errors.py::test_a_run_that_stopped_early_says_how_to_train_on
-tests/test_resume_errors.py::test_resume_argv_refuses_what_cannot_resume
-tests/test_resume_errors.py::test_a_run_of_one_epoch_and_odd_records"
+tests/test_atomic_write.py::test_epochs_done_reads_lightnings_count_and_nothing_else"
 FILES[resume]="src/neuronlab/resume.py"
 PATTERNS[resume]="*resume_argv* *check_not_complete* *_saved_max_epochs* *_read_result*"
-TESTS[resume]="tests/test_resume_errors.py::test_resume_argv_gives_the_runs_checked_overrides_its_folder_and_last_checkpoint
-tests/test_resume_errors.py::test_a_completed_run_is_left_alone_unless_asked_for_more_epochs
-tests/test_resume_errors.py::test_a_run_that_stopped_early_says_how_to_train_on
-tests/test_resume_errors.py::test_resume_argv_refuses_what_cannot_resume
-tests/test_resume_errors.py::test_a_run_of_one_epoch_and_odd_records"
+TESTS[resume]="$RESUME_TESTS"
 FILES[summary]="src/neuronlab/summary.py"
 PATTERNS[summary]="*summarize*"
 TESTS[summary]="tests/test_summary_ranking.py::test_equal_metrics_rank_the_lower_validation_loss_first
