@@ -33,9 +33,10 @@ tests/data/test_loader.py::test_lightning_sets_the_epoch_through_the_sampler_hoo
 tests/data/test_loader.py::test_the_datamodule_hands_each_rank_of_its_trainer_its_own_shard
 tests/data/test_gates.py"
 FILES[classifier]="src/neuronlab/tasks/classifier.py"
-PATTERNS[classifier]="*EpochStats* *Classifier*_step* *Classifier*_correct* *Classifier*_log_epoch* *Classifier*on_*_checkpoint* *Classifier*configure_optimizers*"
+PATTERNS[classifier]="*EpochStats* *Classifier*_correct* *Classifier*on_save_checkpoint* *Classifier*on_load_checkpoint* *Classifier*configure_optimizers*"
 TESTS[classifier]="tests/tasks/test_classifier.py
-tests/test_train.py::test_every_part_swaps
+tests/test_train.py::test_every_part_swaps[overrides0-expected0]
+tests/test_train.py::test_every_part_swaps[overrides3-expected3]
 tests/test_robustness.py::test_resume_continues_bit_for_bit_and_the_curves_exactly"
 FILES[checkpoint]="src/neuronlab/checkpoint.py"
 PATTERNS[checkpoint]="*AtomicCheckpointIO* *resolve_checkpoint* *epochs_done*"
