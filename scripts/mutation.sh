@@ -73,6 +73,7 @@ for module in "${modules[@]}"; do
     echo "pytest_add_cli_args_test_selection ="; while read -r t; do echo "    $t"; done <<< "${TESTS[$module]}"
     echo "timeout_multiplier = 15.0"
     echo "timeout_constant = 10.0"  # a busy 2-core machine: slow is not stuck
+    echo "process_isolation = forkserver"  # forking a process that trained with torch threads can hang
   } > "$work/setup.cfg"
   start=$(date +%s)
   (
