@@ -35,8 +35,11 @@ tests/data/test_gates.py"
 FILES[classifier]="src/neuronlab/tasks/classifier.py"
 PATTERNS[classifier]="*EpochStats* *Classifier*_correct* *Classifier*on_save_checkpoint* *Classifier*on_load_checkpoint* *Classifier*configure_optimizers*"
 TESTS[classifier]="tests/tasks/test_classifier.py
+tests/tasks/test_classifier_edges.py
 tests/test_train.py::test_every_part_swaps[overrides0-expected0]
+tests/test_train.py::test_every_part_swaps[overrides2-expected2]
 tests/test_train.py::test_every_part_swaps[overrides3-expected3]
+tests/test_robustness.py::test_diverging_training_stops_naming_epoch_and_step_and_keeps_the_last_good_checkpoint
 tests/test_robustness.py::test_resume_continues_bit_for_bit_and_the_curves_exactly"
 FILES[checkpoint]="src/neuronlab/checkpoint.py"
 PATTERNS[checkpoint]="*AtomicCheckpointIO* *resolve_checkpoint* *epochs_done*"

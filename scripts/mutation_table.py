@@ -79,6 +79,14 @@ MUTATIONS = [
         ("tests/test_ddp.py::test_ddp_each_rank_takes_its_shard_and_metrics_cover_the_split",),
     ),
     Mutation(
+        "ddp-count-not-summed",
+        "the sample count of an epoch metric is summed over DDP processes",
+        "tasks/classifier.py",
+        'self.add_state("count", torch.tensor(0), dist_reduce_fx="sum")',
+        'self.add_state("count", torch.tensor(0), dist_reduce_fx=None)',
+        ("tests/test_ddp.py::test_ddp_each_rank_takes_its_shard_and_metrics_cover_the_split",),
+    ),
+    Mutation(
         "resume-from-scratch",
         "resume continues from last.ckpt instead of starting again in the same folder",
         "train.py",
