@@ -31,6 +31,9 @@ tests/data/test_loader.py::test_order_changes_across_epochs_and_repeats_for_the_
 tests/data/test_loader.py::test_ddp_shards_cover_the_split_without_overlap
 tests/data/test_loader.py::test_lightning_sets_the_epoch_through_the_sampler_hook
 tests/data/test_loader.py::test_the_datamodule_hands_each_rank_of_its_trainer_its_own_shard
+tests/data/test_loader.py::test_loader_checks_its_arguments_and_keeps_its_defaults
+tests/data/test_loader.py::test_len_is_the_number_of_batches_yielded
+tests/data/test_loader.py::test_datamodule_checks_batch_sizes_and_records_how_to_rebuild_it
 tests/data/test_gates.py"
 FILES[classifier]="src/neuronlab/tasks/classifier.py"
 PATTERNS[classifier]="*EpochStats* *Classifier*_correct* *Classifier*on_save_checkpoint* *Classifier*on_load_checkpoint* *Classifier*configure_optimizers*"
