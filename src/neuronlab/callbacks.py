@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -119,3 +120,24 @@ class StepProgressBar(TQDMProgressBar):
     ) -> None:
         steps = trainer.global_step - self.epoch_start_step  # optimizer steps this epoch, so far
         super().on_train_batch_end(trainer, pl_module, outputs, batch, steps - 1)
+
+
+class WallClock(L.Callback):
+    """A run's wall time across resumes: every checkpoint stores the time so far, and a resume in the
+    same run folder starts from it, so ``result.json``'s ``wall_time`` counts the whole run."""
+
+    def __init__(self, before: float = 0.0, resuming: bool = False) -> None:
+        self.start = time.time()
+        self.before = float(before)  # seconds spent by earlier parts of this run (its last result.json)
+        self.resuming = resuming
+
+    def total(self) -> float:
+        return self.before + time.time() - self.start
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"wall_time": self.total()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        stored = state_dict.get("wall_time")
+        if self.resuming and isinstance(stored, int | float) and stored >= 0:
+            self.before = max(self.before, float(stored))
