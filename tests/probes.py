@@ -26,7 +26,7 @@ def tests_importable() -> dict[str, str]:
 
 class Probe(L.Callback):
     """Records the optimizer, scheduler, activation and precision a run trained with, the dtype of the
-    net's output during training, each rank's training steps and samples per epoch, its local test
+    net's output during training, each rank's optimizer steps and training samples per epoch, its local test
     samples, and the test confusion matrix's total (synchronised over processes)."""
 
     def __init__(self, out: str) -> None:
@@ -61,8 +61,10 @@ class Probe(L.Callback):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, i: int
     ) -> None:
-        self.record["train_steps"] += 1
-        self._epoch_samples += len(batch[1])
+        # data.steps_per_execution=K hands over K (x, y) mini-batches at once: count optimizer steps
+        pairs = [batch] if isinstance(batch[0], torch.Tensor) else batch
+        self.record["train_steps"] += len(pairs)
+        self._epoch_samples += sum(len(y) for _, y in pairs)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.record["train_samples"].append(self._epoch_samples)

@@ -306,7 +306,7 @@ def test_validate_knows_the_activations_and_precisions_that_torch_and_lightning_
     from neuronlab import validate
     from neuronlab.models.mlp import ACTIVATIONS
 
-    assert validate.ACTIVATIONS == tuple(ACTIVATIONS)
+    assert tuple(ACTIVATIONS) == validate.ACTIVATIONS
     lightning = {str(v) for group in typing.get_args(_PRECISION_INPUT) for v in typing.get_args(group)}
     assert set(validate.PRECISIONS) == lightning and len(validate.PRECISIONS) == len(lightning)
 
