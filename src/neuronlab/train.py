@@ -32,6 +32,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from neuronlab import ddp, report
     from neuronlab.build import build_list, build_task
     from neuronlab.checkpoint import check_same_architecture, load_checkpoint, resolve_checkpoint
+    from neuronlab.sweeps.pruning import OptunaPruning, trial_callback
     from neuronlab.validate import validate
 
     validate(cfg)
@@ -58,12 +59,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
         for logger in loggers:
             if hasattr(logger, "resume_at"):
                 logger.resume_at(int(checkpoint.get("global_step", 0)))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=build_list(cfg.get("callbacks")), logger=loggers)
+    callbacks = build_list(cfg.get("callbacks"))
+    pruning = trial_callback(cfg)  # an Optuna trial: report each validation, stop when pruned
+    if pruning:
+        callbacks.append(pruning)
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
 
     trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     metrics = _scalars(trainer.callback_metrics)
-    if cfg.get("test", True):
+    if cfg.get("test", True) and OptunaPruning.pruned_epoch is None:
         trainer.test(task, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True)
         metrics.update(_scalars(trainer.callback_metrics))
     report.log_hparams(loggers, report.hparams_of(cfg, dict(hydra_cfg.runtime.choices)), metrics)
@@ -84,39 +89,61 @@ def run(cfg: DictConfig) -> float | None:
     from neuronlab import ddp, report
     from neuronlab.callbacks import GracefulInterrupt
     from neuronlab.errors import NeuronlabError, exit_on_user_error, user_message
+    from neuronlab.sweeps.pruning import OptunaPruning
+    from neuronlab.sweeps.resume import JobStart, start_job
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     start = time.time()
     GracefulInterrupt.interrupted = None
+    OptunaPruning.pruned_epoch = None
+    overrides = list(hydra_cfg.overrides.task)
+    # in a sweep, the sweeper records a failed job and goes on with the others
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    job = start_job(cfg, run_dir, overrides) if multirun else JobStart()  # skip completed, resume killed
+    if job.skipped is not None:
+        return _optimized(cfg, job.skipped)
     try:
-        # in a sweep, the sweeper records a failed job and goes on with the others
-        multirun = hydra_cfg.mode == RunMode.MULTIRUN
         with ddp.job_scope():
             metrics = train(cfg) if multirun else exit_on_user_error(lambda: train(cfg))
     except BaseException as err:
         if GracefulInterrupt.interrupted:
             signal_name = GracefulInterrupt.interrupted
             report.write_result(
-                run_dir, status="interrupted", error=signal_name, wall_time=time.time() - start
+                run_dir,
+                status="interrupted",
+                error=signal_name,
+                wall_time=time.time() - start,
+                overrides=overrides,
             )
             report.print_interrupted(run_dir, signal_name)
             raise SystemExit(130 if signal_name == "SIGINT" else 143) from None
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         if not isinstance(err, SystemExit):
             first = f"{type(err).__name__}: {first}"
-        report.write_result(run_dir, status="failed", error=first, wall_time=time.time() - start)
+        report.write_result(
+            run_dir, status="failed", error=first, wall_time=time.time() - start, overrides=overrides
+        )
         message = user_message(err) if isinstance(err, Exception) else None
         if message and os.environ.get("HYDRA_FULL_ERROR") != "1":
             raise NeuronlabError(message) from None  # in a sweep: the message, not the stack behind it
         raise
+    pruned = OptunaPruning.pruned_epoch
     report.write_result(
         run_dir,
-        status="completed",
+        status="completed" if pruned is None else "pruned",
         metrics=metrics,
         wall_time=time.time() - start,
         best_checkpoint=_best_checkpoint(run_dir),
+        overrides=overrides,
+        **({} if pruned is None else {"pruned_epoch": pruned}),
+        **({} if job.resumed_epoch is None else {"resumed_after_epochs": job.resumed_epoch}),
     )
+    return _optimized(cfg, metrics)
+
+
+def _optimized(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
+    """The value a sweeper optimises: ``metrics[optimized_metric]``."""
     metric = cfg.get("optimized_metric")
     if metric:
         if metric not in metrics:

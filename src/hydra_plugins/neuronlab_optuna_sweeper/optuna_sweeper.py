@@ -37,7 +37,9 @@ class OptunaSweeperConf:
     params: Dict[str, Any] = field(default_factory=dict)  # noqa: UP006
 
 
-ConfigStore.instance().store(group="hydra/sweeper", name="optuna", node=OptunaSweeperConf, provider="neuronlab")
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="optuna", node=OptunaSweeperConf, provider="neuronlab"
+)
 
 
 class OptunaSweeper(Sweeper):

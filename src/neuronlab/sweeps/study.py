@@ -81,8 +81,8 @@ def check_settings(s: Mapping[str, Any]) -> None:
             raise bad(key, "a non-empty string or null")
     if s.get("storage") is not None and s.get("study_name") is None:
         raise NeuronlabError(
-            f"hydra.sweeper.storage is set but not hydra.sweeper.study_name: a shared database holds many "
-            f"studies, name this one (e.g. hydra.sweeper.study_name=my_search)"
+            "hydra.sweeper.storage is set but not hydra.sweeper.study_name: a shared database holds many "
+            "studies, name this one (e.g. hydra.sweeper.study_name=my_search)"
         )
 
 
@@ -160,7 +160,7 @@ def _distribution(override: Any) -> Any:
     if isinstance(value, ChoiceSweep) or (isinstance(value, RangeSweep) and value.shuffle):
         choices = list(override.sweep_iterator(transformer=Transformer.encode))
         if not all(isinstance(c, str | int | float | bool) for c in choices):
-            raise NeuronlabError(f"{key}: choice() takes plain values; quote lists: choice(\"[1,2]\",\"[3]\")")
+            raise NeuronlabError(f'{key}: choice() takes plain values; quote lists: choice("[1,2]","[3]")')
         return CategoricalDistribution(choices)
     if isinstance(value, RangeSweep):
         values = list(override.sweep_iterator())
@@ -332,7 +332,7 @@ def close_dead_trials(study: Any) -> list[int]:
 
     On this machine a dead process is seen at once; elsewhere, by a heartbeat older than the grace period.
     """
-    from optuna.storages import RetryHeartbeatStaleTrialCallback, fail_stale_trials
+    from optuna.storages import fail_stale_trials
     from optuna.trial import TrialState
 
     before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
@@ -499,7 +499,11 @@ def run_search(settings: Mapping[str, Any], config: Any, launcher: Any, argument
             if not asked:
                 break
             overrides = [
-                [*search.fixed, *(f"{k}={v}" for k, v in trial.params.items()), f"+{TRIAL_KEY}={trial.number}"]
+                [
+                    *search.fixed,
+                    *(f"{k}={v}" for k, v in trial.params.items()),
+                    f"+{TRIAL_KEY}={trial.number}",
+                ]
                 for trial in asked
             ]
             try:
@@ -522,8 +526,9 @@ def run_search(settings: Mapping[str, Any], config: Any, launcher: Any, argument
                 else:
                     _tell(study, trial, value=value)
             if failures and len(failures) / len(returns) > settings["max_failure_rate"]:
-                log.error(f"{len(failures)} of {len(returns)} trials failed (max_failure_rate={settings['max_failure_rate']})")
-                failures[0].return_value  # raises the job's own error
+                rate = settings["max_failure_rate"]
+                log.error(f"{len(failures)} of {len(returns)} trials failed (max_failure_rate={rate})")
+                _ = failures[0].return_value  # raises the job's own error
     write_results(study, sweep_dir, ran)
 
 
@@ -537,7 +542,8 @@ def _tell(study: Any, trial: Any, value: float | None = None, state: Any = None)
 
 def _next_job_number(sweep_dir: Path) -> int:
     """The launcher's first job index: on from the sweep folder's last job (job folders are ``<n>_...``)."""
-    numbers = [int(p.name.split("_", 1)[0]) for p in sweep_dir.glob("*_*") if p.name.split("_", 1)[0].isdigit()]
+    prefixes = [p.name.split("_", 1)[0] for p in sweep_dir.glob("*_*")]
+    numbers = [int(n) for n in prefixes if n.isdigit()]
     return max(numbers, default=-1) + 1
 
 
