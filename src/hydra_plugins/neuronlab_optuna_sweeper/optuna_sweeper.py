@@ -25,7 +25,7 @@ class OptunaSweeperConf:
     n_trials: int = 20  # the study's total budget: re-running the same command continues up to it
     n_jobs: int = 1  # trials launched at once (in parallel with hydra/launcher=joblib or submitit)
     sampler: str = "tpe"  # tpe | random | grid (grid: every combination of choice()/range() values)
-    seed: Any = None  # trial t is drawn with seed + t: a resumed search draws as an uninterrupted one
+    seed: Any = None  # trial t is drawn with a seed made of (seed, t): a resumed search draws as before
     n_startup_trials: int = 10  # tpe: random trials before TPE models the results
     pruner: str = "median"  # median | hyperband | none: stop hopeless trials after a validation
     pruner_startup_trials: int = 5  # median: finished trials before any trial is pruned

@@ -23,7 +23,7 @@ class OptunaPruning(L.Callback):
     """Reports ``metric`` to the trial after each validation and stops the fit when the pruner says so;
     the trial is then told PRUNED (rank zero reports and decides, every rank stops)."""
 
-    pruned_epoch: int | None = None  # the epoch this process's trial was pruned at, for result.json
+    pruned_epoch: int | None = None  # the epoch (from 1) this process's trial was pruned at, for result.json
 
     def __init__(
         self, storage_url: str, study_name: str, trial_number: int, metric: str, pruner: Any
@@ -63,7 +63,7 @@ class OptunaPruning(L.Callback):
         if trainer.world_size > 1:
             prune = trainer.strategy.broadcast(prune)
         if prune:
-            OptunaPruning.pruned_epoch = trainer.current_epoch
+            OptunaPruning.pruned_epoch = trainer.current_epoch + 1  # counted from 1, as the epochs column
             trainer.should_stop = True
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -71,7 +71,7 @@ class OptunaPruning(L.Callback):
 
         if OptunaPruning.pruned_epoch is not None and trainer.is_global_zero:
             self._study.tell(self.trial_number, state=TrialState.PRUNED, skip_if_finished=True)
-            log.info(f"trial {self.trial_number} pruned after epoch {OptunaPruning.pruned_epoch}")
+            log.info(f"trial {self.trial_number} pruned at epoch {OptunaPruning.pruned_epoch}")
 
 
 def trial_callback(cfg: Any) -> OptunaPruning | None:

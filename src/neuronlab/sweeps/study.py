@@ -222,6 +222,14 @@ def grid_values(search: Search) -> dict[str, list[Any]]:
     return grid
 
 
+def trial_seed(seed: int | None, number: int) -> int | None:
+    """The sampler's seed for trial ``number``: a function of both, so that a resumed search draws as an
+    uninterrupted one would, and processes with other seeds draw other trials."""
+    import numpy as np
+
+    return None if seed is None else int(np.random.SeedSequence((seed, number)).generate_state(1)[0])
+
+
 def make_sampler(settings: Mapping[str, Any], search: Search, seed: int | None) -> Any:
     import optuna
 
@@ -488,9 +496,8 @@ def run_search(settings: Mapping[str, Any], config: Any, launcher: Any, argument
                 waiting = sum(1 for t in trials if t.state == TrialState.WAITING)
                 n_ask = min(settings["n_jobs"], waiting + max(0, budget - budget_used(trials)))
                 for _ in range(n_ask):
-                    seed = settings.get("seed")
                     number = len(study.get_trials(deepcopy=False))
-                    study.sampler = make_sampler(settings, search, None if seed is None else seed + number)
+                    study.sampler = make_sampler(settings, search, trial_seed(settings.get("seed"), number))
                     trial = study.ask(search.distributions)
                     trial.set_user_attr(OWNER_ATTR, [host, pid])
                     heartbeat.beat(trial._trial_id)
