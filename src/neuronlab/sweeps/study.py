@@ -124,7 +124,8 @@ def open_storage(url: str, heartbeat: bool = True) -> Any:
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback() if heartbeat else None,
             )
     except Exception as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        cause = getattr(err, "orig", None) or err  # the database driver's own words, without SQLAlchemy's
+        first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
         raise NeuronlabError(
             f"hydra.sweeper.storage={shown_url(url)} cannot be opened ({first}); pass a SQLAlchemy URL such "
             f"as sqlite:////abs/path/optuna.db or postgresql://user:password@host/database"
@@ -498,7 +499,9 @@ def run_search(settings: Mapping[str, Any], config: Any, launcher: Any, argument
                 for _ in range(n_ask):
                     number = len(study.get_trials(deepcopy=False))
                     study.sampler = make_sampler(settings, search, trial_seed(settings.get("seed"), number))
-                    trial = study.ask(search.distributions)
+                    with warnings.catch_warnings():  # "heartbeats are meant for Study.optimize": we beat
+                        warnings.simplefilter("ignore", UserWarning)
+                        trial = study.ask(search.distributions)
                     trial.set_user_attr(OWNER_ATTR, [host, pid])
                     heartbeat.beat(trial._trial_id)
                     heartbeat.trial_ids.add(trial._trial_id)
