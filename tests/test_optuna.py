@@ -6,6 +6,7 @@ trial) as a user would; the study is then read back with ``optuna.load_study``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -75,10 +76,8 @@ def wait_for(condition, timeout: float = 240) -> None:
 def statuses(sweep: Path) -> list[str]:
     out = []
     for p in sweep.glob("*/result.json"):
-        try:
+        with contextlib.suppress(OSError, ValueError):  # being replaced right now
             out.append(json.loads(p.read_text())["status"])
-        except (OSError, ValueError):
-            pass
     return out
 
 
@@ -159,7 +158,10 @@ def test_hopeless_trials_are_pruned_before_max_epochs(tmp_path):
         assert done["metrics"]["epochs"] == done["pruned_epoch"] and "test/acc" not in done["metrics"]
     rows = {j.num: j for j in summarize(sweep).jobs}
     assert {n for n, j in rows.items() if j.status == "pruned"} == {t.number for t in pruned}
-    assert f"pruned at epoch {result(jobs[pruned[0].number])['pruned_epoch']}" in (sweep / "summary.md").read_text()
+    assert (
+        f"pruned at epoch {result(jobs[pruned[0].number])['pruned_epoch']}"
+        in (sweep / "summary.md").read_text()
+    )
 
 
 def run_together(args: list[list[str]], cwd: Path) -> list[str]:
@@ -181,7 +183,12 @@ def check_shared(study: optuna.Study, sweeps: list[Path], budget: int) -> None:
 def test_two_sweep_processes_share_one_study(tmp_path):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     sweeps = [tmp_path / "machine_a", tmp_path / "machine_b"]
-    common = [*FAST, f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=shared", "hydra.sweeper.n_trials=5"]
+    common = [
+        *FAST,
+        f"hydra.sweeper.storage={url}",
+        "hydra.sweeper.study_name=shared",
+        "hydra.sweeper.n_trials=5",
+    ]
     run_together(
         [search(*common, f"hydra.sweep.dir={s}", f"hydra.sweeper.seed={i}") for i, s in enumerate(sweeps)],
         tmp_path,
@@ -234,14 +241,21 @@ def postgres() -> Iterator[str]:
 
 def test_a_postgresql_study_shared_by_two_sweep_processes(tmp_path, postgres):
     sweep = tmp_path / "sweep"  # one folder for both: job folders carry unique trial numbers
-    common = [*FAST, f"hydra.sweeper.storage={postgres}", "hydra.sweeper.study_name=pg", "hydra.sweeper.n_trials=4"]
+    common = [
+        *FAST,
+        f"hydra.sweeper.storage={postgres}",
+        "hydra.sweeper.study_name=pg",
+        "hydra.sweeper.n_trials=4",
+    ]
     run_together(
         [search(*common, f"hydra.sweep.dir={sweep}", f"hydra.sweeper.seed={i}") for i in range(2)], tmp_path
     )
     study = load(postgres, "pg")
     check_shared(study, [sweep], 4)
     for trial in study.trials:
-        assert result(jobs_by_trial(sweep)[trial.number])["metrics"]["val/acc_best"] == pytest.approx(trial.value)
+        assert result(jobs_by_trial(sweep)[trial.number])["metrics"]["val/acc_best"] == pytest.approx(
+            trial.value
+        )
     assert not (sweep / "optuna.db").exists()
 
 
@@ -251,7 +265,10 @@ def test_a_postgresql_study_shared_by_two_sweep_processes(tmp_path, postgres):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("hydra.sweeper.pruner=sometimes", "hydra.sweeper.pruner='sometimes' is not allowed: expected median"),
+        (
+            "hydra.sweeper.pruner=sometimes",
+            "hydra.sweeper.pruner='sometimes' is not allowed: expected median",
+        ),
         ("hydra.sweeper.storage=sqlite:////no/such/folder/x.db", "cannot be opened (unable to open database"),
         ("optimizer.lr=0.1 model.hidden_size=4 model.activation=tanh", "the search space is empty"),
     ],
@@ -271,7 +288,10 @@ def test_bad_sweeper_input_is_one_line_exit_2_and_creates_nothing(tmp_path, over
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["hydra.sweeper.sampler=cmaes"], "hydra.sweeper.sampler='cmaes' is not allowed: expected tpe, random, grid"),
+        (
+            ["hydra.sweeper.sampler=cmaes"],
+            "hydra.sweeper.sampler='cmaes' is not allowed: expected tpe, random, grid",
+        ),
         (["hydra.sweeper.n_trials=0"], "hydra.sweeper.n_trials=0 is not allowed: expected an integer > 0"),
         (["hydra.sweeper.n_jobs=-1"], "hydra.sweeper.n_jobs=-1 is not allowed: expected an integer > 0"),
         (["hydra.sweeper.storage=sqlite:///x.db"], "is set but not hydra.sweeper.study_name"),
@@ -279,10 +299,15 @@ def test_bad_sweeper_input_is_one_line_exit_2_and_creates_nothing(tmp_path, over
             ["hydra.sweeper.storage=nosuchdb://u:secret@h/x", "hydra.sweeper.study_name=s"],
             "hydra.sweeper.storage=nosuchdb://u:***@h/x cannot be opened (Can't load plugin",
         ),
-        (["hydra.sweeper.sampler=grid"], "sampler=grid needs choice() or range() values; optimizer.lr is an interval"),
+        (
+            ["hydra.sweeper.sampler=grid"],
+            "sampler=grid needs choice() or range() values; optimizer.lr is an interval",
+        ),
     ],
 )
-def test_every_sweeper_setting_is_checked_before_anything_is_created(compose_cfg, tmp_path, overrides, message):
+def test_every_sweeper_setting_is_checked_before_anything_is_created(
+    compose_cfg, tmp_path, overrides, message
+):
     from neuronlab.errors import NeuronlabError
     from neuronlab.sweeps.study import run_search
 
@@ -302,11 +327,16 @@ def test_resuming_a_study_with_other_parameters_is_refused(tmp_path):
     files = sorted(str(p.relative_to(sweep)) for p in sweep.rglob("*"))
     db = (sweep / "optuna.db").read_bytes()
     other = run_cli(
-        *search(*FAST, f"hydra.sweep.dir={sweep}", "hydra.sweeper.n_trials=2", "optimizer.lr=interval(0.01,0.5)"),
+        *search(
+            *FAST, f"hydra.sweep.dir={sweep}", "hydra.sweeper.n_trials=2", "optimizer.lr=interval(0.01,0.5)"
+        ),
         cwd=tmp_path,
     )
     assert other.returncode == 2
     error = only([line for line in other.stderr.splitlines() if line.startswith("error:")])
-    assert "was made with other parameters (optimizer.lr: log interval(0.001, 0.3) vs interval(0.01, 0.5))" in error
+    assert (
+        "was made with other parameters (optimizer.lr: log interval(0.001, 0.3) vs interval(0.01, 0.5))"
+        in error
+    )
     assert sorted(str(p.relative_to(sweep)) for p in sweep.rglob("*")) == files
     assert (sweep / "optuna.db").read_bytes() == db

@@ -21,6 +21,7 @@ import math
 import os
 import socket
 import threading
+import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -113,23 +114,29 @@ def open_storage(url: str, heartbeat: bool = True) -> Any:
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):  # wait for other processes' writes instead of failing
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=HEARTBEAT_S if heartbeat else None,
-                grace_period=GRACE_S if heartbeat else None,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback() if heartbeat else None,
-            )
-    except Exception as err:
-        cause = getattr(err, "orig", None) or err  # the database driver's own words, without SQLAlchemy's
-        first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-        raise NeuronlabError(
-            f"hydra.sweeper.storage={shown_url(url)} cannot be opened ({first}); pass a SQLAlchemy URL such "
-            f"as sqlite:////abs/path/optuna.db or postgresql://user:password@host/database"
-        ) from None
+    for attempt in range(3):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=HEARTBEAT_S if heartbeat else None,
+                    grace_period=GRACE_S if heartbeat else None,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback() if heartbeat else None,
+                )
+        except Exception as err:
+            if attempt < 2 and ("already exists" in str(err) or "duplicate" in str(err).lower()):
+                time.sleep(1.0)  # another process made the tables at the same moment: they are there now
+                continue
+            error = err
+            break
+    cause = getattr(error, "orig", None) or error  # the database driver's own words, without SQLAlchemy's
+    first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    raise NeuronlabError(
+        f"hydra.sweeper.storage={shown_url(url)} cannot be opened ({first}); pass a SQLAlchemy URL such "
+        f"as sqlite:////abs/path/optuna.db or postgresql://user:password@host/database"
+    ) from None
 
 
 # ------------------------------------------------------------------------------------- search space
