@@ -33,6 +33,7 @@ class OptunaPruning(L.Callback):
         self.trial_number = trial_number
         self.metric = metric
         self.pruner = pruner
+        self._storage: Any = None
         self._study: Any = None
         self._trial: Any = None
 
@@ -42,7 +43,7 @@ class OptunaPruning(L.Callback):
         from neuronlab.sweeps.study import open_storage
 
         if self._trial is None:
-            storage = open_storage(self.storage_url, heartbeat=False)
+            self._storage = storage = open_storage(self.storage_url, heartbeat=False)
             self._study = optuna.load_study(study_name=self.study_name, storage=storage, pruner=self.pruner)
             study_id = storage.get_study_id_from_name(self.study_name)
             trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, self.trial_number)
@@ -73,17 +74,23 @@ class OptunaPruning(L.Callback):
             self._study.tell(self.trial_number, state=TrialState.PRUNED, skip_if_finished=True)
             log.info(f"trial {self.trial_number} pruned at epoch {OptunaPruning.pruned_epoch}")
 
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self._storage is not None:  # the next trial in this process opens its own connection
+            self._storage.engine.dispose()
+            self._storage = self._study = self._trial = None
+
 
 def trial_callback(cfg: Any) -> OptunaPruning | None:
     """The pruning callback of an Optuna trial's job (``+optuna_trial=<n>`` set), or ``None``."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     from neuronlab.sweeps.study import PRUNERS, make_pruner, storage_url, study_name
 
     number = cfg.get("optuna_trial")
-    if number is None:
-        return None
     hydra_cfg = HydraConfig.get()
+    if number is None or hydra_cfg.mode != RunMode.MULTIRUN:  # a trial resumed on its own: no study
+        return None
     sweeper = hydra_cfg.sweeper
     if isinstance(number, bool) or not isinstance(number, int) or number < 0:
         raise NeuronlabError(f"optuna_trial={number!r} is not allowed: it is set by the Optuna sweeper")
