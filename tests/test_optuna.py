@@ -188,12 +188,20 @@ def test_two_sweep_processes_share_one_study(tmp_path):
         f"hydra.sweeper.storage={url}",
         "hydra.sweeper.study_name=shared",
         "hydra.sweeper.n_trials=5",
+        "hydra.sweeper.pruner=none",  # 5 complete trials: enough for parameter importances
     ]
     run_together(
         [search(*common, f"hydra.sweep.dir={s}", f"hydra.sweeper.seed={i}") for i, s in enumerate(sweeps)],
         tmp_path,
     )
-    check_shared(load(url, "shared"), sweeps, 5)
+    study = load(url, "shared")
+    check_shared(study, sweeps, 5)
+    # the last process to finish saw every trial: Optuna's importances, in its results and its summary
+    last = max(sweeps, key=lambda s: (s / "optimization_results.yaml").stat().st_mtime)
+    importance = yaml.safe_load((last / "optimization_results.yaml").read_text())["importance"]
+    assert importance == pytest.approx(optuna.importance.get_param_importances(study), abs=0.05)
+    assert set(importance) == {"optimizer.lr", "model.hidden_size"}
+    assert "Parameter importances (Optuna's `optuna.importance`" in (last / "summary.md").read_text()
 
 
 # -------------------------------------------------------------------------------------------- PostgreSQL
@@ -269,14 +277,12 @@ def test_a_postgresql_study_shared_by_two_sweep_processes(tmp_path, postgres):
             "hydra.sweeper.pruner=sometimes",
             "hydra.sweeper.pruner='sometimes' is not allowed: expected median",
         ),
-        ("hydra.sweeper.storage=sqlite:////no/such/folder/x.db", "cannot be opened (unable to open database"),
         ("optimizer.lr=0.1 model.hidden_size=4 model.activation=tanh", "the search space is empty"),
     ],
 )
 def test_bad_sweeper_input_is_one_line_exit_2_and_creates_nothing(tmp_path, override, message):
     sweep = tmp_path / "sweep"
-    extra = ["hydra.sweeper.study_name=s"] if "storage" in override else []
-    args = search("trainer.max_epochs=20", f"hydra.sweep.dir={sweep}", *override.split(), *extra)
+    args = search("trainer.max_epochs=20", f"hydra.sweep.dir={sweep}", *override.split())
     done = run_cli(*args, cwd=tmp_path)
     assert done.returncode == 2, done.stderr[-3000:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
@@ -295,6 +301,10 @@ def test_bad_sweeper_input_is_one_line_exit_2_and_creates_nothing(tmp_path, over
         (["hydra.sweeper.n_trials=0"], "hydra.sweeper.n_trials=0 is not allowed: expected an integer > 0"),
         (["hydra.sweeper.n_jobs=-1"], "hydra.sweeper.n_jobs=-1 is not allowed: expected an integer > 0"),
         (["hydra.sweeper.storage=sqlite:///x.db"], "is set but not hydra.sweeper.study_name"),
+        (
+            ["hydra.sweeper.storage=sqlite:////no/such/folder/x.db", "hydra.sweeper.study_name=s"],
+            "cannot be opened (unable to open database file)",
+        ),
         (
             ["hydra.sweeper.storage=nosuchdb://u:secret@h/x", "hydra.sweeper.study_name=s"],
             "hydra.sweeper.storage=nosuchdb://u:***@h/x cannot be opened (Can't load plugin",

@@ -394,7 +394,7 @@ def to_markdown(summary: Summary) -> str:
     if summary.importance:
         lines += [
             "",
-            "Parameter importances (Optuna's `optuna.importance`, fANOVA; they add up to 1): "
+            "Parameter importances (Optuna's `optuna.importance.get_param_importances`; they add up to 1): "
             + ", ".join(f"`{k}` {v:.2f}" for k, v in summary.importance.items())
             + ".",
         ]

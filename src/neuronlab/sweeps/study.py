@@ -564,8 +564,8 @@ def _next_job_number(sweep_dir: Path) -> int:
     return max(numbers, default=-1) + 1
 
 
-def importances(study: Any, min_trials: int = 5) -> dict[str, float]:
-    """Optuna's parameter importances once enough trials completed (fANOVA); empty before."""
+def importances(study: Any, min_trials: int = 4) -> dict[str, float]:
+    """Optuna's parameter importances (its default evaluator) once enough trials completed; empty before."""
     import optuna
     from optuna.trial import TrialState
 
