@@ -63,7 +63,7 @@ def start_job(cfg: Any, run_dir: Path, overrides: list[str]) -> JobStart:
     from omegaconf import open_dict
 
     from neuronlab import report
-    from neuronlab.checkpoint import load_checkpoint, resolve_checkpoint
+    from neuronlab.checkpoint import epochs_done, load_checkpoint, resolve_checkpoint
 
     previous = read_result(run_dir)
     same = previous is not None and previous.get("overrides") == overrides
@@ -82,8 +82,7 @@ def start_job(cfg: Any, run_dir: Path, overrides: list[str]) -> JobStart:
         _write_json(run_dir / RESUME_FILE, {"action": "skipped", "at": time.strftime("%Y-%m-%d %H:%M:%S")})
         return start
     if checkpoint is not None and not cfg.get("ckpt_path"):
-        epoch = load_checkpoint(checkpoint).get("epoch")  # the last epoch it finished (0-based)
-        start.resumed_epoch = epoch + 1 if isinstance(epoch, int) and not isinstance(epoch, bool) else None
+        start.resumed_epoch = epochs_done(load_checkpoint(checkpoint))
         with open_dict(cfg):
             cfg.ckpt_path = str(checkpoint)
         _write_json(
