@@ -128,17 +128,20 @@ def test_search_keeps_its_study_in_sqlite_survives_sigkill_and_grows_its_budget(
     assert sorted(jobs_by_trial(sweep)) == [0, 1, 2, 3, 4, 5]
 
 
-def test_hopeless_trials_are_pruned_before_max_epochs(tmp_path):
+def test_hopeless_trials_are_pruned_before_max_epochs_in_parallel_trials(tmp_path):
     sweep = tmp_path / "sweep"
     result_ = run_cli(
         *search(
+            "hydra/launcher=joblib",  # two trials at a time, each in its own worker process
+            "hydra.launcher.n_jobs=2",
+            "hydra.sweeper.n_jobs=2",
             "trainer.max_epochs=60",
             "trainer.check_val_every_n_epoch=5",
             "optimizer.lr=choice(0.000001,0.3)",  # 1e-6 learns nothing in 60 epochs
             "model.activation=tanh",
             "model.hidden_size=8",
             "hydra.sweeper.sampler=random",
-            "hydra.sweeper.seed=0",  # draws 0.3, 1e-6, 1e-6, 0.3
+            "hydra.sweeper.seed=0",  # draws 0.3, 1e-6 (at once: both may finish), then 1e-6, 0.3
             "hydra.sweeper.n_trials=4",
             "hydra.sweeper.pruner_startup_trials=1",
             "hydra.sweeper.pruner_warmup_epochs=0",
@@ -162,6 +165,22 @@ def test_hopeless_trials_are_pruned_before_max_epochs(tmp_path):
         f"pruned at epoch {result(jobs[pruned[0].number])['pruned_epoch']}"
         in (sweep / "summary.md").read_text()
     )
+
+
+def test_trials_run_through_the_submitit_launcher(tmp_path):
+    sweep = tmp_path / "sweep"
+    done = run_cli(
+        *search(*FAST, "hydra/launcher=submitit_local", "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=2"),
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert list((sweep / ".submitit").glob("*/*_result.pkl"))  # submitit ran them as its own jobs
+    study = load(sqlite(sweep))
+    jobs = jobs_by_trial(sweep)
+    assert sorted(jobs) == [0, 1] and all(t.state in FINISHED for t in study.trials)
+    for trial in study.trials:
+        assert result(jobs[trial.number])["metrics"]["val/acc_best"] == pytest.approx(trial.value)
 
 
 def run_together(args: list[list[str]], cwd: Path) -> list[str]:

@@ -116,7 +116,7 @@ def open_storage(url: str, heartbeat: bool = True) -> Any:
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
     for attempt in range(3):
         try:
-            with warnings.catch_warnings():
+            with sqlite_lock(url), warnings.catch_warnings():  # one process at a time makes the tables
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return RDBStorage(
                     url,
@@ -126,7 +126,8 @@ def open_storage(url: str, heartbeat: bool = True) -> Any:
                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback() if heartbeat else None,
                 )
         except Exception as err:
-            if attempt < 2 and ("already exists" in str(err) or "duplicate" in str(err).lower()):
+            words = str(err).lower()
+            if attempt < 2 and any(w in words for w in ("already exists", "duplicate", "unique constraint")):
                 time.sleep(1.0)  # another process made the tables at the same moment: they are there now
                 continue
             error = err
@@ -378,6 +379,27 @@ def _fail_and_requeue(study: Any, number: int) -> None:
 
 
 @contextmanager
+def sqlite_lock(url: str) -> Iterator[None]:
+    """For a SQLite file: an exclusive lock on a file beside it (``.optuna.db.lock``); else nothing."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # not a URL: opening it says so
+        parsed = None
+    database = parsed.database if parsed is not None and parsed.get_backend_name() == "sqlite" else None
+    if not database or database == ":memory:" or not Path(database).parent.is_dir():
+        yield
+        return
+    import fcntl
+
+    path = Path(database)
+    with open(path.with_name(f".{path.name}.lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+@contextmanager
 def budget_lock(url: str, name: str, storage: Any) -> Iterator[None]:
     """One sweep process at a time counts the study's trials and asks for new ones.
 
@@ -390,15 +412,7 @@ def budget_lock(url: str, name: str, storage: Any) -> Iterator[None]:
 
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
-        database = make_url(url).database
-        if not database or database == ":memory:":
-            yield
-            return
-        import fcntl
-
-        path = Path(database)
-        with open(path.with_name(f".{path.name}.lock"), "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        with sqlite_lock(url):
             yield
         return
     key = zlib.crc32(f"neuronlab-optuna:{name}".encode())
@@ -480,7 +494,8 @@ def run_search(settings: Mapping[str, Any], config: Any, launcher: Any, argument
         study = open_study(settings, search, url, storage)
     except BaseException:
         if created and settings.get("storage") is None:  # leave nothing behind a refused start
-            (sweep_dir / DB_FILE).unlink(missing_ok=True)
+            for made in (DB_FILE, f".{DB_FILE}.lock"):
+                (sweep_dir / made).unlink(missing_ok=True)
             with suppress(OSError):
                 sweep_dir.rmdir()
         raise
