@@ -167,6 +167,7 @@ def test_hopeless_trials_are_pruned_before_max_epochs_in_parallel_trials(tmp_pat
     )
 
 
+@pytest.mark.slow  # the same sweeper code as with joblib; submitit's own start-up costs half a minute
 def test_trials_run_through_the_submitit_launcher(tmp_path):
     sweep = tmp_path / "sweep"
     done = run_cli(
@@ -220,7 +221,8 @@ def test_two_sweep_processes_share_one_study(tmp_path):
     importance = yaml.safe_load((last / "optimization_results.yaml").read_text())["importance"]
     assert importance == pytest.approx(optuna.importance.get_param_importances(study), abs=0.05)
     assert set(importance) == {"optimizer.lr", "model.hidden_size"}
-    assert "Parameter importances (Optuna's `optuna.importance`" in (last / "summary.md").read_text()
+    markdown = (last / "summary.md").read_text()
+    assert "Parameter importances (Optuna's `optuna.importance.get_param_importances`" in markdown
 
 
 # -------------------------------------------------------------------------------------------- PostgreSQL
