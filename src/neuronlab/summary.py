@@ -5,6 +5,10 @@ jobs included. ``summary.md`` (a Markdown table), ``summary.csv`` (raw values) a
 metric against each swept value) are rebuilt from the job folders alone (``.hydra/overrides.yaml`` and
 ``result.json``), so the same code serves the Hydra callback (after every job and at the end of the
 sweep) and ``neuronlab-summary <sweep folder>`` (for a sweep in progress or interrupted).
+
+It also shows what a sweep learnt and survived: Optuna's pruned trials, the jobs a re-run skipped or
+resumed (:mod:`neuronlab.sweeps.resume`), the seed groups (``mean ± std (n)``, ``summary_groups.csv``,
+error bars) when ``seed`` varies, and the parameter importances the Optuna sweeper wrote.
 """
 
 from __future__ import annotations
