@@ -540,7 +540,7 @@ def run_search(settings: Mapping[str, Any], config: Any, launcher: Any, argument
             ]
             try:
                 returns = launcher.launch(overrides, initial_job_idx=job_idx)
-            except BaseException:  # Ctrl-C, SIGTERM, a launcher error: the next run re-queues these
+            except BaseException:  # Ctrl-C, SIGTERM, a launcher error: FAIL, re-queued for the next run
                 for trial in asked:
                     with suppress(Exception):
                         _fail_and_requeue(study, trial.number)
