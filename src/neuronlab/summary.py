@@ -44,6 +44,7 @@ SHOWN_METRICS = ("val/acc_best", "test/acc")
 TIE_BREAK = "val/loss"
 LOCK_FILE = ".summary.lock"
 STATUS_ORDER = {"completed": 0, "pruned": 1, "unfinished": 2, "interrupted": 2, "failed": 3}
+UNKNOWN_STATUS = 4  # a status from elsewhere ranks after every known one, failed included
 GROUP_METRICS = ("test/acc", "test/loss")  # summarised per seed group, after the optimized metric
 HIDDEN_KEYS = ("optuna_trial",)  # set by the Optuna sweeper: the job's number already says it
 MIN_GROUP_SEEDS = 2
@@ -107,7 +108,7 @@ class Summary:
 
 
 def _status_key(item: tuple[str, int]) -> int:
-    return STATUS_ORDER.get(item[0], 3)
+    return STATUS_ORDER.get(item[0], UNKNOWN_STATUS)
 
 
 # ---------------------------------------------------------------------------------------------- read
@@ -125,29 +126,49 @@ def _split_override(override: str) -> tuple[str, str]:
 
 
 def read_job(folder: Path, final: bool = False) -> Job:
-    """A job from its folder; no ``result.json`` means still running, or interrupted once the sweep ended."""
-    overrides = _read_yaml(folder / ".hydra" / "overrides.yaml") or []
+    """A job from its folder; no ``result.json`` means still running, or interrupted once the sweep ended.
+
+    A damaged ``overrides.yaml`` or ``result.json`` (these files may come from anywhere) makes that job a
+    failed row saying which file is wrong; the other jobs are summarised as usual."""
+    import yaml
+
     prefix = folder.name.split("_", 1)[0]
     job = Job(
         num=int(prefix) if prefix.isdigit() else -1,
         folder=folder.name,
-        params={k: v for k, v in map(_split_override, map(str, overrides)) if k not in HIDDEN_KEYS},
+        params={},
         status="interrupted" if final else "unfinished",
         resume=read_resume(folder),
     )
+    overrides_file = folder / ".hydra" / "overrides.yaml"
+    try:
+        overrides = _read_yaml(overrides_file) or []
+        if not isinstance(overrides, list):
+            raise ValueError(f"a list of overrides expected, found {type(overrides).__name__}")
+    except (OSError, ValueError, yaml.YAMLError) as err:
+        job.status, job.error = "failed", f"unreadable {overrides_file}: {str(err).splitlines()[0]}"
+        return job
+    job.params = {k: v for k, v in map(_split_override, map(str, overrides)) if k not in HIDDEN_KEYS}
     result_file = folder / "result.json"
     if result_file.is_file():
         try:
             result = json.loads(result_file.read_text())
         except (OSError, ValueError):  # cut short (a full disk): as good as no result
             return job
+        try:
+            metrics = result.get("metrics") or {}
+            job.metrics = {str(k): float(v) for k, v in metrics.items()}
+            wall_time = result.get("wall_time")
+            job.wall_time = float(wall_time) if wall_time is not None else None
+        except (AttributeError, TypeError, ValueError):
+            job.status, job.error = "failed", f"unreadable {result_file}: not a neuronlab result"
+            job.metrics = {}
+            return job
         job.status = str(result.get("status", job.status))
         if job.status == "running":  # the record a job writes when it starts: running, or killed
             job.status = "interrupted" if final else "unfinished"
         epoch = result.get("pruned_epoch")
         job.pruned_epoch = epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
-        job.metrics = {k: float(v) for k, v in (result.get("metrics") or {}).items()}
-        job.wall_time = result.get("wall_time")
         # a user error's message says it all: "optimizer.lr=-1 is not allowed: ..."
         job.error = str(result.get("error") or "").removeprefix("NeuronlabError: ")
     return job
@@ -174,7 +195,10 @@ def _optimized_metric(job_dirs: list[Path]) -> str:
     for folder in job_dirs:
         config = folder / ".hydra" / "config.yaml"
         if config.is_file():
-            metric = (_read_yaml(config) or {}).get("optimized_metric")
+            try:
+                metric = (_read_yaml(config) or {}).get("optimized_metric")
+            except Exception:  # a damaged config.yaml: another job's may do
+                continue
             return str(metric) if metric else DEFAULT_METRIC
     return DEFAULT_METRIC
 
@@ -196,7 +220,12 @@ def summarize(sweep_dir: Path | str, final: bool = False) -> Summary:
         value = job.metrics.get(metric, math.nan)
         score = (-value if maximize else value) if math.isfinite(value) else math.inf
         loss = job.metrics.get(TIE_BREAK, math.inf)  # equal accuracies (easy data): the lower loss first
-        return STATUS_ORDER.get(job.status, 3), score, loss if math.isfinite(loss) else math.inf, job.num
+        return (
+            STATUS_ORDER.get(job.status, UNKNOWN_STATUS),
+            score,
+            loss if math.isfinite(loss) else math.inf,
+            job.num,
+        )
 
     jobs.sort(key=rank_key)
     summary = Summary(sweep_dir, jobs, metric, maximize, swept, fixed)
@@ -233,9 +262,11 @@ def seed_groups(summary: Summary) -> list[Group]:
 
 def read_importance(sweep_dir: Path) -> dict[str, float]:
     """The parameter importances the Optuna sweeper wrote in ``optimization_results.yaml`` (checked)."""
+    import yaml
+
     try:
         results = _read_yaml(sweep_dir / "optimization_results.yaml")
-    except (OSError, ValueError):
+    except (OSError, ValueError, yaml.YAMLError):
         return {}
     importance = results.get("importance") if isinstance(results, dict) else None
     if not isinstance(importance, dict):
