@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from neuronlab.errors import EXIT_USER_ERROR
 from neuronlab.paths import CONF_DIR
@@ -136,7 +136,8 @@ def _run(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
 
     GracefulInterrupt.interrupted = None
     OptunaPruning.pruned_epoch = None
-    overrides = list(HydraConfig.get().overrides.task)
+    # as typed: an override holding a bad ``${...}`` is reported by validate(), not by reading it here
+    overrides = [str(o) for o in OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)]
     before = report.previous_wall_time(run_dir)  # read before a sweep job marks its folder running
     job = start_job(cfg, run_dir, overrides) if multirun else JobStart()  # skip completed, resume killed
     if job.skipped is not None:
