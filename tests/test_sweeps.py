@@ -12,6 +12,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import optuna
 import pytest
 import yaml
 
@@ -190,6 +191,8 @@ def test_launcher_and_search_configs_compose(compose_cfg):
     assert cfg.data._target_.endswith("MNISTDataModule") and cfg.optimized_metric == "val/acc_best"
     sweeper = cfg.hydra.sweeper
     assert sweeper.max_failure_rate == 1.0 and sweeper.direction == "maximize"
+    assert sweeper._target_.endswith("neuronlab_optuna_sweeper.optuna_sweeper.OptunaSweeper")
+    assert (sweeper.sampler, sweeper.pruner, sweeper.storage) == ("tpe", "median", None)
     assert set(sweeper.params) == {
         "optimizer.lr",
         "model.hidden_sizes",
@@ -291,7 +294,7 @@ def test_optuna_search_goes_on_after_a_failed_trial(tmp_path):
         "neuronlab.train",
         "-m",
         "hparams_search=gates_optuna",
-        "optimizer.lr=choice(-1,0.1)",  # the seeded sampler draws -1, -1, then 0.1
+        "optimizer.lr=choice(-1,0.1)",  # the seeded sampler draws 0.1, -1, then 0.1
         "hydra.sweeper.n_trials=3",
         "trainer.max_epochs=20",
         cwd=tmp_path,
@@ -302,10 +305,13 @@ def test_optuna_search_goes_on_after_a_failed_trial(tmp_path):
     summary = summarize(sweep)
     failed = [j for j in summary.jobs if j.status == "failed"]
     assert failed and all(j.params["optimizer.lr"] == "-1" and j.error == LR_MESSAGE for j in failed)
-    # Optuna told of each failure, and trials went on after it
-    assert (result.stdout + result.stderr).count(f"Failed experiment: {LR_MESSAGE}") == len(failed)
+    # Optuna told of each failure (the study records FAIL), and trials went on after it
+    output = result.stdout + result.stderr
+    assert all(f"trial {j.num} failed: {LR_MESSAGE}" in output for j in failed)
+    study = optuna.load_study(study_name="neuronlab", storage=f"sqlite:///{sweep / 'optuna.db'}")
+    assert {t.number for t in study.trials if t.state.name == "FAIL"} == {j.num for j in failed}
+    assert max(j.num for j in summary.jobs if j.status == "completed") > min(j.num for j in failed)
     best = summary.jobs[0]
-    assert best.status == "completed" and best.num > min(j.num for j in failed)
 
     optimum = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert best.metrics["val/acc_best"] == pytest.approx(optimum["best_value"])
@@ -360,3 +366,117 @@ def test_submitit_local_runs_a_sweep_job(tmp_path):
     job = only(summarize(sweep).jobs)
     assert job.status == "completed" and job.metrics["epochs"] == 20
     assert (sweep / "summary.md").is_file()
+
+
+# ------------------------------------------------------------------------------ resume, seed groups
+
+
+def test_a_killed_grid_resumes_in_its_folder_and_its_seed_groups_are_summarised(tmp_path):
+    """Kill a 4-job grid in its third job, run the same command again on the same folder."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+
+    sweep = tmp_path / "sweep"
+    args = [
+        "neuronlab.train",
+        "-m",
+        "trainer.max_epochs=20,100",  # jobs 2 and 3 train long enough to be killed in the middle
+        "seed=0,1",
+        "callbacks.early_stopping=null",
+        "trainer.check_val_every_n_epoch=50",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    env = {**os.environ, "NEURONLAB_OUTPUT_ROOT": str(tmp_path / "outputs")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def third_job_trains() -> bool:
+        folders = job_dirs(sweep) if sweep.is_dir() else []
+        if len(folders) < 3 or not (folders[2] / "checkpoints" / "last.ckpt").is_file():
+            return False
+        try:
+            return json.loads((folders[2] / "result.json").read_text())["status"] == "running"
+        except (OSError, ValueError):
+            return False
+
+    deadline = time.time() + 240
+    while not third_job_trains():
+        assert time.time() < deadline and process.poll() is None, "the third job never started"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    folders = job_dirs(sweep)
+    before = {p.name: (p / "result.json").read_bytes() for p in folders[:2]}
+    assert [json.loads(b)["status"] for b in before.values()] == ["completed", "completed"]
+
+    again = run_cli(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    folders = job_dirs(sweep)
+    assert len(folders) == 4
+    assert {p.name: (p / "result.json").read_bytes() for p in folders[:2]} == before  # skipped, untouched
+    resumed = json.loads((folders[2] / "result.json").read_text())
+    assert resumed["status"] == "completed" and resumed["resumed_after_epochs"] >= 1
+    assert resumed["metrics"]["epochs"] == 100
+    assert json.loads((folders[3] / "result.json").read_text())["status"] == "completed"
+    assert "resumed_after_epochs" not in json.loads((folders[3] / "result.json").read_text())
+
+    summary = summarize(sweep)
+    assert sorted(j.num for j in summary.jobs) == [0, 1, 2, 3]
+    assert {j.num: j.resume for j in summary.jobs} == {
+        0: "skipped",
+        1: "skipped",
+        2: f"resumed after {resumed['resumed_after_epochs']} epochs",
+        3: "",
+    }
+    markdown = (sweep / "summary.md").read_text()
+    assert (
+        "This sweep was run again in its folder: it skipped the completed jobs 0, 1 and resumed 2" in markdown
+    )
+
+    # seed groups: trainer.max_epochs=20 and =100, two seeds each, as computed from the jobs' result.json
+    with open(sweep / "summary_groups.csv") as handle:
+        groups = {row["trainer.max_epochs"]: row for row in csv.DictReader(handle)}
+    assert set(groups) == {"20", "100"}
+    for epochs, row in groups.items():
+        results = [
+            json.loads((p / "result.json").read_text())["metrics"]
+            for p in folders
+            if f"trainer.max_epochs={epochs}" in yaml.safe_load((p / ".hydra" / "overrides.yaml").read_text())
+        ]
+        assert int(row["n"]) == len(results) == 2
+        for metric in ("val/acc_best", "test/acc", "test/loss"):
+            values = [r[metric] for r in results]
+            assert float(row[f"{metric}_mean"]) == pytest.approx(np.mean(values))
+            assert float(row[f"{metric}_std"]) == pytest.approx(np.std(values, ddof=1))
+    assert "## Seed groups" in markdown and " ± " in markdown and "(2) |" in markdown
+
+
+def test_seed_groups_rank_by_mean_and_the_plot_has_error_bars(tmp_path):
+    sweep = tmp_path / "sweep"
+    values = {"relu": [0.9, 0.8, 0.85], "tanh": [0.95, 0.97, 0.96]}
+    num = 0
+    for activation, accs in values.items():
+        for seed, value in enumerate(accs):
+            metrics = {**acc(value, value - 0.01), "test/loss": 1 - value}
+            make_job(sweep, num, [f"model.activation={activation}", f"seed={seed}"], metrics=metrics)
+            num += 1
+    make_job(sweep, num, ["model.activation=tanh", "seed=3"], status="failed", error="bad")
+    summary = write_summary(sweep)
+    assert [g.params for g in summary.groups] == [{"model.activation": "tanh"}, {"model.activation": "relu"}]
+    mean, std, n = summary.groups[0].stats["val/acc_best"]
+    assert (mean, n) == (pytest.approx(0.96), 3) and std == pytest.approx(0.01)
+    header, *rows = table_rows((sweep / "summary.md").read_text().split("## Seed groups")[1])
+    assert header == ["rank", "model.activation", "val/acc_best", "test/acc", "test/loss"]
+    assert rows[0] == ["1", "tanh", "96.00 ± 1.00 % (3)", "95.00 ± 1.00 % (3)", "0.0400 ± 0.0100 (3)"]
+    fig = figure(summary)
+    panel = next(ax for ax in fig.axes if ax.get_xlabel() == "model.activation")
+    assert "mean ± std over seeds" in [t.get_text() for t in panel.get_legend().get_texts()]

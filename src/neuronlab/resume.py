@@ -117,6 +117,7 @@ def saved_overrides(run: Path, skip: set[str] | frozenset[str] = frozenset()) ->
         raise NeuronlabError(f"{source} cannot be read ({first}): is this a neuronlab run folder?") from None
     if saved is None:
         return []
+    skip = {*skip, "optuna_trial"}  # the Optuna sweeper's note of the trial: a run resumed alone has none
     if not isinstance(saved, list):
         raise NeuronlabError(f"{source}: expected a list of overrides, found {type(saved).__name__}")
     return [check_saved_override(o, source) for o in saved if not (isinstance(o, str) and _key(o) in skip)]

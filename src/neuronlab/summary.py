@@ -5,6 +5,10 @@ jobs included. ``summary.md`` (a Markdown table), ``summary.csv`` (raw values) a
 metric against each swept value) are rebuilt from the job folders alone (``.hydra/overrides.yaml`` and
 ``result.json``), so the same code serves the Hydra callback (after every job and at the end of the
 sweep) and ``neuronlab-summary <sweep folder>`` (for a sweep in progress or interrupted).
+
+It also shows what a sweep learnt and survived: Optuna's pruned trials, the jobs a re-run skipped or
+resumed (:mod:`neuronlab.sweeps.resume`), the seed groups (``mean ± std (n)``, ``summary_groups.csv``,
+error bars) when ``seed`` varies, and the parameter importances the Optuna sweeper wrote.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 import logging
 import math
 import os
+import statistics
 import sys
 import time
 from collections.abc import Iterator
@@ -30,6 +35,7 @@ from omegaconf import DictConfig
 
 from neuronlab.errors import EXIT_USER_ERROR, NeuronlabError
 from neuronlab.paths import launcher_rank
+from neuronlab.sweeps.resume import read_resume
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +43,11 @@ DEFAULT_METRIC = "val/acc_best"
 SHOWN_METRICS = ("val/acc_best", "test/acc")
 TIE_BREAK = "val/loss"
 LOCK_FILE = ".summary.lock"
-STATUS_ORDER = {"completed": 0, "unfinished": 1, "interrupted": 1, "failed": 2}
+STATUS_ORDER = {"completed": 0, "pruned": 1, "unfinished": 2, "interrupted": 2, "failed": 3}
+UNKNOWN_STATUS = 4  # a status from elsewhere ranks after every known one, failed included
+GROUP_METRICS = ("test/acc", "test/loss")  # summarised per seed group, after the optimized metric
+HIDDEN_KEYS = ("optuna_trial",)  # set by the Optuna sweeper: the job's number already says it
+MIN_GROUP_SEEDS = 2
 
 
 @dataclass
@@ -47,10 +57,21 @@ class Job:
     num: int
     folder: str
     params: dict[str, str]  # its command-line overrides, key -> value as typed
-    status: str  # completed | failed | interrupted | unfinished (no result.json yet; sweep running or not)
+    status: str  # completed | pruned | failed | interrupted | unfinished (running, or killed)
     metrics: dict[str, float] = field(default_factory=dict)
     wall_time: float | None = None
     error: str = ""
+    pruned_epoch: int | None = None
+    resume: str = ""  # what a re-run of the sweep did: "skipped", "resumed after N epochs"
+
+
+@dataclass
+class Group:
+    """The completed jobs that differ only by ``seed``: one setting, several seeds."""
+
+    params: dict[str, str]  # the swept values other than the seed
+    jobs: list[Job]
+    stats: dict[str, tuple[float, float, int]]  # metric -> (mean, sample std, n); nan where undefined
 
 
 @dataclass
@@ -63,10 +84,16 @@ class Summary:
     maximize: bool
     swept: list[str]  # override keys whose value differs between jobs: one column and one plot panel each
     fixed: dict[str, str]  # overrides shared by every job
+    groups: list[Group] = field(default_factory=list)  # jobs differing only by seed, best mean first
+    importance: dict[str, float] = field(default_factory=dict)  # Optuna's parameter importances
 
     @property
     def metrics(self) -> list[str]:
         return [self.metric, *(m for m in SHOWN_METRICS if m != self.metric)]
+
+    @property
+    def metrics_grouped(self) -> list[str]:
+        return [self.metric, *(m for m in GROUP_METRICS if m != self.metric)]
 
     def counts(self) -> str:
         counts: dict[str, int] = {}
@@ -81,7 +108,7 @@ class Summary:
 
 
 def _status_key(item: tuple[str, int]) -> int:
-    return STATUS_ORDER.get(item[0], 3)
+    return STATUS_ORDER.get(item[0], UNKNOWN_STATUS)
 
 
 # ---------------------------------------------------------------------------------------------- read
@@ -111,6 +138,7 @@ def read_job(folder: Path, final: bool = False) -> Job:
         folder=folder.name,
         params={},
         status="interrupted" if final else "unfinished",
+        resume=read_resume(folder),
     )
     overrides_file = folder / ".hydra" / "overrides.yaml"
     try:
@@ -120,7 +148,7 @@ def read_job(folder: Path, final: bool = False) -> Job:
     except (OSError, ValueError, yaml.YAMLError) as err:
         job.status, job.error = "failed", f"unreadable {overrides_file}: {str(err).splitlines()[0]}"
         return job
-    job.params = dict(_split_override(str(o)) for o in overrides)
+    job.params = {k: v for k, v in map(_split_override, map(str, overrides)) if k not in HIDDEN_KEYS}
     result_file = folder / "result.json"
     if result_file.is_file():
         try:
@@ -137,6 +165,10 @@ def read_job(folder: Path, final: bool = False) -> Job:
             job.metrics = {}
             return job
         job.status = str(result.get("status", job.status))
+        if job.status == "running":  # the record a job writes when it starts: running, or killed
+            job.status = "interrupted" if final else "unfinished"
+        epoch = result.get("pruned_epoch")
+        job.pruned_epoch = epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
         # a user error's message says it all: "optimizer.lr=-1 is not allowed: ..."
         job.error = str(result.get("error") or "").removeprefix("NeuronlabError: ")
     return job
@@ -188,10 +220,62 @@ def summarize(sweep_dir: Path | str, final: bool = False) -> Summary:
         value = job.metrics.get(metric, math.nan)
         score = (-value if maximize else value) if math.isfinite(value) else math.inf
         loss = job.metrics.get(TIE_BREAK, math.inf)  # equal accuracies (easy data): the lower loss first
-        return STATUS_ORDER.get(job.status, 3), score, loss if math.isfinite(loss) else math.inf, job.num
+        return (
+            STATUS_ORDER.get(job.status, UNKNOWN_STATUS),
+            score,
+            loss if math.isfinite(loss) else math.inf,
+            job.num,
+        )
 
     jobs.sort(key=rank_key)
-    return Summary(sweep_dir, jobs, metric, maximize, swept, fixed)
+    summary = Summary(sweep_dir, jobs, metric, maximize, swept, fixed)
+    summary.groups = seed_groups(summary)
+    summary.importance = read_importance(sweep_dir)
+    return summary
+
+
+def seed_groups(summary: Summary) -> list[Group]:
+    """When a sweep varies ``seed``: its completed jobs grouped by the other swept values, best mean first."""
+    if "seed" not in summary.swept:
+        return []
+    keys = [k for k in summary.swept if k != "seed"]
+    grouped: dict[tuple[str, ...], list[Job]] = {}
+    for job in summary.jobs:
+        if job.status == "completed":
+            grouped.setdefault(tuple(job.params.get(k, "(default)") for k in keys), []).append(job)
+    groups = []
+    for values, jobs in grouped.items():
+        stats = {}
+        for name in summary.metrics_grouped:
+            xs = [j.metrics[name] for j in jobs if math.isfinite(j.metrics.get(name, math.nan))]
+            mean = statistics.fmean(xs) if xs else math.nan
+            std = statistics.stdev(xs) if len(xs) >= MIN_GROUP_SEEDS else math.nan
+            stats[name] = (mean, std, len(xs))
+        groups.append(Group(dict(zip(keys, values, strict=True)), jobs, stats))
+
+    def mean_key(group: Group) -> float:
+        mean = group.stats[summary.metric][0]
+        return (-mean if summary.maximize else mean) if math.isfinite(mean) else math.inf
+
+    return sorted(groups, key=mean_key)
+
+
+def read_importance(sweep_dir: Path) -> dict[str, float]:
+    """The parameter importances the Optuna sweeper wrote in ``optimization_results.yaml`` (checked)."""
+    import yaml
+
+    try:
+        results = _read_yaml(sweep_dir / "optimization_results.yaml")
+    except (OSError, ValueError, yaml.YAMLError):
+        return {}
+    importance = results.get("importance") if isinstance(results, dict) else None
+    if not isinstance(importance, dict):
+        return {}
+    return {
+        str(k): float(v)
+        for k, v in importance.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    }
 
 
 # -------------------------------------------------------------------------------------------- format
@@ -224,7 +308,56 @@ def format_value(value: str) -> str:
 
 
 def _status_cell(job: Job) -> str:
-    return f"{job.status}: {job.error}" if job.error and job.status != "completed" else job.status
+    cell = f"{job.status}: {job.error}" if job.error and job.status != "completed" else job.status
+    if job.status == "pruned" and job.pruned_epoch is not None:
+        cell = f"pruned at epoch {job.pruned_epoch}"
+    return f"{cell} ({job.resume})" if job.resume else cell
+
+
+def format_stat(name: str, mean: float, std: float, n: int) -> str:
+    """``mean ± std (n)``: 97.10 ± 0.35 % (3)."""
+    if not math.isfinite(mean):
+        return "–"
+    spread = f" ± {format_metric(name, std).removesuffix(' %')}" if math.isfinite(std) else ""
+    if "acc" in name:
+        return f"{100 * mean:.2f}{spread} % ({n})"
+    return f"{mean:.4f}{spread} ({n})"
+
+
+def group_rows(summary: Summary) -> tuple[list[str], list[list[str]]]:
+    """The seed groups' table: rank, the swept values but the seed, ``mean ± std (n)`` per metric."""
+    keys = [k for k in summary.swept if k != "seed"]
+    header = ["rank", *keys, *summary.metrics_grouped]
+    body = [
+        [
+            str(i),
+            *(format_value(g.params[k]) for k in keys),
+            *(format_stat(m, *g.stats[m]) for m in summary.metrics_grouped),
+        ]
+        for i, g in enumerate(summary.groups, start=1)
+    ]
+    return header, body
+
+
+def groups_csv(summary: Summary) -> str:
+    """``summary_groups.csv``: one row per seed group, raw means and sample standard deviations."""
+    keys = [k for k in summary.swept if k != "seed"]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    stat_columns = [f"{m}_{s}" for m in summary.metrics_grouped for s in ("mean", "std")]
+    writer.writerow(["rank", *keys, *stat_columns, "n", "jobs"])
+    for i, g in enumerate(summary.groups, start=1):
+        stats = [g.stats[m][j] for m in summary.metrics_grouped for j in (0, 1)]
+        writer.writerow(
+            [
+                i,
+                *(g.params[k] for k in keys),
+                *("" if not math.isfinite(v) else v for v in stats),
+                len(g.jobs),
+                " ".join(str(j.num) for j in sorted(g.jobs, key=lambda j: j.num)),
+            ]
+        )
+    return out.getvalue()
 
 
 def rows(summary: Summary) -> tuple[list[str], list[list[str]]]:
@@ -268,13 +401,38 @@ def to_markdown(summary: Summary) -> str:
         "| " + " | ".join(align) + " |",
         *("| " + " | ".join(cell(c) for c in row) + " |" for row in body),
         "",
-        f"Ties are broken by the lower {TIE_BREAK}. `job` is the number that starts the job's folder name. "
-        "`unfinished`: no result.json yet (still running, or killed); `interrupted`: stopped by a signal, "
-        "or without a result when the sweep ended.",
+        f"Ties are broken by the lower {TIE_BREAK}. `job` is the number that starts the job's folder name "
+        "(an Optuna trial's number). `unfinished`: no result yet (still running, or killed); "
+        "`interrupted`: stopped by a signal, or without a result when the sweep ended; `pruned`: stopped "
+        "early by the Optuna pruner (its metrics are those of that epoch; not tested).",
     ]
     best = summary.jobs[0]
     if best.status == "completed":
         lines += ["", f"Best: `{best.folder}`."]
+    lines += _resume_note(summary)
+    if summary.groups:
+        g_header, g_body = group_rows(summary)
+        lines += [
+            "",
+            "## Seed groups",
+            "",
+            f"Completed jobs that differ only by `seed`, ranked by their mean {summary.metric}: "
+            "`mean ± std (n)`, the sample standard deviation over n seeds (`summary_groups.csv`).",
+            "",
+            "| " + " | ".join(cell(h) for h in g_header) + " |",
+            "| "
+            + " | ".join(["---:", *["---"] * (len(g_header) - 1 - len(summary.metrics_grouped))])
+            + " | ---:" * len(summary.metrics_grouped)
+            + " |",
+            *("| " + " | ".join(cell(c) for c in row) + " |" for row in g_body),
+        ]
+    if summary.importance:
+        lines += [
+            "",
+            "Parameter importances (Optuna's `optuna.importance.get_param_importances`; they add up to 1): "
+            + ", ".join(f"`{k}` {v:.2f}" for k, v in summary.importance.items())
+            + ".",
+        ]
     lines += [
         "",
         f"Compare the jobs' curves and hyper-parameters: `tensorboard --logdir {summary.sweep_dir}`"
@@ -284,6 +442,24 @@ def to_markdown(summary: Summary) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _resume_note(summary: Summary) -> list[str]:
+    """Which jobs a re-run of the sweep in its folder skipped or resumed."""
+    skipped = [str(j.num) for j in sorted(summary.jobs, key=lambda j: j.num) if j.resume == "skipped"]
+    resumed = [
+        f"{j.num} ({j.resume})"
+        for j in sorted(summary.jobs, key=lambda j: j.num)
+        if j.resume.startswith("resumed")
+    ]
+    if not skipped and not resumed:
+        return []
+    parts = []
+    if skipped:
+        parts.append(f"skipped the completed job{'s' if len(skipped) > 1 else ''} {', '.join(skipped)}")
+    if resumed:
+        parts.append(f"resumed {', '.join(resumed)} from {'their' if len(resumed) > 1 else 'its'} last.ckpt")
+    return ["", f"This sweep was run again in its folder: it {' and '.join(parts)}."]
 
 
 def to_csv(summary: Summary) -> str:
@@ -300,6 +476,8 @@ def to_csv(summary: Summary) -> str:
             "wall_time_s",
             "status",
             "error",
+            "pruned_epoch",
+            "resume",
         ]
     )
     for i, job in enumerate(summary.jobs, start=1):
@@ -315,6 +493,8 @@ def to_csv(summary: Summary) -> str:
                 f"{job.wall_time:.2f}" if job.wall_time is not None else "",
                 job.status,
                 job.error,
+                "" if job.pruned_epoch is None else job.pruned_epoch,
+                job.resume,
             ]
         )
     return out.getvalue()
@@ -363,7 +543,7 @@ def _panel(ax: Any, summary: Summary, key: str) -> None:
     ax.set_xlabel(key)
     ax.set_ylabel(f"{summary.metric} (%)" if percent else summary.metric)
     ax.grid(alpha=0.3)
-    jobs = [j for j in summary.jobs if j.status in ("completed", "failed")]
+    jobs = [j for j in summary.jobs if j.status in ("completed", "pruned", "failed")]
     if not jobs:
         ax.text(0.5, 0.5, "no job has finished yet", ha="center", transform=ax.transAxes)
         return
@@ -375,10 +555,34 @@ def _panel(ax: Any, summary: Summary, key: str) -> None:
         xs = [categories.index(v) + _spread(raw, i) for i, v in enumerate(raw)]
         ax.set_xticks(range(len(categories)), categories, rotation=30 if len(categories) > 3 else 0)
         ax.set_xlim(-0.5, len(categories) - 0.5)
+        position = {v: float(categories.index(v)) for v in categories}
     else:
         xs = numbers
+        position = {v: x for v, x in zip(raw, xs, strict=True)}
         if min(xs) > 0 and max(xs) / min(xs) >= 10:
             ax.set_xscale("log")
+    if key not in ("seed", "job") and summary.groups:  # each seed group: its mean and std
+        bars = [(position[g.params[key]], *g.stats[summary.metric][:2]) for g in summary.groups]
+        bars = [
+            (x, m * scale, s * scale if math.isfinite(s) else 0.0) for x, m, s in bars if math.isfinite(m)
+        ]
+        ax.errorbar(
+            [b[0] for b in bars],
+            [b[1] for b in bars],
+            yerr=[b[2] for b in bars],
+            fmt="_",
+            markersize=14,
+            color="black",
+            capsize=5,
+            zorder=5,
+            label="mean ± std over seeds",
+        )
+        ax.legend(loc="best", fontsize="small")
+    pruned = [(x, j.metrics.get(summary.metric, math.nan) * scale) for x, j in zip(xs, jobs, strict=True)]
+    pruned = [(x, y) for (x, y), j in zip(pruned, jobs, strict=True) if j.status == "pruned"]
+    if pruned:
+        ax.scatter(*zip(*pruned, strict=True), marker="v", color="tab:gray", alpha=0.7, label="pruned")
+        ax.legend(loc="best", fontsize="small")
     done = [(x, j.metrics.get(summary.metric, math.nan) * scale) for x, j in zip(xs, jobs, strict=True)]
     done = [(x, y) for (x, y), j in zip(done, jobs, strict=True) if j.status == "completed"]
     ax.scatter([x for x, _ in done], [y for _, y in done], color="tab:blue", alpha=0.8, zorder=3)
@@ -431,6 +635,8 @@ def write_summary(sweep_dir: Path | str, final: bool = False) -> Summary:
         summary = summarize(sweep_dir, final)
         _write_text_atomic(sweep_dir / "summary.md", to_markdown(summary))
         _write_text_atomic(sweep_dir / "summary.csv", to_csv(summary))
+        if summary.groups:
+            _write_text_atomic(sweep_dir / "summary_groups.csv", groups_csv(summary))
         png = sweep_dir / "summary.png"
         figure(summary).savefig(_tmp_path(png), format="png", dpi=100)
         _tmp_path(png).replace(png)

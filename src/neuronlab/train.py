@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from neuronlab.errors import EXIT_USER_ERROR
 from neuronlab.paths import CONF_DIR
@@ -47,6 +47,7 @@ def train(cfg: DictConfig, clock: Any = None) -> dict[str, float]:
         resolve_checkpoint,
     )
     from neuronlab.errors import NeuronlabError
+    from neuronlab.sweeps.pruning import OptunaPruning, trial_callback
 
     trainer_cfg = cfg.trainer
     if 0 < trainer_cfg.max_epochs < trainer_cfg.get("check_val_every_n_epoch", 1):
@@ -79,13 +80,16 @@ def train(cfg: DictConfig, clock: Any = None) -> dict[str, float]:
             if hasattr(logger, "resume_at"):
                 logger.resume_at(int(checkpoint.get("global_step", 0)))
     callbacks = [*build_list(cfg.get("callbacks")), *([clock] if clock is not None else [])]
+    pruning = trial_callback(cfg)  # an Optuna trial: report each validation, stop when pruned
+    if pruning:
+        callbacks.append(pruning)
     trainer: L.Trainer = build_trainer(cfg.trainer, callbacks=callbacks, logger=loggers)
     report.run_logger.info(f"run folder {run_dir}" + (f", from {ckpt_path}" if ckpt_path else ""))
 
     trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     metrics = _scalars(trainer.callback_metrics)
-    if cfg.get("test", True):
+    if cfg.get("test", True) and OptunaPruning.pruned_epoch is None:
         trainer.test(task, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True)
         metrics.update(_scalars(trainer.callback_metrics))
     report.log_hparams(loggers, report.hparams_of(cfg, dict(hydra_cfg.runtime.choices)), metrics)
@@ -125,13 +129,22 @@ def run(cfg: DictConfig) -> float | None:
 
 
 def _run(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+
     from neuronlab import ddp, report
     from neuronlab.errors import NeuronlabError, user_message
+    from neuronlab.sweeps.resume import JobStart, start_job
     from neuronlab.validate import validate
 
+    # as typed: an override holding a bad ``${...}`` is reported by validate(), not by reading it here
+    overrides = [str(o) for o in OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)]
+    earlier = report.previous_wall_time(run_dir)  # read before a sweep job marks its folder running
+    job = start_job(cfg, run_dir, overrides) if multirun else JobStart()  # skip completed, resume killed
+    if job.skipped is not None:
+        return _optimized(cfg, job.skipped)
     ckpt = cfg.get("ckpt_path")  # resuming in this folder: the wall time goes on from the earlier parts
     resuming = isinstance(ckpt, str) and bool(ckpt) and run_dir.resolve() in Path(ckpt).resolve().parents
-    before = report.previous_wall_time(run_dir) if resuming else 0.0
+    before = earlier if resuming else 0.0
     start = time.time()
     clock = None  # a WallClock, made once the config is known good (it imports Lightning)
 
@@ -146,12 +159,17 @@ def _run(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
             GracefulInterrupt.interrupted = None
             clock = WallClock(before=before, resuming=resuming)
             clock.start = start
+            from neuronlab.sweeps.pruning import OptunaPruning
+
+            OptunaPruning.pruned_epoch = None
             metrics = train(cfg, clock)
     except BaseException as err:
         callbacks = sys.modules.get("neuronlab.callbacks")  # not imported (a fast start): not interrupted
         if callbacks and callbacks.GracefulInterrupt.interrupted:
             signal_name = callbacks.GracefulInterrupt.interrupted
-            report.write_result(run_dir, status="interrupted", error=signal_name, wall_time=wall_time())
+            report.write_result(
+                run_dir, status="interrupted", error=signal_name, wall_time=wall_time(), overrides=overrides
+            )
             report.run_logger.info(f"interrupted by {signal_name}")
             report.print_interrupted(run_dir, signal_name)
             raise SystemExit(130 if signal_name == "SIGINT" else 143) from None
@@ -162,7 +180,9 @@ def _run(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
             user_error = False
         else:
             user_error = os.environ.get("HYDRA_FULL_ERROR") != "1"
-        report.write_result(run_dir, status="failed", error=message, wall_time=wall_time())
+        report.write_result(
+            run_dir, status="failed", error=message, wall_time=wall_time(), overrides=overrides
+        )
         report.run_logger.error(f"failed: {message}")
         if not user_error:
             raise
@@ -170,14 +190,28 @@ def _run(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
             raise NeuronlabError(message) from None
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR) from None
+    from neuronlab.sweeps.pruning import OptunaPruning  # imported by train() already
+
+    pruned = OptunaPruning.pruned_epoch
     report.write_result(
         run_dir,
-        status="completed",
+        status="completed" if pruned is None else "pruned",
         metrics=metrics,
         wall_time=clock.total(),
         best_checkpoint=_best_checkpoint(run_dir),
+        overrides=overrides,
+        **({} if pruned is None else {"pruned_epoch": pruned}),
+        **({} if job.resumed_epoch is None else {"resumed_after_epochs": job.resumed_epoch}),
     )
-    report.run_logger.info(f"completed: {json.dumps(metrics)}")
+    outcome = "completed" if pruned is None else f"pruned at epoch {pruned}"
+    report.run_logger.info(f"{outcome}: {json.dumps(metrics)}")
+    return _optimized(cfg, metrics)
+
+
+def _optimized(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
+    """The value a sweeper optimises: ``metrics[optimized_metric]``."""
+    from neuronlab.errors import NeuronlabError
+
     metric = cfg.get("optimized_metric")
     if metric:
         if metric not in metrics:  # validate() checks the name before training; this is a last guard

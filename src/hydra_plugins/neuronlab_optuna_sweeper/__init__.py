@@ -1,0 +1,1 @@
+"""neuronlab's Optuna sweeper for Hydra (``hydra/sweeper=optuna``); the work is in ``neuronlab.sweeps``."""

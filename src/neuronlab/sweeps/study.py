@@ -1,0 +1,615 @@
+"""An Optuna search driven from Hydra with Optuna's ask-and-tell API, its study kept in a database.
+
+- The study lives in ``<sweep dir>/optuna.db`` (SQLite) or in ``hydra.sweeper.storage`` (any SQLAlchemy
+  URL): several sweep processes, on several machines, share one study (Optuna's distributed mode).
+- ``n_trials`` is the study's total budget. Each process asks for trials under a lock held in the storage
+  itself, so processes started together never run more than the budget. A trial whose sweep process died
+  (killed on this machine, or silent for longer than the heartbeat's grace period) is closed as FAIL and
+  its parameters re-queued (Optuna's ``RetryHeartbeatStaleTrialCallback``); it does not count.
+- Trials run in batches of ``n_jobs`` through the configured Hydra launcher; each job gets the overrides
+  of its parameters plus ``+optuna_trial=<number>``, which names its folder and lets it report to the
+  pruner (:mod:`neuronlab.sweeps.pruning`).
+
+Everything read back from the study is checked before use: it may have been written by anyone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from neuronlab.errors import NeuronlabError
+
+log = logging.getLogger(__name__)
+
+DIRECTIONS = ("maximize", "minimize")
+SAMPLERS = ("tpe", "random", "grid")
+PRUNERS = ("median", "hyperband", "none")
+DEFAULT_STUDY = "neuronlab"
+DB_FILE = "optuna.db"
+TRIAL_KEY = "optuna_trial"  # the job override naming a job's trial: +optuna_trial=<number>
+SEARCH_ATTR = "neuronlab_search"  # the study's search space, to refuse resuming it with another one
+OWNER_ATTR = "neuronlab_sweeper"  # [host, pid] of the sweep process that asked for a trial
+HEARTBEAT_S = 30
+GRACE_S = 120
+# keys that may differ between the machines of one study without changing what is searched
+MACHINE_KEYS = ("paths.", "data.data_dir", "data.download", "hydra.launcher.")
+SQLITE_TIMEOUT_S = 120
+
+
+# -------------------------------------------------------------------------------------------- settings
+
+
+def check_settings(s: Mapping[str, Any]) -> None:
+    """Every ``hydra.sweeper.*`` value, before anything is created."""
+
+    def bad(key: str, allowed: str) -> NeuronlabError:
+        return NeuronlabError(f"hydra.sweeper.{key}={s.get(key)!r} is not allowed: expected {allowed}")
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if s.get("direction") not in DIRECTIONS:
+        raise bad("direction", " or ".join(DIRECTIONS))
+    if s.get("sampler") not in SAMPLERS:
+        raise bad("sampler", ", ".join(SAMPLERS))
+    if s.get("pruner") not in PRUNERS:
+        raise bad("pruner", ", ".join(PRUNERS))
+    for key in ("n_trials", "n_jobs"):
+        if not is_int(s.get(key)) or s[key] <= 0:
+            raise bad(key, "an integer > 0")
+    for key in ("n_startup_trials", "pruner_startup_trials", "pruner_warmup_epochs"):
+        if not is_int(s.get(key)) or s[key] < 0:
+            raise bad(key, "an integer >= 0")
+    if s.get("seed") is not None and (not is_int(s["seed"]) or s["seed"] < 0):
+        raise bad("seed", "an integer >= 0 or null")
+    rate = s.get("max_failure_rate")
+    if not isinstance(rate, int | float) or isinstance(rate, bool) or not 0 <= rate <= 1:
+        raise bad("max_failure_rate", "a number in [0, 1]")
+    for key in ("storage", "study_name"):
+        if s.get(key) is not None and (not isinstance(s[key], str) or not s[key].strip()):
+            raise bad(key, "a non-empty string or null")
+    if s.get("storage") is not None and s.get("study_name") is None:
+        raise NeuronlabError(
+            "hydra.sweeper.storage is set but not hydra.sweeper.study_name: a shared database holds many "
+            "studies, name this one (e.g. hydra.sweeper.study_name=my_search)"
+        )
+
+
+def storage_url(settings: Mapping[str, Any], sweep_dir: str | Path) -> str:
+    """The study's database: ``hydra.sweeper.storage``, or SQLite ``optuna.db`` at the sweep's root."""
+    return settings.get("storage") or f"sqlite:///{Path(sweep_dir).resolve() / DB_FILE}"
+
+
+def study_name(settings: Mapping[str, Any]) -> str:
+    return settings.get("study_name") or DEFAULT_STUDY
+
+
+def shown_url(url: str) -> str:
+    """A storage URL for messages and logs: its password hidden."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1] if "@" in url else url
+
+
+def open_storage(url: str, heartbeat: bool = True) -> Any:
+    """Optuna's RDB storage on ``url`` (created if new), or one clear error saying why it cannot be."""
+    import optuna
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):  # wait for other processes' writes instead of failing
+        engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
+    for attempt in range(3):
+        try:
+            with sqlite_lock(url), warnings.catch_warnings():  # one process at a time makes the tables
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=HEARTBEAT_S if heartbeat else None,
+                    grace_period=GRACE_S if heartbeat else None,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback() if heartbeat else None,
+                )
+        except Exception as err:
+            words = str(err).lower()
+            if attempt < 2 and any(w in words for w in ("already exists", "duplicate", "unique constraint")):
+                time.sleep(1.0)  # another process made the tables at the same moment: they are there now
+                continue
+            error = err
+            break
+    cause = getattr(error, "orig", None) or error  # the database driver's own words, without SQLAlchemy's
+    first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    raise NeuronlabError(
+        f"hydra.sweeper.storage={shown_url(url)} cannot be opened ({first}); pass a SQLAlchemy URL such "
+        f"as sqlite:////abs/path/optuna.db or postgresql://user:password@host/database"
+    ) from None
+
+
+# ------------------------------------------------------------------------------------- search space
+
+
+@dataclass
+class Search:
+    """What a study searches: one Optuna distribution per swept key, and the overrides every trial gets."""
+
+    distributions: dict[str, Any]
+    fixed: list[str]
+
+    def fingerprint(self, direction: str) -> str:
+        """The search as one canonical string, stored with the study: a resume must search the same."""
+        from optuna.distributions import distribution_to_json
+
+        fixed = sorted(o for o in self.fixed if not o.lstrip("+~").startswith(MACHINE_KEYS))
+        params = {k: json.loads(distribution_to_json(d)) for k, d in sorted(self.distributions.items())}
+        return json.dumps({"direction": direction, "params": params, "fixed": fixed}, sort_keys=True)
+
+
+def _distribution(override: Any) -> Any:
+    """Hydra's sweep syntax as an Optuna distribution (as hydra-optuna-sweeper read it)."""
+    from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep, Transformer
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    key = override.get_key_element()
+    value = override.value()
+    if isinstance(value, ChoiceSweep) or (isinstance(value, RangeSweep) and value.shuffle):
+        choices = list(override.sweep_iterator(transformer=Transformer.encode))
+        if not all(isinstance(c, str | int | float | bool) for c in choices):
+            raise NeuronlabError(f'{key}: choice() takes plain values; quote lists: choice("[1,2]","[3]")')
+        return CategoricalDistribution(choices)
+    if isinstance(value, RangeSweep):
+        values = list(override.sweep_iterator())
+        if not values:
+            raise NeuronlabError(f"{key}=range(...) is empty")
+        if all(isinstance(v, int) for v in values):
+            return IntDistribution(values[0], values[-1], step=int(value.step))
+        return FloatDistribution(float(values[0]), float(values[-1]), step=float(value.step))
+    if isinstance(value, IntervalSweep):
+        log_scale = "log" in value.tags
+        if value.start >= value.end or (log_scale and value.start <= 0):
+            raise NeuronlabError(f"{key}=interval({value.start}, {value.end}) is empty or, with log, not > 0")
+        if isinstance(value.start, int) and isinstance(value.end, int):
+            return IntDistribution(value.start, value.end, log=log_scale)
+        return FloatDistribution(float(value.start), float(value.end), log=log_scale)
+    raise NeuronlabError(f"{override.input_line}: use choice(...), interval(...) or range(...) in a search")
+
+
+def parse_search(params: Mapping[str, Any], arguments: list[str]) -> Search:
+    """``hydra.sweeper.params`` and the command line's overrides (these win) as a :class:`Search`."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    lines = {str(k): f"{k}={v}" for k, v in (params or {}).items()}
+    parser = OverridesParser.create()
+    for override in parser.parse_overrides(arguments):
+        lines[override.get_key_element()] = override.input_line
+    distributions: dict[str, Any] = {}
+    fixed: list[str] = []
+    for override in parser.parse_overrides(list(lines.values())):
+        if override.get_key_element().lstrip("+~") == TRIAL_KEY:
+            raise NeuronlabError(f"{TRIAL_KEY} is set by the Optuna sweeper itself; leave it out")
+        if override.is_sweep_override():
+            distributions[override.get_key_element()] = _distribution(override)
+        else:
+            fixed.append(override.input_line)
+    if not distributions:
+        raise NeuronlabError(
+            "the search space is empty: give hydra.sweeper.params (or the command line) at least one "
+            "choice(...), interval(...) or range(...), e.g. 'optimizer.lr=tag(log,interval(1e-4,1e-1))'"
+        )
+    return Search(distributions, fixed)
+
+
+def grid_values(search: Search) -> dict[str, list[Any]]:
+    """The grid sampler's values: every choice, every value of a range; an interval has no grid."""
+    from optuna.distributions import CategoricalDistribution
+
+    grid: dict[str, list[Any]] = {}
+    for key, d in search.distributions.items():
+        if isinstance(d, CategoricalDistribution):
+            grid[key] = list(d.choices)
+        elif d.step is not None:
+            n = round((d.high - d.low) / d.step) + 1
+            grid[key] = [d.low + i * d.step for i in range(n)]
+        else:
+            raise NeuronlabError(
+                f"hydra.sweeper.sampler=grid needs choice() or range() values; {key} is an interval()"
+            )
+    return grid
+
+
+def trial_seed(seed: int | None, number: int) -> int | None:
+    """The sampler's seed for trial ``number``: a function of both, so that a resumed search draws as an
+    uninterrupted one would, and processes with other seeds draw other trials."""
+    import numpy as np
+
+    return None if seed is None else int(np.random.SeedSequence((seed, number)).generate_state(1)[0])
+
+
+def make_sampler(settings: Mapping[str, Any], search: Search, seed: int | None) -> Any:
+    import optuna
+
+    if settings["sampler"] == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if settings["sampler"] == "grid":
+        return optuna.samplers.GridSampler(grid_values(search), seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=settings["n_startup_trials"])
+
+
+def make_pruner(settings: Mapping[str, Any], max_epochs: int | None = None) -> Any:
+    """The pruner a trial asks after each validation (built in the trial's process, from its config)."""
+    import optuna
+
+    warmup = settings.get("pruner_warmup_epochs", 3)
+    if settings.get("pruner") == "median":
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=settings.get("pruner_startup_trials", 5), n_warmup_steps=warmup
+        )
+    if settings.get("pruner") == "hyperband":
+        top = max_epochs if max_epochs and max_epochs > max(warmup, 1) else "auto"
+        return optuna.pruners.HyperbandPruner(min_resource=max(warmup, 1), max_resource=top)
+    return optuna.pruners.NopPruner()
+
+
+# -------------------------------------------------------------------------------------------- study
+
+
+def open_study(settings: Mapping[str, Any], search: Search, url: str, storage: Any) -> Any:
+    """The study, created if new; an existing one must search the same space in the same direction."""
+    import optuna
+
+    name = study_name(settings)
+    fingerprint = search.fingerprint(settings["direction"])
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=name, storage=storage, direction=settings["direction"], load_if_exists=True
+    )
+    stored = study.user_attrs.get(SEARCH_ATTR)
+    if stored is None and not study.get_trials(deepcopy=False):
+        study.set_user_attr(SEARCH_ATTR, fingerprint)
+    elif stored != fingerprint:
+        raise NeuronlabError(
+            f"study {name!r} in {shown_url(url)} was made with other parameters "
+            f"({_differences(stored, fingerprint)}): resume it with the same search, or start another "
+            f"with a new hydra.sweep.dir (or hydra.sweeper.study_name)"
+        )
+    return study
+
+
+def _differences(stored: Any, wanted: str) -> str:
+    """What differs between two fingerprints, for the message; ``stored`` comes from the database."""
+    try:
+        old = json.loads(stored) if isinstance(stored, str) else None
+    except ValueError:
+        old = None
+    if not isinstance(old, dict):
+        return "it was not made by neuronlab's sweeper"
+    new = json.loads(wanted)
+    parts = []
+    if old.get("direction") != new["direction"]:
+        parts.append(f"direction {old.get('direction')!r} vs {new['direction']!r}")
+    old_params = old.get("params") if isinstance(old.get("params"), dict) else {}
+    for key in sorted(set(old_params) | set(new["params"])):
+        if old_params.get(key) != new["params"].get(key):
+            parts.append(f"{key}: {_describe(old_params.get(key))} vs {_describe(new['params'].get(key))}")
+    old_fixed = old.get("fixed") if isinstance(old.get("fixed"), list) else []
+    if old_fixed != new["fixed"]:
+        parts.append(f"fixed overrides {old_fixed} vs {new['fixed']}")
+    return "; ".join(parts) or "unknown difference"
+
+
+def _describe(d: Any) -> str:
+    if not isinstance(d, dict) or not isinstance(d.get("attributes"), dict):
+        return "(not searched)"
+    a = d["attributes"]
+    if "choices" in a:
+        return f"choice{tuple(a['choices'])}"
+    return f"{'log ' if a.get('log') else ''}interval({a.get('low')}, {a.get('high')})"
+
+
+def _int_list(value: Any) -> list[int]:
+    if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return value
+    return []
+
+
+def budget_used(trials: list[Any]) -> int:
+    """Trials that count against ``n_trials``: all but those a kill ended (their re-queued copy counts)."""
+    from optuna.trial import TrialState
+
+    retried = {n for t in trials for n in _int_list(t.system_attrs.get("retry_history"))}
+    return sum(1 for t in trials if not (t.state == TrialState.FAIL and t.number in retried))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process: alive
+        return True
+    return True
+
+
+def close_dead_trials(study: Any) -> list[int]:
+    """RUNNING trials whose sweep process is gone -> FAIL, parameters re-queued; returns their numbers.
+
+    On this machine a dead process is seen at once; elsewhere, by a heartbeat older than the grace period.
+    """
+    from optuna.storages import fail_stale_trials
+    from optuna.trial import TrialState
+
+    before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    fail_stale_trials(study)
+    host = socket.gethostname()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = trial.user_attrs.get(OWNER_ATTR)
+        if not (isinstance(owner, list) and len(owner) == 2 and owner[0] == host):
+            continue
+        pid = owner[1]
+        if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 and not _alive(pid):
+            _fail_and_requeue(study, trial.number)
+    still = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    closed = sorted(before - still)
+    if closed:
+        log.warning(f"trials {closed} were left running by a stopped sweep: closed as FAIL, re-queued")
+    return closed
+
+
+def _fail_and_requeue(study: Any, number: int) -> None:
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+    from optuna.trial import TrialState
+
+    study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+    frozen = study.get_trials(deepcopy=True)[number]
+    RetryHeartbeatStaleTrialCallback()(study, frozen)
+
+
+@contextmanager
+def sqlite_lock(url: str) -> Iterator[None]:
+    """For a SQLite file: an exclusive lock on a file beside it (``.optuna.db.lock``); else nothing."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # not a URL: opening it says so
+        parsed = None
+    database = parsed.database if parsed is not None and parsed.get_backend_name() == "sqlite" else None
+    if not database or database == ":memory:" or not Path(database).parent.is_dir():
+        yield
+        return
+    import fcntl
+
+    path = Path(database)
+    with open(path.with_name(f".{path.name}.lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+@contextmanager
+def budget_lock(url: str, name: str, storage: Any) -> Iterator[None]:
+    """One sweep process at a time counts the study's trials and asks for new ones.
+
+    SQLite: a lock file beside the database; PostgreSQL and MySQL: the server's own advisory lock.
+    """
+    import zlib
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    backend = make_url(url).get_backend_name()
+    if backend == "sqlite":
+        with sqlite_lock(url):
+            yield
+        return
+    key = zlib.crc32(f"neuronlab-optuna:{name}".encode())
+    if backend == "postgresql":
+        lock, unlock = "SELECT pg_advisory_lock(:k)", "SELECT pg_advisory_unlock(:k)"
+    elif backend in ("mysql", "mariadb"):
+        lock, unlock = "SELECT GET_LOCK(:k, -1)", "SELECT RELEASE_LOCK(:k)"
+    else:  # another database: processes started together may overshoot the budget by a batch
+        yield
+        return
+    with storage.engine.connect() as connection:
+        connection.execute(text(lock), {"k": key})
+        try:
+            yield
+        finally:
+            connection.execute(text(unlock), {"k": key})
+            connection.commit()
+
+
+class Heartbeat:
+    """Tells the storage every ``HEARTBEAT_S`` seconds that this process's trials are still running."""
+
+    def __init__(self, storage: Any) -> None:
+        self.storage = storage
+        self.trial_ids: set[int] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="optuna-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+    def beat(self, trial_id: int) -> None:
+        with suppress(Exception):
+            self.storage.record_heartbeat(trial_id)
+
+    def _run(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            for trial_id in list(self.trial_ids):
+                self.beat(trial_id)
+
+
+# --------------------------------------------------------------------------------------------- sweep
+
+
+def _job_value(ret: Any) -> tuple[float | None, str]:
+    """A job's return as Optuna's value, or why it failed."""
+    try:
+        value = ret.return_value
+    except BaseException as err:  # the job's own exception, raised again by Hydra's JobReturn
+        return None, (str(err).strip().splitlines() or [type(err).__name__])[0]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None, f"the job returned {value!r}, not a number: is optimized_metric set?"
+    if not math.isfinite(value):
+        return None, f"the job returned {value}"
+    return float(value), ""
+
+
+def run_search(settings: Mapping[str, Any], config: Any, launcher: Any, arguments: list[str]) -> None:
+    """The whole search: check, open or resume the study, run trials up to the budget, report."""
+    import optuna
+    from optuna.trial import TrialState
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats, retries
+    check_settings(settings)
+    search = parse_search(settings.get("params") or {}, arguments)
+    if settings["sampler"] == "grid":
+        grid_values(search)
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    url = storage_url(settings, sweep_dir)
+    created = not sweep_dir.exists()
+    if settings.get("storage") is None:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        storage = open_storage(url)
+        study = open_study(settings, search, url, storage)
+    except BaseException:
+        if created and settings.get("storage") is None:  # leave nothing behind a refused start
+            for made in (DB_FILE, f".{DB_FILE}.lock"):
+                (sweep_dir / made).unlink(missing_ok=True)
+            with suppress(OSError):
+                sweep_dir.rmdir()
+        raise
+    name = study.study_name
+    budget = settings["n_trials"]
+    if settings["sampler"] == "grid":
+        budget = min(budget, math.prod(len(v) for v in grid_values(search).values()))
+    log.info(
+        f"Optuna study {name!r} in {shown_url(url)}: {len(study.trials)} trials so far, budget {budget}, "
+        f"sampler {settings['sampler']}, pruner {settings['pruner']}, direction {settings['direction']}"
+    )
+    host, pid = socket.gethostname(), os.getpid()
+    job_idx = _next_job_number(sweep_dir)
+    ran = 0
+    with Heartbeat(storage) as heartbeat:
+        while True:
+            asked = []
+            with budget_lock(url, name, storage):
+                close_dead_trials(study)
+                trials = study.get_trials(deepcopy=False)
+                waiting = sum(1 for t in trials if t.state == TrialState.WAITING)
+                n_ask = min(settings["n_jobs"], waiting + max(0, budget - budget_used(trials)))
+                for _ in range(n_ask):
+                    number = len(study.get_trials(deepcopy=False))
+                    study.sampler = make_sampler(settings, search, trial_seed(settings.get("seed"), number))
+                    with warnings.catch_warnings():  # "heartbeats are meant for Study.optimize": we beat
+                        warnings.simplefilter("ignore", UserWarning)
+                        trial = study.ask(search.distributions)
+                    trial.set_user_attr(OWNER_ATTR, [host, pid])
+                    heartbeat.beat(trial._trial_id)
+                    heartbeat.trial_ids.add(trial._trial_id)
+                    asked.append(trial)
+            if not asked:
+                break
+            overrides = [
+                [
+                    *search.fixed,
+                    *(f"{k}={v}" for k, v in trial.params.items()),
+                    f"+{TRIAL_KEY}={trial.number}",
+                ]
+                for trial in asked
+            ]
+            try:
+                returns = launcher.launch(overrides, initial_job_idx=job_idx)
+            except BaseException:  # Ctrl-C, SIGTERM, a launcher error: FAIL, re-queued for the next run
+                for trial in asked:
+                    with suppress(Exception):
+                        _fail_and_requeue(study, trial.number)
+                raise
+            job_idx += len(returns)
+            ran += len(returns)
+            failures = []
+            for trial, ret in zip(asked, returns, strict=True):
+                heartbeat.trial_ids.discard(trial._trial_id)
+                value, why = _job_value(ret)
+                if value is None:
+                    failures.append(ret)
+                    log.warning(f"trial {trial.number} failed: {why}")
+                    _tell(study, trial, state=TrialState.FAIL)
+                else:
+                    _tell(study, trial, value=value)
+            if failures and len(failures) / len(returns) > settings["max_failure_rate"]:
+                rate = settings["max_failure_rate"]
+                log.error(f"{len(failures)} of {len(returns)} trials failed (max_failure_rate={rate})")
+                _ = failures[0].return_value  # raises the job's own error
+    write_results(study, sweep_dir, ran)
+
+
+def _tell(study: Any, trial: Any, value: float | None = None, state: Any = None) -> None:
+    try:
+        study.tell(trial, value, state=state, skip_if_finished=True)  # a pruned trial told it already
+    except RuntimeError as err:  # the grid sampler asks the study to stop: the loop ends by itself
+        if "Study.stop" not in str(err):
+            raise
+
+
+def _next_job_number(sweep_dir: Path) -> int:
+    """The launcher's first job index: on from the sweep folder's last job (job folders are ``<n>_...``)."""
+    prefixes = [p.name.split("_", 1)[0] for p in sweep_dir.glob("*_*")]
+    numbers = [int(n) for n in prefixes if n.isdigit()]
+    return max(numbers, default=-1) + 1
+
+
+def importances(study: Any, min_trials: int = 4) -> dict[str, float]:
+    """Optuna's parameter importances (its default evaluator) once enough trials completed; empty before."""
+    import optuna
+    from optuna.trial import TrialState
+
+    if len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) < min_trials:
+        return {}
+    try:
+        return {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
+    except Exception as err:  # a single-valued search space, ...
+        log.info(f"no parameter importances: {err}")
+        return {}
+
+
+def write_results(study: Any, sweep_dir: Path, ran: int) -> None:
+    """``optimization_results.yaml``: the best trial, the study's counts and the parameter importances."""
+    import yaml
+    from optuna.trial import TrialState
+
+    from neuronlab.summary import _write_text_atomic
+
+    counts: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+    results: dict[str, Any] = {"name": "optuna", "study_name": study.study_name, "trials": counts}
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if complete:
+        best = study.best_trial
+        results.update(best_trial=best.number, best_params=best.params, best_value=best.value)
+        log.info(f"Best trial {best.number}: value {best.value}, parameters {best.params}")
+    results["importance"] = importances(study)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    _write_text_atomic(sweep_dir / "optimization_results.yaml", yaml.safe_dump(results, sort_keys=False))
+    log.info(f"This run ran {ran} trials; the study has {counts}")
