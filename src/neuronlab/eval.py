@@ -49,7 +49,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
 def main(cfg: DictConfig) -> None:
     """Entry point of ``neuronlab-eval`` and ``python -m neuronlab.eval``."""
+    from neuronlab import quiet
     from neuronlab.errors import exit_on_user_error
+
+    quiet.install()
 
     exit_on_user_error(lambda: evaluate(cfg))
 

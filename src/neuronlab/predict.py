@@ -180,7 +180,10 @@ def predict(cfg: DictConfig) -> list[Row]:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
     """Entry point of ``neuronlab-predict`` and ``python -m neuronlab.predict``."""
+    from neuronlab import quiet
     from neuronlab.errors import exit_on_user_error
+
+    quiet.install()
 
     rows = exit_on_user_error(lambda: predict(cfg))
     if any(row.error for row in rows):

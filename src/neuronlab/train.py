@@ -197,7 +197,10 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     """Entry point of ``neuronlab-train`` and ``python -m neuronlab.train``."""
+    from neuronlab import quiet
     from neuronlab.errors import NeuronlabError
+
+    quiet.install()
 
     try:
         check_outputs_writable(sys.argv)
