@@ -71,8 +71,9 @@ class MLFlowLogger(loggers.MLFlowLogger):
     tracking URI is given, one MLflow run per run folder, and a resumed run continues its MLflow run.
 
     The run id is kept in ``<run folder>/mlflow_run_id`` and read back (checked) on resume. MLflow's
-    metric history cannot be edited, so points reach the store only once a ``last.ckpt`` covers them
-    (or the fit ended): a resumed run replays nothing that is already there, and no step appears twice.
+    metric history cannot be edited (TensorBoard's ``purge_step`` has no MLflow twin), so a resumed run
+    does not log again a step the store already holds for that metric: the epoch a kill interrupted,
+    replayed from ``last.ckpt``, keeps the points the killed run had logged, and no step appears twice.
     Parameters are the plain values of the TensorBoard HPARAMS entry; the best checkpoint's path is the
     tag ``best_checkpoint``.
     """
@@ -98,10 +99,7 @@ class MLFlowLogger(loggers.MLFlowLogger):
             tracking_uri=tracking_uri,
             run_id=read_run_id(self.run_dir),
         )
-        self._resumed = self._run_id is not None
-        self._pending: list[Any] = []  # metric points no checkpoint covers yet
-        self._safe_step = -1  # points up to this step are covered: written at once
-        self._fit_done = False
+        self._logged: dict[str, set[int]] = {}  # on resume: the steps the store holds, per metric
 
     def ui_command(self) -> str:
         """The command that shows this store in a browser."""
@@ -123,12 +121,14 @@ class MLFlowLogger(loggers.MLFlowLogger):
                 run = client.get_run(self._run_id)
             except MlflowException:
                 raise NeuronlabError(
-                    f"{self.run_dir / RUN_ID_FILE}: MLflow run {self._run_id} is not in {self._tracking_uri}; "
-                    "resume with the same paths.root_dir (or logger.mlflow.tracking_uri), or delete the file "
-                    "to start a new MLflow run"
+                    f"{self.run_dir / RUN_ID_FILE}: MLflow run {self._run_id} is not in "
+                    f"{self._tracking_uri}; resume with the same paths.root_dir (or "
+                    "logger.mlflow.tracking_uri), or delete the file to start a new MLflow run"
                 ) from None
             self._experiment_id = run.info.experiment_id
             client.update_run(self._run_id, status="RUNNING")
+            history = client.get_metric_history
+            self._logged = {k: {m.step for m in history(self._run_id, k)} for k in run.data.metrics}
         else:
             self._experiment_id = self._experiment_for(client)
             tags = {"neuronlab.run_dir": str(self.run_dir)}
@@ -171,41 +171,29 @@ class MLFlowLogger(loggers.MLFlowLogger):
         from mlflow.entities import Metric
 
         stamp, step = int(time.time() * 1000), step or 0
-        points = [Metric(k, float(v), stamp, step) for k, v in metrics.items() if not isinstance(v, str)]
-        if self._fit_done or step <= self._safe_step:
-            self._write(points)
-        else:
-            self._pending.extend(points)
-
-    def _write(self, points: list[Any]) -> None:
-        for start in range(0, len(points), 1000):
-            self.experiment.log_batch(self.run_id, metrics=points[start : start + 1000])
+        client = self.experiment  # on resume, fills self._logged
+        points = [
+            Metric(k, float(v), stamp, step)
+            for k, v in metrics.items()
+            if not isinstance(v, str) and step not in self._logged.get(k, ())
+        ]
+        if points:
+            client.log_batch(self.run_id, metrics=points)
 
     @rank_zero_only
     def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
-        if getattr(checkpoint_callback, "monitor", None):  # the best checkpoint: remember its path
-            best = getattr(checkpoint_callback, "best_model_path", "")
-            if best:
-                self.experiment.set_tag(self.run_id, "best_checkpoint", best)
-        elif self._pending:  # last.ckpt: a resume starts after everything logged so far
-            self._safe_step = max(self._safe_step, *(p.step for p in self._pending))
-            self._write(self._pending)
-            self._pending = []
+        best = getattr(checkpoint_callback, "best_model_path", "")
+        if getattr(checkpoint_callback, "monitor", None) and best:  # the best checkpoint's path, as a tag
+            self.experiment.set_tag(self.run_id, "best_checkpoint", best)
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
-        if not self._initialized:
-            return
-        if status == "success":  # fit (or test) ended: nothing will be replayed
-            self._fit_done = True
-            self._write(self._pending)
-        else:  # stopped or failed: a resume replays from last.ckpt, which these points are not part of
+        """``fit`` (then ``test``) ending keeps the run open; a failure or a stop marks it (a resume
+        reopens it). :meth:`close` finishes it."""
+        if self._initialized and status != "success":
             self.experiment.set_terminated(self.run_id, "KILLED" if status == "finished" else "FAILED")
-        self._pending = []
 
     @rank_zero_only
     def close(self) -> None:
         if self._initialized:
-            self._write(self._pending)
-            self._pending = []
             self.experiment.set_terminated(self.run_id, "FINISHED")

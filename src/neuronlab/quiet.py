@@ -3,7 +3,8 @@
 Silenced: Lightning's advertising tips ("💡 Tip: ... litlogger"), deprecation warnings raised inside
 libraries (torch, Lightning, Hydra, MLflow: nothing a user of neuronlab can change), the "number of
 training batches is smaller than the logging interval" warning (neuronlab logs once per epoch, so that
-interval never matters), and MLflow's and Alembic's database set-up chatter. Every other warning stays,
+interval never matters), "checkpoint directory exists" on a resume (it is the run's own folder), and
+MLflow's and Alembic's database set-up chatter. Every other warning stays,
 and deprecations raised by neuronlab's own code or by the user's (``__main__``) stay visible.
 Imports nothing heavy: it only installs filters by name.
 """
@@ -36,6 +37,8 @@ def install() -> None:
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than")
+    # a resumed run writes into its own checkpoints/ folder: expected, not a risk
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
         warnings.filterwarnings("ignore", category=category, module=_NOT_OURS)
 
