@@ -155,7 +155,6 @@ def main(cfg: DictConfig) -> None:
     from neuronlab.errors import exit_on_user_error
 
     quiet.install()
-
     exit_on_user_error(lambda: export(cfg))
 
 

@@ -291,7 +291,6 @@ def main(cfg: DictConfig) -> None:
     from neuronlab.errors import exit_on_user_error
 
     quiet.install()
-
     rows = exit_on_user_error(lambda: predict(cfg))
     if any(row.error for row in rows):
         raise SystemExit(1)

@@ -190,6 +190,10 @@ def check_outputs_writable(argv: list[str]) -> None:
         probe.unlink(missing_ok=True)
 
 
+# Hydra's flags that only show something (help, tab completion, the config) and run nothing
+SHOW_ONLY = {"-h", "--help", "--hydra-help", "-sc", "--shell-completion", "-c", "--cfg", "-i", "--info"}
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     return run(cfg)
@@ -201,9 +205,9 @@ def main() -> None:
     from neuronlab.errors import NeuronlabError
 
     quiet.install()
-
     try:
-        check_outputs_writable(sys.argv)
+        if not SHOW_ONLY & set(sys.argv[1:]):  # --help, completion, --cfg: nothing is written
+            check_outputs_writable(sys.argv)
         sys.argv = resume_argv(sys.argv)
     except NeuronlabError as err:
         print(f"error: {err}", file=sys.stderr)
