@@ -11,6 +11,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from neuronlab import api
 from neuronlab.paths import CONF_DIR
 
 
@@ -55,6 +56,9 @@ def main(cfg: DictConfig) -> None:
     quiet.install()
     exit_on_user_error(lambda: evaluate(cfg))
 
+
+# neuronlab.eval(overrides=[...]) from a notebook: this module is also that function (see neuronlab.api)
+api.make_callable(__name__)
 
 if __name__ == "__main__":
     main()

@@ -20,6 +20,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from neuronlab import api
 from neuronlab.paths import CONF_DIR
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
@@ -295,6 +296,9 @@ def main(cfg: DictConfig) -> None:
     if any(row.error for row in rows):
         raise SystemExit(1)
 
+
+# neuronlab.predict(overrides=[...]) from a notebook: this module is also that function (see neuronlab.api)
+api.make_callable(__name__)
 
 if __name__ == "__main__":
     main()

@@ -17,6 +17,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, open_dict
 
+from neuronlab import api
 from neuronlab.errors import EXIT_USER_ERROR
 from neuronlab.paths import CONF_DIR
 
@@ -76,8 +77,11 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items()}
 
 
-def run(cfg: DictConfig) -> float | None:
-    """Train, record the outcome in ``result.json`` either way, and return ``optimized_metric``."""
+def run(cfg: DictConfig, raise_errors: bool = False) -> float | None:
+    """Train, record the outcome in ``result.json`` either way, and return ``optimized_metric``.
+
+    A bad input ends the process with its message (exit code 2), or, in a sweep or with
+    ``raise_errors`` (the notebook API), raises it as a :class:`NeuronlabError`."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -93,7 +97,7 @@ def run(cfg: DictConfig) -> float | None:
         # in a sweep, the sweeper records a failed job and goes on with the others
         multirun = hydra_cfg.mode == RunMode.MULTIRUN
         with ddp.job_scope():
-            metrics = train(cfg) if multirun else exit_on_user_error(lambda: train(cfg))
+            metrics = train(cfg) if multirun or raise_errors else exit_on_user_error(lambda: train(cfg))
     except BaseException as err:
         if GracefulInterrupt.interrupted:
             signal_name = GracefulInterrupt.interrupted
@@ -214,6 +218,9 @@ def main() -> None:
         raise SystemExit(EXIT_USER_ERROR) from None
     _hydra_main()
 
+
+# neuronlab.train(overrides=[...]) from a notebook: this module is also that function (see neuronlab.api)
+api.make_callable(__name__)
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,143 @@
+"""neuronlab from Python, e.g. a notebook: ``neuronlab.train(overrides=[...])``, ``neuronlab.eval(...)``,
+``neuronlab.predict(...)``.
+
+Each call composes the same config as the command line (``conf/``, through Hydra's compose API), runs the
+same code as the command, and returns what it produced. Nothing is left behind between calls: Hydra's
+global state is restored, ``sys.argv`` is not touched, the warning filters come back as they were, and
+the kernel's logging is not reconfigured (so there is no ``train.log``; everything else of a run folder is
+written as by the command line, and ``neuronlab-train resume=<run folder>`` works on it).
+
+``neuronlab.train`` is the module ``neuronlab/train.py`` (``python -m neuronlab.train``, DDP workers,
+``torchrun -m neuronlab.train``), made callable by :func:`make_callable`: one name, no shadowing.
+Multi-process training (``trainer=ddp``) needs the command line: its workers re-run a command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import types
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Run:
+    """What a call returns: the final metrics, the run folder, and the best checkpoint (``train``) or
+    the checkpoint tested (``eval``)."""
+
+    metrics: dict[str, float]
+    run_dir: Path
+    checkpoint: Path | None
+
+
+def train(overrides: Sequence[str] = ()) -> Run:
+    """``neuronlab-train <overrides>``: fit, test the best checkpoint, print the summary; ``resume=<run
+    folder>`` continues a run. A bad value raises :class:`~neuronlab.errors.NeuronlabError`."""
+    from neuronlab import train as entry
+
+    argv = entry.resume_argv(["neuronlab.train", *overrides])  # resume=<run>: that run's overrides
+    entry.check_outputs_writable(argv)
+    with _job("train", argv[1:]) as cfg:
+        run_dir = Path(cfg.hydra.runtime.output_dir)
+        try:
+            entry.run(cfg, raise_errors=True)
+        except SystemExit as stop:  # Ctrl-C / SIGTERM in a kernel: what it is, a KeyboardInterrupt
+            raise KeyboardInterrupt(f"stopped; resume with neuronlab.train(['resume={run_dir}'])") from stop
+    result = json.loads((run_dir / "result.json").read_text())
+    best = result.get("best_checkpoint")
+    return Run(result["metrics"], run_dir, Path(best) if best else None)
+
+
+def eval(overrides: Sequence[str] = ()) -> Run:  # the command's name
+    """``neuronlab-eval <overrides>``: re-test ``ckpt_path=...``; returns its test metrics."""
+    from neuronlab.checkpoint import resolve_checkpoint
+    from neuronlab.eval import evaluate
+
+    with _job("eval", overrides) as cfg, _errors():
+        metrics = evaluate(cfg)
+        return Run(metrics, Path(cfg.hydra.runtime.output_dir), resolve_checkpoint(cfg.ckpt_path))
+
+
+def predict(overrides: Sequence[str] = ()) -> list[Any]:
+    """``neuronlab-predict <overrides>``: prints the table (and writes ``output=...``); returns the rows
+    (:class:`neuronlab.predict.Row`: name, prediction, top-3, notes, error)."""
+    from neuronlab.predict import predict as entry
+
+    with _job("predict", overrides) as cfg, _errors():
+        return entry(cfg)
+
+
+@contextmanager
+def _job(config_name: str, overrides: Sequence[str]) -> Iterator[Any]:
+    """Compose ``conf/<config_name>.yaml`` with ``overrides`` and make it the current Hydra job, as the
+    command line would (run folder, ``.hydra/``); Hydra's global state is restored afterwards."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf, open_dict
+
+    from neuronlab import quiet
+    from neuronlab.paths import CONF_DIR
+
+    with _errors(), initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name=config_name):
+        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+    saved = HydraConfig.instance().cfg
+    try:
+        with open_dict(cfg):
+            run_dir = Path(cfg.hydra.run.dir).expanduser().resolve()
+            cfg.hydra.runtime.output_dir = str(run_dir)
+            cfg.hydra.runtime.cwd = os.getcwd()
+            cfg.hydra.job.config_name = config_name
+        HydraConfig.instance().set_config(cfg)
+        subdir = cfg.hydra.output_subdir
+        if subdir is not None:  # the same record as the command line's: config, hydra, overrides
+            folder = run_dir / subdir
+            folder.mkdir(parents=True, exist_ok=True)
+            task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+            OmegaConf.save(task, folder / "config.yaml")
+            OmegaConf.save(cfg.hydra, folder / "hydra.yaml")
+            OmegaConf.save(cfg.hydra.overrides.task, folder / "overrides.yaml")
+        with quiet.scope():
+            yield cfg
+    finally:
+        HydraConfig.instance().cfg = saved
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """A bad value, file or option: one :class:`~neuronlab.errors.NeuronlabError` with the command
+    line's message instead of a library's traceback (``HYDRA_FULL_ERROR=1`` keeps the original)."""
+    from hydra.errors import HydraException
+
+    from neuronlab.errors import NeuronlabError, user_message
+
+    try:
+        yield
+    except NeuronlabError:
+        raise
+    except Exception as err:
+        message = user_message(err) or (str(err) if isinstance(err, HydraException) else None)
+        if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        raise NeuronlabError(message) from err
+
+
+_COMMANDS = {"neuronlab.train": train, "neuronlab.eval": eval, "neuronlab.predict": predict}
+
+
+class _CallableModule(types.ModuleType):
+    """An entry module that is also its notebook function: ``neuronlab.train([...])``."""
+
+    def __call__(self, overrides: Sequence[str] = ()) -> Any:
+        return _COMMANDS[self.__name__](overrides)
+
+
+def make_callable(module_name: str) -> None:
+    """Let the entry module ``module_name`` be called like its function in this module. (The module
+    itself stays what ``python -m`` and the console scripts run.)"""
+    if module_name in _COMMANDS:
+        sys.modules[module_name].__class__ = _CallableModule
