@@ -80,6 +80,7 @@ def test_resume_after_sigkill_continues_the_same_mlflow_run_without_duplicated_s
     client = client_for(tmp_path / "outputs")
     (killed,) = runs_of(client, "mnist")
     assert killed.info.status == "RUNNING"  # killed: nobody could close it
+    assert killed.data.params["optimizer.lr"] == "0.001"  # logged before training: a killed run has them
     before = steps(client, killed.info.run_id, "val/acc")
     assert 1 <= len(before) < 3
 

@@ -102,6 +102,16 @@ def hparams_of(cfg: DictConfig, choices: dict[str, str] | None = None) -> dict[s
     return flat
 
 
+def log_params(loggers: list[Any], params: dict[str, Any]) -> None:
+    """Before training, the parameters for loggers that keep them apart from metrics (MLflow, CSV): a
+    killed run has them too. TensorBoard's HPARAMS entry needs the final metrics: :func:`log_hparams`."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    for logger in loggers:
+        if not isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(params)
+
+
 def log_hparams(loggers: list[Any], params: dict[str, Any], metrics: dict[str, float]) -> None:
     """Write the HPARAMS entry; its metric columns read the scalars of the same tags in this run."""
     from lightning.pytorch.loggers import TensorBoardLogger

@@ -51,6 +51,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     data_name = hydra_cfg.runtime.choices.get("data", "?")
     task = build_task(cfg, datamodule, data_name)
     loggers = build_list(cfg.get("logger"))
+    report.log_params(loggers, report.hparams_of(cfg, dict(hydra_cfg.runtime.choices)))
     ckpt_path = None
     if cfg.get("ckpt_path"):
         ckpt_path = resolve_checkpoint(cfg.ckpt_path)
