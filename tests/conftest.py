@@ -124,3 +124,21 @@ def read_scalars(event_dir: Path) -> dict[str, list[tuple[int, float]]]:
 def only(paths: list[Path]) -> Path:
     assert len(paths) == 1, paths
     return paths[0]
+
+
+def run_entry(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, module: str, *args: str):
+    """``python -m neuronlab.<module> args...`` in this process: (exit code, stdout, stderr)."""
+    import importlib
+
+    main = importlib.import_module(f"neuronlab.{module}").main
+    monkeypatch.setattr(sys, "argv", [f"neuronlab-{module}", *args])
+    GlobalHydra.instance().clear()
+    code = 0
+    try:
+        main()
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else 1
+    finally:
+        GlobalHydra.instance().clear()
+    out, err = capsys.readouterr()
+    return code, out, err

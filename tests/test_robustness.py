@@ -13,25 +13,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra.core.global_hydra import GlobalHydra
 
 from neuronlab.checkpoint import load_checkpoint
-from neuronlab.train import main
-from tests.conftest import only, read_scalars, run_cli, write_mnist
+from tests.conftest import only, read_scalars, run_cli, run_entry, write_mnist
 
 
 def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str]:
     """``neuronlab-train args...`` in this process: (exit code, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["neuronlab-train", *args])
-    GlobalHydra.instance().clear()
-    code = 0
-    try:
-        main()
-    except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else 1
-    finally:
-        GlobalHydra.instance().clear()
-    return code, capsys.readouterr().err
+    code, _, err = run_entry(monkeypatch, capsys, "train", *args)
+    return code, err
 
 
 def runs(root: Path) -> list[Path]:
@@ -87,7 +77,8 @@ def test_resume_after_sigkill_continues_the_same_folder_and_matches_an_uninterru
     killed_at = load_checkpoint(run / "checkpoints" / "last.ckpt")["epoch"]
     assert killed_at < 2
 
-    resumed = run_cli("neuronlab.train", f"resume={run}", cwd=tmp_path)
+    # a run folder never chooses a path: the data folder is given again (the saved one is refused)
+    resumed = run_cli("neuronlab.train", f"resume={run}", f"paths.data_dir={data}", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert runs(tmp_path / "outputs") == [run]  # the same run folder, no new one
     result = json.loads((run / "result.json").read_text())

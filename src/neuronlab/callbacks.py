@@ -2,11 +2,70 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as L
+import torch
+from lightning.pytorch import callbacks
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
+
+
+def _is_score(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) and value.numel() == 1
+
+
+class ModelCheckpoint(callbacks.ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint``, but the state a resume restores is untrusted input.
+
+    Lightning removes the files its state names ("best" checkpoints it replaces). A checkpoint from
+    someone else could name any file (``../../..`` paths), so only this callback's own files in its own
+    folder survive :meth:`load_state_dict`; anything else resets the state, and no file outside the
+    run's ``checkpoints/`` folder is ever removed or overwritten.
+    """
+
+    def _own(self, path: Any) -> bool:
+        if not isinstance(path, str) or not path or self.dirpath is None:
+            return False
+        file = Path(path)
+        prefix = self.filename or ""
+        return (
+            file.suffix == self.FILE_EXTENSION
+            and file.name.startswith(prefix)
+            and file.resolve().parent == Path(self.dirpath).resolve()
+        )
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state = dict(state_dict)
+        stored_dir = state.get("dirpath")
+        if not isinstance(stored_dir, str) or self.dirpath is None:
+            return
+        if Path(stored_dir).resolve() != Path(self.dirpath).resolve():
+            return  # another run's folder (ckpt_path=<file> starts a new run): track the best afresh
+        paths = [state.get(k) for k in ("best_model_path", "kth_best_model_path", "last_model_path")]
+        best_k = state.get("best_k_models")
+        scores_ok = all(
+            v is None or _is_score(v)
+            for v in [state.get("best_model_score"), state.get("kth_value"), state.get("current_score")]
+        )
+        clean = (
+            all(p in (None, "") or self._own(p) for p in paths)
+            and isinstance(best_k, Mapping)
+            and all(self._own(p) and _is_score(v) for p, v in best_k.items())
+            and scores_ok
+        )
+        if not clean:
+            rank_zero_warn(
+                "the checkpoint's ModelCheckpoint state names files outside this run's checkpoints folder "
+                "(or is malformed): it is ignored, and the best checkpoint is tracked afresh"
+            )
+            return
+        state.setdefault("best_model_score", None)
+        state["best_model_path"] = state.get("best_model_path") or ""
+        state["dirpath"] = self.dirpath
+        super().load_state_dict(state)
 
 
 class GracefulInterrupt(L.Callback):

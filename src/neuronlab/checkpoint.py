@@ -1,22 +1,38 @@
-"""Loading checkpoints safely (``weights_only=True``) and rebuilding the net they hold."""
+"""Checkpoints are untrusted input: load them safely, check every stored value, write them atomically.
+
+``torch.load(weights_only=True)`` only stops pickled code. What the program then does with the plain
+values inside matters as much, so nothing read from a checkpoint chooses code or a path:
+- the net, optimizer, scheduler and DataModule descriptions may only name classes of explicit
+  allow-lists (:data:`neuronlab.models.NETS`, ``OPTIMIZERS``, ``SCHEDULERS``, :data:`DATAMODULES`), with
+  their own argument names and plain, type- and range-checked values;
+- the fields Lightning restores (epoch, steps, optimizer and callback states, RNG states) are checked
+  for type before Lightning sees them (:func:`check_checkpoint`);
+- a recorded data folder is only read, never written (no download into it);
+- paths in callback states are kept only inside the run's own ``checkpoints/`` folder
+  (:class:`neuronlab.callbacks.ModelCheckpoint`).
+One loader serves ``neuronlab-eval``/``predict``/``export``, resuming (through :class:`AtomicCheckpointIO`)
+and ``Classifier.load_from_checkpoint``.
+"""
 
 from __future__ import annotations
 
 import io
+import itertools
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from neuronlab.errors import NeuronlabError
-from neuronlab.models import build_net
 from neuronlab.tasks import Classifier
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write each checkpoint to a temporary file in its own folder, then rename it over the final name.
+    """Write each checkpoint to a temporary file in its own folder, then rename it over the final name;
+    read each one through :func:`load_checkpoint` (safe and checked), resuming included.
 
     A kill, a full disk or a crash mid-write leaves the previous checkpoint intact, never half a file
     under ``last.ckpt`` (Lightning's own save moves a temporary file across filesystems, which copies).
@@ -39,6 +55,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         finally:
             tmp.unlink(missing_ok=True)
 
+    def load_checkpoint(
+        self, path: Any, map_location: Any | None = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        return load_checkpoint(path, map_location=map_location)
+
 
 def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint file, or a run folder (its ``checkpoints/last.ckpt``, else ``interrupted.ckpt``)."""
@@ -56,60 +77,341 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """``torch.load`` with the safe default, turning a damaged file into one clear error."""
-    path = resolve_checkpoint(path)
+def load_checkpoint(path: str | Path | IO[bytes], map_location: Any = None) -> dict[str, Any]:
+    """``torch.load`` with ``weights_only=True``, then :func:`check_checkpoint`: one clear error for a
+    damaged, foreign or tampered file."""
+    if isinstance(path, str | Path):
+        path = resolve_checkpoint(path)
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location=map_location or "cpu", weights_only=True)
     except Exception as err:  # torch.load fails in many ways on a damaged file (KeyError, OSError, ...)
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise NeuronlabError(f"ckpt_path={path} is not a readable checkpoint ({first})") from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise NeuronlabError(f"ckpt_path={path} is not a Lightning checkpoint (no state_dict inside)")
+        raise NeuronlabError(
+            f"ckpt_path={path} is not a readable checkpoint ({_first_line(err)}); it may be damaged, "
+            "truncated or not a checkpoint: copy it again or pick another file"
+        ) from None
+    check_checkpoint(checkpoint, path)
     return checkpoint
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    if "weights_only" in text or "Weights only load failed" in text:
+        # never pass on torch's advice to load with weights_only=False: that runs the file's code
+        return "it holds Python objects that a safe load refuses"
+    return text.splitlines()[0][:200] if text else type(err).__name__
+
+
+def _is_plain(value: Any, depth: int = 0) -> bool:
+    """Tensors, numbers, strings, None, and lists/tuples/str-keyed dicts of them (what Lightning stores)."""
+    if depth > 12:
+        return False
+    if value is None or isinstance(value, bool | int | float | str | torch.Tensor):
+        return True
+    if isinstance(value, list | tuple):
+        return all(_is_plain(v, depth + 1) for v in value)
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str | int) and _is_plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_score(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) and value.numel() == 1
+
+
+# the state fields of Lightning's callbacks (EarlyStopping, ModelCheckpoint) that a resume restores
+CALLBACK_FIELDS: dict[str, tuple[Any, str]] = {
+    "wait_count": (_is_count, "an integer >= 0"),
+    "stopped_epoch": (_is_count, "an integer >= 0"),
+    "patience": (_is_count, "an integer >= 0"),
+    "best_score": (_is_score, "a number"),
+    "best_model_score": (lambda v: v is None or _is_score(v), "a number or null"),
+    "kth_value": (lambda v: v is None or _is_score(v), "a number or null"),
+    "current_score": (lambda v: v is None or _is_score(v), "a number or null"),
+    "best_model_path": (lambda v: isinstance(v, str), "a file name"),
+    "kth_best_model_path": (lambda v: isinstance(v, str), "a file name"),
+    "last_model_path": (lambda v: isinstance(v, str), "a file name"),
+    "dirpath": (lambda v: v is None or isinstance(v, str), "a folder name"),
+    "best_k_models": (
+        lambda v: isinstance(v, Mapping) and all(isinstance(k, str) and _is_score(s) for k, s in v.items()),
+        "file names mapped to scores",
+    ),
+}
+COUNTERS = {"ready", "started", "processed", "completed", "_batches_that_stepped"}
+
+
+def _counts_ok(node: Any) -> bool:
+    """Lightning's loop progress counters (``ready``, ``completed``, ...) anywhere in ``loops``."""
+    if isinstance(node, Mapping):
+        return all((k not in COUNTERS or _is_count(v)) and _counts_ok(v) for k, v in node.items())
+    if isinstance(node, list | tuple):
+        return all(_counts_ok(v) for v in node)
+    return True
+
+
+def check_checkpoint(checkpoint: Any, path: Any) -> None:
+    """Refuse a checkpoint whose fields are not of the types Lightning and neuronlab expect.
+
+    Lightning trusts what it restores (``epoch``, loop, optimizer, scheduler and callback states): a
+    tampered value would crash training halfway or steer it. Each field is checked here, once, before use.
+    """
+
+    def bad(field: str, expected: str) -> NeuronlabError:
+        return NeuronlabError(f"ckpt_path={path}: {field} is not valid (expected {expected}); not loaded")
+
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), Mapping):
+        raise NeuronlabError(
+            f"ckpt_path={path} is not a Lightning checkpoint (no state_dict inside): neuronlab reads the "
+            ".ckpt files it writes (checkpoints/best.ckpt, last.ckpt); a bare state dict of another program "
+            "has no description of its net"
+        )
+    state = checkpoint["state_dict"]
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise bad("state_dict", "parameter names mapped to tensors")
+    for field in ("epoch", "global_step"):
+        if field in checkpoint and not _is_count(checkpoint[field]):
+            raise bad(field, "an integer >= 0")
+    expected = {
+        "hyper_parameters": (Mapping, "a mapping of plain values"),
+        "datamodule_hyper_parameters": (Mapping, "a mapping of plain values"),
+        "optimizer_states": (list, "a list of optimizer states"),
+        "lr_schedulers": (list, "a list of scheduler states"),
+        "callbacks": (Mapping, "callback names mapped to their states"),
+        "loops": (Mapping, "Lightning's loop states"),
+        "rng_state": (Mapping, "RNG states"),
+    }
+    for field, (kind, words) in expected.items():
+        if field in checkpoint and not (isinstance(checkpoint[field], kind) and _is_plain(checkpoint[field])):
+            raise bad(field, words)
+    for i, opt in enumerate(checkpoint.get("optimizer_states", [])):
+        groups = opt.get("param_groups") if isinstance(opt, Mapping) else None
+        if not (isinstance(groups, list) and all(isinstance(g, Mapping) for g in groups)):
+            raise bad(f"optimizer_states[{i}]", "an optimizer state dict with param_groups")
+        for group in groups:
+            if not all(
+                v is None or isinstance(v, float | int | bool | tuple | list | torch.Tensor)
+                for v in group.values()
+            ):
+                raise bad(f"optimizer_states[{i}].param_groups", "numbers and flags")
+    for name, value in checkpoint.get("callbacks", {}).items():
+        if not isinstance(name, str) or not isinstance(value, Mapping):
+            raise bad("callbacks", "callback names mapped to their states")
+        for key, (ok, words) in CALLBACK_FIELDS.items():
+            if key in value and not ok(value[key]):
+                raise bad(f"callbacks[{name!r}].{key}", words)
+    if not _counts_ok(checkpoint.get("loops", {})):
+        raise bad("loops", "progress counters that are integers >= 0")
+    rng = checkpoint.get("rng_state", {})
+    reference = torch.get_rng_state()
+    torch_state = rng.get("torch")
+    if torch_state is not None and not (
+        isinstance(torch_state, torch.Tensor)
+        and torch_state.dtype == torch.uint8
+        and torch_state.shape == reference.shape
+    ):
+        raise bad("rng_state.torch", f"a uint8 tensor of {reference.numel()} bytes")
+    cuda_states = rng.get("cuda")
+    if cuda_states is not None and not (
+        isinstance(cuda_states, list | tuple)
+        and all(isinstance(s, torch.Tensor) and s.dtype == torch.uint8 and s.ndim == 1 for s in cuda_states)
+    ):
+        raise bad("rng_state.cuda", "a list of uint8 tensors")
+
+
+def epochs_done(checkpoint: Mapping[str, Any]) -> int:
+    """Whole training epochs behind a checkpoint (Lightning's processed epochs; 0 if not recorded)."""
+    try:
+        done = checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"]
+    except (KeyError, TypeError):
+        return 0
+    return done if _is_count(done) else 0
+
+
+def classifier_from_checkpoint(
+    checkpoint: dict[str, Any], path: Any, strict: bool = True, **overrides: Any
+) -> Classifier:
+    """The :class:`Classifier` a checked checkpoint describes, its weights loaded (the one loader behind
+    :func:`load_classifier` and ``Classifier.load_from_checkpoint``)."""
+    hparams = checkpoint.get("hyper_parameters")
+    if not isinstance(hparams, Mapping) or "net" not in hparams:
+        raise NeuronlabError(
+            f"ckpt_path={path} was not written by neuronlab (no net description in its hyper_parameters)"
+        )
+    allowed = {"net", "num_classes", "optimizer", "scheduler", "compile"}
+    unknown = sorted(set(map(str, hparams)) - allowed)
+    if unknown:
+        raise NeuronlabError(f"ckpt_path={path}: hyper_parameters has unknown keys {unknown}; not loaded")
+    kwargs = {k: hparams[k] for k in allowed if k in hparams}
+    kwargs.update(overrides)
+    try:
+        _check_weight_count(kwargs["net"], checkpoint["state_dict"])
+        task = Classifier(**kwargs)
+    except ValueError as err:
+        raise NeuronlabError(f"ckpt_path={path}: the stored hyper_parameters are not valid: {err}") from None
+    try:
+        task.load_state_dict(checkpoint["state_dict"], strict=strict)
+    except RuntimeError as err:
+        raise NeuronlabError(
+            f"ckpt_path={path}: weights do not fit {type(task.net).__name__}: {_first_line(err)}"
+        ) from None
+    return task
+
+
+def _check_weight_count(net: Any, state_dict: Mapping[str, torch.Tensor]) -> None:
+    """A described net may not be larger than the weights stored beside it: a tampered size would
+    otherwise allocate any amount of memory before the weights are found not to fit."""
+    if not isinstance(net, Mapping):
+        return  # a built module passed by the caller, or a bad value the constructor names
+    sizes = [net.get("input_size")]
+    hidden = net.get("hidden_sizes", [net.get("hidden_size")])
+    sizes += list(hidden) if isinstance(hidden, list | tuple) else [hidden]
+    sizes.append(net.get("output_size"))
+    if not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes):
+        return  # the constructor names the bad value
+    described = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
+    stored = sum(t.numel() for k, t in state_dict.items() if k.startswith("net."))
+    if described != stored:
+        raise ValueError(
+            f"net describes {described} weights but the file holds {stored}: "
+            f"the description does not match the weights"
+        )
 
 
 def load_classifier(path: str | Path) -> tuple[Classifier, dict[str, Any]]:
     """The :class:`Classifier` stored in a checkpoint (for eval, predict, export), in eval mode."""
     checkpoint = load_checkpoint(path)
-    hparams = checkpoint.get("hyper_parameters") or {}
-    if "net" not in hparams:
-        raise NeuronlabError(f"ckpt_path={path} was not written by neuronlab (no net description inside)")
-    net = build_net(hparams["net"])
-    task = Classifier(net, num_classes=hparams.get("num_classes"))
-    try:
-        task.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as err:
-        raise NeuronlabError(f"ckpt_path={path}: weights do not fit {type(net).__name__}: {err}") from None
+    task = classifier_from_checkpoint(checkpoint, path)
     task.eval()
     return task, checkpoint
+
+
+def _datamodules() -> dict[str, tuple[type, dict[str, tuple[type | tuple[type, ...], str]]]]:
+    """The DataModules a checkpoint may name, with the type of each argument it may store."""
+    from neuronlab.data import GatesDataModule, MNISTDataModule
+
+    optional_int = (int, type(None))
+    return {
+        f"{GatesDataModule.__module__}.{GatesDataModule.__qualname__}": (
+            GatesDataModule,
+            {
+                "gate": (str, "a gate name"),
+                "repeats": (int, "an integer"),
+                "noise": ((int, float), "a number"),
+                "batch_size": (optional_int, "an integer or null"),
+                "seed": (int, "an integer"),
+            },
+        ),
+        f"{MNISTDataModule.__module__}.{MNISTDataModule.__qualname__}": (
+            MNISTDataModule,
+            {
+                "name": (str, "a dataset name"),
+                "data_dir": ((str, type(None)), "a folder"),
+                "val_size": (int, "an integer"),
+                "batch_size": (optional_int, "an integer or null"),
+                "eval_batch_size": (optional_int, "an integer or null"),
+                "download": (bool, "true or false"),
+                "augment": ((str, type(None)), "an augmentation name or null"),
+                "num_workers": (int, "an integer"),
+                "seed": (int, "an integer"),
+            },
+        ),
+    }
+
+
+MAX_REPEATS = 100_000  # a stored gates DataModule may not ask for more copies of its four points
+MAX_WORKERS = 64
 
 
 def datamodule_from_checkpoint(
     checkpoint: dict[str, Any], path: str | Path, data_dir: str | None = None, download: bool | None = None
 ) -> tuple[Any, str]:
-    """The DataModule a checkpoint was trained with (its plain values are stored in it) and its name;
-    ``data_dir`` points at another copy of the same data, ``download`` overrides the stored choice."""
-    from hydra.utils import instantiate
+    """The DataModule a checkpoint was trained with and its name, rebuilt from an allow-list.
 
-    data_cfg = dict(checkpoint.get("datamodule_hyper_parameters") or {})
-    if "_target_" not in data_cfg:
+    ``data_dir`` points at another copy of the same data. The folder recorded in the checkpoint is only
+    read: nothing is downloaded into a folder that a file chose (``download`` applies to ``data_dir``).
+    """
+    data_cfg = checkpoint.get("datamodule_hyper_parameters")
+    if not isinstance(data_cfg, Mapping) or "_target_" not in data_cfg:
         raise NeuronlabError(f"ckpt_path={path} does not record its data: pass data=<option>")
-    if "data_dir" in data_cfg:
-        data_cfg["data_dir"] = str(data_dir or data_cfg["data_dir"])
-        if download is not None:
-            data_cfg["download"] = download
-    name = str(data_cfg.get("name") or data_cfg.get("gate") or "data")
-    return instantiate(data_cfg), name
+    values = dict(data_cfg)
+    target = values.pop("_target_")
+    known = _datamodules()
+    if not isinstance(target, str) or target not in known:
+        raise NeuronlabError(
+            f"ckpt_path={path}: datamodule_hyper_parameters._target_={target!r} is not a neuronlab "
+            f"DataModule (allowed: {', '.join(known)}); not loaded"
+        )
+    cls, schema = known[target]
+    for key, value in values.items():
+        if key not in schema:
+            raise NeuronlabError(
+                f"ckpt_path={path}: datamodule_hyper_parameters.{key} is not an argument of "
+                f"{cls.__name__} (allowed: {', '.join(schema)}); not loaded"
+            )
+        kinds, words = schema[key]
+        if (isinstance(value, bool) and kinds is not bool) or not isinstance(value, kinds):
+            raise NeuronlabError(
+                f"ckpt_path={path}: datamodule_hyper_parameters.{key}={value!r} is not valid "
+                f"(expected {words}); not loaded"
+            )
+    if int(values.get("repeats", 1)) > MAX_REPEATS or int(values.get("num_workers", 0)) > MAX_WORKERS:
+        raise NeuronlabError(
+            f"ckpt_path={path}: datamodule_hyper_parameters asks for too many repeats or workers "
+            f"(at most {MAX_REPEATS} and {MAX_WORKERS}); not loaded"
+        )
+    if "data_dir" in schema:
+        if data_dir:
+            values["data_dir"] = str(data_dir)
+            if download is not None:
+                values["download"] = download
+        else:
+            values["download"] = False  # the recorded folder is read, never written
+    try:
+        datamodule = cls(**values)
+    except ValueError as err:
+        raise NeuronlabError(f"ckpt_path={path}: datamodule_hyper_parameters: {err}") from None
+    name = str(values.get("name") or values.get("gate") or "data")
+    return datamodule, name
 
 
 def check_same_architecture(checkpoint: dict[str, Any], net_config: dict[str, Any], path: str | Path) -> None:
     """Refuse to resume or test a checkpoint of another architecture, naming both."""
     saved = (checkpoint.get("hyper_parameters") or {}).get("net")
-    if saved is not None and saved != net_config:
+    if saved is not None and not isinstance(saved, Mapping):
+        raise NeuronlabError(f"ckpt_path={path}: hyper_parameters.net is not a net description")
+    if saved is not None and dict(saved) != net_config:
         diffs = [
             f"{k}: checkpoint {saved.get(k)!r} vs config {net_config.get(k)!r}"
-            for k in sorted(set(saved) | set(net_config))
+            for k in sorted(set(map(str, saved)) | set(net_config))
             if saved.get(k) != net_config.get(k)
         ]
         raise NeuronlabError(f"ckpt_path={path} holds another architecture ({'; '.join(diffs)})")
+
+
+def check_same_training(checkpoint: dict[str, Any], task: Classifier, path: str | Path) -> None:
+    """Refuse to continue a checkpoint with another optimizer or scheduler: Lightning would load one's
+    state into the other and fail halfway (e.g. SGD's ``momentum`` missing from Adam's state)."""
+    from neuronlab.tasks.classifier import describe_factory
+
+    hparams = checkpoint.get("hyper_parameters") or {}
+    for what in ("optimizer", "scheduler"):
+        stored = hparams.get(what) if isinstance(hparams, Mapping) else None
+        stored_name = stored.get("name") if isinstance(stored, Mapping) else None
+        mine = describe_factory(getattr(task, f"{what}_factory"))
+        my_name = mine["name"] if mine else None
+        if what in hparams and stored_name != my_name:
+            option = (stored_name or "none").rsplit(".", 1)[-1].lower()
+            raise NeuronlabError(
+                f"ckpt_path={path} was trained with {what} {stored_name or 'none'}, but this run uses "
+                f"{my_name or 'none'}: continue it with {what}={_option_hint(what, option)}, or start "
+                "afresh without ckpt_path"
+            )
+
+
+def _option_hint(what: str, class_name: str) -> str:
+    hints = {"adam": "adam", "adamw": "adamw", "sgd": "sgd", "none": "none"}
+    hints |= {"cosineannealinglr": "cosine", "steplr": "step", "reducelronplateau": "plateau"}
+    return hints.get(class_name, f"<the {what} it used>")

@@ -20,6 +20,8 @@ def worker_command(module: str, local_rank: int) -> tuple[Sequence[str], str]:
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import get_original_cwd
 
+    from neuronlab.paths import hydra_quote
+
     hydra_cfg = HydraConfig.get()
     command = [
         sys.executable,
@@ -27,7 +29,7 @@ def worker_command(module: str, local_rank: int) -> tuple[Sequence[str], str]:
         module,
         f"--config-name={hydra_cfg.job.config_name}",
         *hydra_cfg.overrides.task,
-        f'hydra.run.dir="{hydra_cfg.runtime.output_dir}"',
+        f"hydra.run.dir={hydra_quote(hydra_cfg.runtime.output_dir)}",
         "hydra.output_subdir=null",
         f"hydra.job.name=ddp_rank_{local_rank}",
         "hydra/hydra_logging=none",

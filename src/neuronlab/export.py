@@ -38,26 +38,24 @@ class Probabilities(nn.Module):
 
 
 def check_batch(
-    checkpoint: dict[str, Any], net: nn.Module, size: int, data_dir: str | None
+    checkpoint: dict[str, Any], net: nn.Module, size: int, data_dir: str | None, ckpt_path: Path | str = ""
 ) -> tuple[torch.Tensor, str]:
     """The first ``size`` test samples of the checkpoint's data, or random inputs of the same shape."""
     from neuronlab.checkpoint import datamodule_from_checkpoint
 
     data_cfg = checkpoint.get("datamodule_hyper_parameters") or {}
-    mnist = data_cfg.get("_target_", "").endswith("MNISTDataModule") or getattr(net, "input_size", 0) == 784
-    try:
-        # exporting never downloads a dataset
-        datamodule, name = datamodule_from_checkpoint(checkpoint, "", data_dir, download=False)
-        datamodule.setup("test")
-        x = datamodule.splits["test"][0][:size]
-        return x, f"{len(x)} test samples of {name}"
-    except Exception as err:  # no record, missing or moved data: random inputs still check the file
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        reason = (
-            "the checkpoint does not record its data"
-            if "_target_" not in data_cfg
-            else f"its data is not readable: {first}"
-        )
+    mnist = getattr(net, "input_size", 0) == 784
+    reason = "the checkpoint does not record its data"
+    if "_target_" in data_cfg:
+        # a tampered description is one clear error; exporting never downloads a dataset
+        datamodule, name = datamodule_from_checkpoint(checkpoint, ckpt_path, data_dir, download=False)
+        try:
+            datamodule.setup("test")
+            x = datamodule.splits["test"][0][:size]
+            return x, f"{len(x)} test samples of {name}"
+        except Exception as err:  # missing or moved data: random inputs still check the file
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            reason = f"its data is not readable: {first}"
     generator = torch.Generator().manual_seed(0)
     shape = (size, 1, 28, 28) if mnist else (size, int(getattr(net, "input_size", 2)))
     return torch.randn(shape, generator=generator), f"{size} random inputs ({reason})"
@@ -98,6 +96,16 @@ def export_torchscript(model: nn.Module, x: torch.Tensor, path: Path) -> Any:
     return lambda batch: loaded(batch)
 
 
+def _same_file(output: Path, source: Path) -> bool:
+    """Whether writing ``output`` would replace ``source``: the same path, a link to it, or a hard link."""
+    if output.resolve() == source.resolve():
+        return True
+    try:
+        return output.exists() and output.samefile(source)
+    except OSError:
+        return False
+
+
 def export(cfg: DictConfig) -> float:
     """Write the file, check it against the checkpoint, print a summary; returns the max abs difference."""
     from rich.console import Console
@@ -114,8 +122,14 @@ def export(cfg: DictConfig) -> float:
     task, checkpoint = load_classifier(ckpt_path)
     model = Probabilities(task.net).eval()
     path = Path(cfg.output) if cfg.get("output") else ckpt_path.with_suffix(FORMATS[fmt])
+    if _same_file(path, ckpt_path):
+        raise NeuronlabError(
+            f"output={path} is the checkpoint being exported ({ckpt_path}): writing it would destroy the "
+            f"checkpoint; choose another output=... (e.g. output={ckpt_path.with_suffix('')}-export"
+            f"{FORMATS[fmt]})"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
-    x, described = check_batch(checkpoint, task.net, int(cfg.batch_size), cfg.get("data_dir"))
+    x, described = check_batch(checkpoint, task.net, int(cfg.batch_size), cfg.get("data_dir"), ckpt_path)
     run = export_onnx(model, x, path) if fmt == "onnx" else export_torchscript(model, x, path)
     with torch.no_grad():
         # the whole batch, and one sample alone: the batch dimension really is dynamic

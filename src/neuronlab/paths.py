@@ -73,3 +73,17 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
+
+
+def hydra_quote(value: str) -> str:
+    """``value`` as a single-quoted Hydra override value that Hydra and OmegaConf give back unchanged:
+    paths with ``,``, ``=``, spaces, quotes, backslashes, ``${`` or non-ASCII characters included."""
+    value = re.sub(r"(\\*)\$\{", lambda m: m.group(1) * 2 + "\\${", value)  # no interpolation
+    value = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", value)  # quotes, and backslashes before them
+    value = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, value)  # backslashes before the closing quote
+    return f"'{value}'"
+
+
+def hydra_value(value: str) -> str:
+    """``value`` as typed on a command line: as it is where Hydra reads it unchanged, else quoted."""
+    return value if re.fullmatch(r"[\w./:+-]+", value) else hydra_quote(value)

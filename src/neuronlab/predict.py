@@ -226,7 +226,7 @@ def print_rows(rows: list[Row], title: str, points: bool, limit: int | None = No
     console = Console()
     if not console.is_terminal:  # piped or captured: no terminal width to fit, keep each row on one line
         console = Console(width=max(console.width, 200))
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(title), title_justify="left")  # the title holds values read from a file
     table.add_column("point" if points else "file", overflow="fold")
     table.add_column("class", overflow="fold")
     table.add_column("P(1)" if points else "top-3 probabilities", overflow="fold")

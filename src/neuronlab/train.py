@@ -32,7 +32,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     from neuronlab import ddp, report
     from neuronlab.build import build_list, build_task
-    from neuronlab.checkpoint import check_same_architecture, load_checkpoint, resolve_checkpoint
+    from neuronlab.checkpoint import (
+        check_same_architecture,
+        check_same_training,
+        epochs_done,
+        load_checkpoint,
+        resolve_checkpoint,
+    )
+    from neuronlab.errors import NeuronlabError
     from neuronlab.validate import validate
 
     validate(cfg)
@@ -57,6 +64,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
         ckpt_path = resolve_checkpoint(cfg.ckpt_path)
         checkpoint = load_checkpoint(ckpt_path)  # a clear error for a missing or damaged file
         check_same_architecture(checkpoint, task.net.config(), ckpt_path)
+        check_same_training(checkpoint, task, ckpt_path)
+        done = epochs_done(checkpoint)
+        if 0 < trainer_cfg.max_epochs <= done:  # Lightning would return at once and test a stale model
+            raise NeuronlabError(
+                f"ckpt_path={ckpt_path} has already trained {done} epochs and this run stops at "
+                f"trainer.max_epochs={trainer_cfg.max_epochs}: pass a higher trainer.max_epochs to train on"
+            )
         for logger in loggers:
             if hasattr(logger, "resume_at"):
                 logger.resume_at(int(checkpoint.get("global_step", 0)))
@@ -137,43 +151,6 @@ def _best_checkpoint(run_dir: Path) -> str:
     return str(best) if best.is_file() else ""
 
 
-def _override_key(override: str) -> str:
-    return override.partition("=")[0].lstrip("+~")
-
-
-def resume_argv(argv: list[str]) -> list[str]:
-    """``resume=<run folder>`` / ``ckpt_path=<run folder>`` -> that run's overrides, its folder, its
-    ``last.ckpt``; later command-line overrides still win. Other command lines are returned unchanged."""
-    import yaml
-
-    from neuronlab.checkpoint import resolve_checkpoint
-    from neuronlab.errors import NeuronlabError
-
-    args = argv[1:]
-    chosen = None
-    for arg in args:
-        key, _, value = arg.partition("=")
-        if key == "resume" or (key == "ckpt_path" and value and Path(value).expanduser().is_dir()):
-            chosen = arg
-    if chosen is None:
-        return argv
-    run = Path(chosen.partition("=")[2]).expanduser().resolve()
-    overrides_file = run / ".hydra" / "overrides.yaml"
-    if not overrides_file.is_file():
-        raise NeuronlabError(f"{chosen}: not a neuronlab run folder (expected {overrides_file})")
-    if {"-m", "--multirun"} & set(args):
-        raise NeuronlabError(f"{chosen}: resume one run at a time, without -m")
-    last = resolve_checkpoint(run)
-    rest = [a for a in args if a != chosen]
-    given = {_override_key(a) for a in rest if "=" in a}
-    saved = [
-        o
-        for o in yaml.safe_load(overrides_file.read_text()) or []
-        if _override_key(o) not in given | {"ckpt_path", "resume"}
-    ]
-    return [argv[0], *saved, *rest, f"ckpt_path={last}", f'hydra.run.dir="{run}"']
-
-
 def check_outputs_writable(argv: list[str]) -> None:
     """Fail before anything starts if the outputs root cannot be written (read-only, full, not a folder)."""
     from neuronlab.errors import NeuronlabError
@@ -208,12 +185,16 @@ def main() -> None:
     """Entry point of ``neuronlab-train`` and ``python -m neuronlab.train``."""
     from neuronlab import quiet
     from neuronlab.errors import NeuronlabError
+    from neuronlab.resume import AlreadyComplete, resume_argv
 
     quiet.install()
     try:
         if not SHOW_ONLY & set(sys.argv[1:]):  # --help, completion, --cfg: nothing is written
             check_outputs_writable(sys.argv)
         sys.argv = resume_argv(sys.argv)
+    except AlreadyComplete as done:
+        print(f"neuronlab: {done}")
+        raise SystemExit(0) from None
     except NeuronlabError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR) from None

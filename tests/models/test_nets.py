@@ -45,7 +45,7 @@ def test_bad_knobs_are_named():
         SimpleNN(activation="swish")
     with pytest.raises(ValueError, match="model.dropout=1.0"):
         ModernNetwork(dropout=1.0)
-    with pytest.raises(ValueError, match="hidden sizes"):
+    with pytest.raises(ValueError, match="model.hidden_sizes=0"):
         ModernNetwork(hidden_sizes=(256, 0))
 
 

@@ -7,8 +7,8 @@ itself as plain values (``config()``) so a checkpoint can rebuild it without pic
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Sequence
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -21,6 +21,19 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "gelu": nn.GELU,
     "leaky_relu": nn.LeakyReLU,
 }
+
+
+MAX_WIDTH = 1 << 16  # a layer wider than this is a typo (or a hostile checkpoint), not an MLP
+MAX_LAYERS = 64
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_size(name: str, value: Any) -> None:
+    if not (isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_WIDTH):
+        raise ValueError(f"{name}={value!r} must be an integer in 1..{MAX_WIDTH}")
 
 
 def _activation(name: str) -> nn.Module:
@@ -47,14 +60,20 @@ class MLP(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        # strict types: these values also come back from checkpoints, which may come from anyone
+        _check_size("model.input_size", input_size)
+        _check_size("model.output_size", output_size)
+        if isinstance(hidden_sizes, str | bytes) or not isinstance(hidden_sizes, Sequence):
+            raise ValueError(f"model.hidden_sizes={hidden_sizes!r} must be a list of integers > 0")
+        if not 0 < len(hidden_sizes) <= MAX_LAYERS:
+            raise ValueError(f"model.hidden_sizes={list(hidden_sizes)} must hold 1 to {MAX_LAYERS} sizes")
+        for h in hidden_sizes:
+            _check_size("model.hidden_sizes", h)
         hidden_sizes = [int(h) for h in hidden_sizes]
-        for name, value in (("input_size", input_size), ("output_size", output_size)):
-            if int(value) <= 0:
-                raise ValueError(f"model.{name}={value} must be a positive integer")
-        if any(h <= 0 for h in hidden_sizes):
-            raise ValueError(f"model hidden sizes {hidden_sizes} must all be positive integers")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"model.dropout={dropout} must be in [0, 1)")
+        if not isinstance(activation, str):
+            raise ValueError(f"model.activation={activation!r} must be one of {', '.join(ACTIVATIONS)}")
+        if not _is_number(dropout) or not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"model.dropout={dropout!r} must be a number in [0, 1)")
         self.input_size = int(input_size)
         self.hidden_sizes = hidden_sizes
         self.output_size = int(output_size)
@@ -107,6 +126,7 @@ class SimpleNN(MLP):
         activation: str = "relu",
         dropout: float = 0.0,
     ) -> None:
+        _check_size("model.hidden_size", hidden_size)
         super().__init__(input_size, [hidden_size], output_size, activation, dropout)
 
     def config(self) -> dict[str, Any]:
@@ -138,14 +158,30 @@ class MNISTClassifier(ModernNetwork):
         self.layers.insert(0, nn.Flatten())
 
 
-def build_net(config: dict[str, Any]) -> MLP:
-    """Rebuild a net from :meth:`MLP.config` values; only classes of ``neuronlab.models`` are accepted."""
+NETS: dict[str, type[MLP]] = {
+    f"{cls.__module__}.{cls.__qualname__}": cls for cls in (MLP, SimpleNN, ModernNetwork, MNISTClassifier)
+}
+"""The only classes a stored net description may name: an explicit allow-list, not a prefix match."""
+
+
+def build_net(config: Mapping[str, Any]) -> MLP:
+    """Rebuild a net from :meth:`MLP.config` values (e.g. read from a checkpoint, so untrusted).
+
+    The ``_target_`` must be one of :data:`NETS`; the other keys must be exactly its constructor's
+    arguments, each checked by the constructor. Raises ``ValueError`` naming what is wrong.
+    """
+    if not isinstance(config, Mapping):
+        raise ValueError(f"expected a mapping of plain values, got {type(config).__name__}")
     config = dict(config)
-    target = str(config.pop("_target_", ""))
-    module_name, _, class_name = target.rpartition(".")
-    if not module_name.startswith("neuronlab.models"):
-        raise ValueError(f"not a neuronlab network: {target!r}")
-    cls = getattr(importlib.import_module(module_name), class_name, None)
-    if not (isinstance(cls, type) and issubclass(cls, MLP)):
-        raise ValueError(f"not a neuronlab network: {target!r}")
+    target = config.pop("_target_", None)
+    cls = NETS.get(target) if isinstance(target, str) else None
+    if cls is None:
+        raise ValueError(f"not a neuronlab network: {target!r} (allowed: {', '.join(NETS)})")
+    params = inspect.signature(cls.__init__).parameters
+    allowed = [n for n, p in params.items() if n != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
+    if cls is MNISTClassifier:
+        allowed = [n for n in inspect.signature(ModernNetwork.__init__).parameters if n != "self"]
+    unknown = sorted(set(map(str, config)) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown keys {unknown} for {cls.__name__} (allowed: {', '.join(allowed)})")
     return cls(**config)

@@ -8,7 +8,10 @@ at ``compute()``, so epoch metrics cover the whole split exactly once.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as L
@@ -32,12 +35,59 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def _path(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+OPTIMIZERS: dict[str, type] = {
+    _path(cls): cls for cls in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
+}
+SCHEDULERS: dict[str, type] = {
+    _path(cls): cls
+    for cls in (
+        torch.optim.lr_scheduler.CosineAnnealingLR,
+        torch.optim.lr_scheduler.StepLR,
+        torch.optim.lr_scheduler.ReduceLROnPlateau,
+    )
+}
+"""The only classes a stored optimizer/scheduler description may name (explicit allow-lists)."""
+
+
 def describe_factory(factory: Callable[..., Any] | None) -> dict[str, Any] | None:
     """Plain description of an optimizer/scheduler partial: its class path and keyword arguments."""
     if factory is None:
         return None
     func = getattr(factory, "func", factory)
     return {"name": f"{func.__module__}.{func.__qualname__}", **_plain(getattr(factory, "keywords", {}))}
+
+
+def factory_from_description(
+    description: Mapping[str, Any] | None, allowed: Mapping[str, type], what: str
+) -> Callable[..., Any] | None:
+    """The partial that :func:`describe_factory` described, from an allow-list of classes only; the keyword
+    arguments must be the class's own and plain values (they may come from a file someone sent)."""
+    if description is None:
+        return None
+    if not isinstance(description, Mapping):
+        raise ValueError(f"{what}: expected a mapping of plain values, got {type(description).__name__}")
+    kwargs = dict(description)
+    name = kwargs.pop("name", None)
+    cls = allowed.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ValueError(f"{what}: {name!r} is not allowed (allowed: {', '.join(allowed)})")
+    params = set(inspect.signature(cls.__init__).parameters) - {"self", "params", "optimizer"}
+    for key, value in kwargs.items():
+        if key not in params:
+            raise ValueError(f"{what}: {cls.__name__} has no argument {key!r}")
+        if not _is_plain_value(value):
+            raise ValueError(f"{what}.{key}={value!r} is not a plain value")
+    return functools.partial(cls, **kwargs)
+
+
+def _is_plain_value(value: Any) -> bool:
+    if isinstance(value, list | tuple):
+        return len(value) <= 16 and all(_is_plain_value(v) for v in value)
+    return value is None or isinstance(value, bool | int | float | str)
 
 
 class EpochStats(Metric):
@@ -76,14 +126,31 @@ class Classifier(L.LightningModule):
 
     def __init__(
         self,
-        net: nn.Module,
-        optimizer: OptimizerFactory | None = None,
-        scheduler: SchedulerFactory | None = None,
+        net: nn.Module | Mapping[str, Any],
+        optimizer: OptimizerFactory | Mapping[str, Any] | None = None,
+        scheduler: SchedulerFactory | Mapping[str, Any] | None = None,
         num_classes: int | None = None,
         scheduler_monitor: str = "val/loss",
         compile: bool = False,
     ) -> None:
         super().__init__()
+        # Lightning's load_from_checkpoint passes the stored plain descriptions: rebuild from allow-lists
+        if isinstance(net, Mapping):
+            from neuronlab.models import build_net
+
+            net = build_net(net)
+        if not isinstance(net, nn.Module):
+            raise ValueError(f"net: expected a mapping of plain values (a net description), got {net!r}")
+        if isinstance(optimizer, Mapping):
+            optimizer = factory_from_description(optimizer, OPTIMIZERS, "optimizer")
+        if isinstance(scheduler, Mapping):
+            scheduler = factory_from_description(scheduler, SCHEDULERS, "scheduler")
+        if num_classes is not None and not (
+            isinstance(num_classes, int) and not isinstance(num_classes, bool) and num_classes >= 2
+        ):
+            raise ValueError(f"num_classes={num_classes!r} must be an integer >= 2")
+        if not isinstance(compile, bool):
+            raise ValueError(f"model.compile={compile!r} must be true or false")
         self.net = net
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -92,7 +159,7 @@ class Classifier(L.LightningModule):
         out = int(getattr(net, "output_size", 0))
         self.binary = out == 1
         self.num_classes = int(num_classes or (2 if self.binary else out))
-        if not self.binary and out != self.num_classes:
+        if out != self.num_classes and not (self.binary and self.num_classes == 2):
             raise ValueError(f"the net has {out} outputs but the data has {self.num_classes} classes")
         task = "binary" if self.binary else "multiclass"
         kwargs: dict[str, Any] = (
@@ -113,6 +180,33 @@ class Classifier(L.LightningModule):
             },
             logger=False,
         )
+
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls,
+        checkpoint_path: str | Path,
+        map_location: Any = None,
+        hparams_file: str | Path | None = None,
+        strict: bool | None = None,
+        weights_only: bool | None = None,
+        **kwargs: Any,
+    ) -> Classifier:
+        """Lightning's standard loader, through neuronlab's safe one: ``weights_only=True`` always, every
+        stored value checked, the net rebuilt from an allow-list (:func:`neuronlab.checkpoint.load_classifier`
+        is the same code). ``kwargs`` override stored hyper-parameters (e.g. ``optimizer=partial(...)``)."""
+        from neuronlab.checkpoint import classifier_from_checkpoint, load_checkpoint
+
+        if weights_only is False:
+            raise ValueError("neuronlab checkpoints load with weights_only=True only: they hold no code")
+        checkpoint = load_checkpoint(checkpoint_path, map_location=map_location)
+        if hparams_file is not None:
+            import yaml
+
+            hparams = yaml.safe_load(Path(hparams_file).read_text())
+            if not isinstance(hparams, dict):
+                raise ValueError(f"hparams_file={hparams_file}: expected a mapping of hyper-parameters")
+            checkpoint["hyper_parameters"] = hparams
+        return classifier_from_checkpoint(checkpoint, checkpoint_path, strict=strict is not False, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

@@ -1,0 +1,213 @@
+"""``resume=<run folder>``: continue a run in its own folder, with its own config.
+
+A run folder may come from someone else, so what it holds is checked before it is used:
+- its saved ``.hydra/overrides.yaml`` may only set plain values of known keys or pick neuronlab's own
+  config options: no ``_target_`` (or any ``_key_``), no ``hydra.*``, no added or removed keys, no
+  interpolations, no path (where files are written or read). The same override typed by the user on
+  the command line stays allowed: the user's own arguments are never filtered;
+- no file or folder that the run writes to may be a symbolic link (it could point anywhere);
+- a run that already completed is reported as such and left unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from neuronlab.errors import NeuronlabError
+from neuronlab.paths import CONF_DIR, hydra_quote, hydra_value
+
+# top-level keys a saved override may set; paths, loggers and Hydra's own keys are not among them
+SETTABLE = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "seed", "task_name", "test")
+SETTABLE += ("optimized_metric",)
+# keys that name a place on disk: a run folder never chooses them
+PATH_KEYS = {"data_dir", "root_dir", "run_dir", "dirpath", "save_dir", "default_root_dir", "filename"}
+# what a run writes in its folder: none of it may be a symbolic link
+WRITTEN = (".hydra", "checkpoints", "tensorboard", "csv", "result.json", "environment.json")
+
+
+class AlreadyComplete(Exception):
+    """The run folder holds a completed run and nothing asks for more: nothing to do."""
+
+
+def _key(override: str) -> str:
+    return override.partition("=")[0].lstrip("+~")
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
+
+
+def _plain(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    if isinstance(value, str):
+        return "${" not in value
+    return value is None or isinstance(value, bool | int | float)
+
+
+def check_saved_override(text: Any, source: Path) -> str:
+    """Return ``text`` if it is an override a run folder may hold, else raise naming what is refused."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import OverrideType
+    from hydra.errors import HydraException
+
+    def refuse(why: str) -> NeuronlabError:
+        return NeuronlabError(
+            f"{source}: the saved override {text!r} is refused: {why}. A run folder may only set plain "
+            "values of known keys; if you trust this value, pass it yourself on the command line "
+            "after resume=..."
+        )
+
+    if not isinstance(text, str):
+        raise NeuronlabError(f"{source}: expected a list of overrides (strings), found {text!r}")
+    try:
+        override = OverridesParser.create().parse_override(text)
+    except HydraException as err:
+        raise NeuronlabError(f"{source}: {text!r} is not a valid override ({err})") from None
+    key = override.key_or_group
+    parts = key.replace("/", ".").split(".")
+    if not all(re.fullmatch(r"\w+", p) for p in parts):
+        raise refuse("it is not a plain key")
+    if override.type != OverrideType.CHANGE:
+        raise refuse("it adds or removes a key (+, ++, ~)")
+    if override.package is not None:
+        raise refuse("it moves a config package (@)")
+    if override.is_sweep_override():
+        raise refuse("it is a sweep")
+    if parts[0] == "hydra":
+        raise refuse("hydra.* keys decide what Hydra runs (callbacks, launchers, sweepers, folders)")
+    if any(p.startswith("_") for p in parts):
+        raise refuse("keys such as _target_ choose code")
+    value = override.value()
+    if (Path(CONF_DIR) / key).is_dir():  # a config group: one of neuronlab's own options
+        options = _options(key)
+        if value is not None and value not in options:
+            raise refuse(f"{key} must be one of {', '.join(options)}")
+        return text
+    if PATH_KEYS & set(parts) or parts[0] == "paths":
+        run = source.parent.parent
+        given = shlex.quote(f"{key}={hydra_value(str(value))}")
+        raise NeuronlabError(
+            f"{source}: the saved override {text!r} is refused: a run folder never chooses where files are "
+            f"read or written. If you trust that folder, say so yourself: "
+            f"neuronlab-train {shlex.quote(f'resume={run}')} {given}"
+        )
+    if parts[0] not in SETTABLE:
+        raise refuse(f"a run folder may set only {', '.join(SETTABLE)} (and choose config options)")
+    if not _plain(value):
+        raise refuse("only numbers, strings, true/false, null and lists of them are allowed (no ${...})")
+    return text
+
+
+def saved_overrides(run: Path, skip: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """The run folder's ``.hydra/overrides.yaml``, every entry checked (:func:`check_saved_override`),
+    but for those of the keys in ``skip`` (given again by the user, whose value wins)."""
+    import yaml
+
+    source = run / ".hydra" / "overrides.yaml"
+    try:
+        saved = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise NeuronlabError(f"{source} cannot be read ({first}): is this a neuronlab run folder?") from None
+    if saved is None:
+        return []
+    if not isinstance(saved, list):
+        raise NeuronlabError(f"{source}: expected a list of overrides, found {type(saved).__name__}")
+    return [check_saved_override(o, source) for o in saved if not (isinstance(o, str) and _key(o) in skip)]
+
+
+def check_no_links(run: Path) -> None:
+    """Refuse a run folder in which a file or folder that a resumed run writes is a symbolic link."""
+    places = [run / name for name in WRITTEN] + list(run.glob("*.log"))
+    for folder in (run / ".hydra", run / "checkpoints", run / "tensorboard", run / "csv"):
+        if folder.is_dir() and not folder.is_symlink():
+            places += list(folder.iterdir())
+    for place in places:
+        if place.is_symlink():
+            raise NeuronlabError(
+                f"resume={run}: {place} is a symbolic link: a run folder's files must be inside it "
+                "(copy the folder without links, e.g. cp -rL, and resume the copy)"
+            )
+
+
+def _read_result(run: Path) -> dict[str, Any]:
+    try:
+        result = json.loads((run / "result.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return result if isinstance(result, dict) else {}
+
+
+def _saved_max_epochs(run: Path) -> int | None:
+    import yaml
+
+    try:
+        config = yaml.safe_load((run / ".hydra" / "config.yaml").read_text(encoding="utf-8"))
+        value = config["trainer"]["max_epochs"]
+    except Exception:  # missing or malformed: only used in a message
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def check_not_complete(run: Path, last: Path, given: Sequence[str]) -> None:
+    """Raise :class:`AlreadyComplete` (with what to do) if the run completed and no larger
+    ``trainer.max_epochs`` is given: resuming it would only rewrite its record."""
+    from neuronlab.checkpoint import epochs_done, load_checkpoint
+
+    if _read_result(run).get("status") != "completed":
+        return
+    done = epochs_done(load_checkpoint(last))
+    wanted = None
+    for arg in given:
+        key, _, value = arg.partition("=")
+        if key == "trainer.max_epochs":
+            try:
+                wanted = int(value)
+            except ValueError:
+                wanted = None  # the config's own check names the bad value
+    if wanted is not None and (wanted > done or wanted == -1):
+        return
+    max_epochs = _saved_max_epochs(run)
+    stopped_early = max_epochs is not None and done < max_epochs
+    early = f" and stopped early (trainer.max_epochs={max_epochs})" if stopped_early else ""
+    more = " callbacks.early_stopping=null" if early else ""
+    raise AlreadyComplete(
+        f"{run} is already complete: it trained {done} epochs{early}. Nothing was changed. To train it "
+        f"longer: neuronlab-train resume={hydra_quote(str(run))} trainer.max_epochs={max(done * 2, done + 1)}"
+        f"{more}"
+    )
+
+
+def resume_argv(argv: list[str]) -> list[str]:
+    """``resume=<run folder>`` / ``ckpt_path=<run folder>`` -> that run's checked overrides, its folder, its
+    ``last.ckpt``; later command-line overrides still win. Other command lines are returned unchanged."""
+    from neuronlab.checkpoint import resolve_checkpoint
+
+    args = argv[1:]
+    chosen = None
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if key == "resume" or (key == "ckpt_path" and value and Path(value).expanduser().is_dir()):
+            chosen = arg
+    if chosen is None:
+        return argv
+    run = Path(chosen.partition("=")[2]).expanduser().resolve()
+    if not (run / ".hydra" / "overrides.yaml").is_file():
+        expected = run / ".hydra" / "overrides.yaml"
+        raise NeuronlabError(f"{chosen}: not a neuronlab run folder (expected {expected})")
+    if {"-m", "--multirun"} & set(args):
+        raise NeuronlabError(f"{chosen}: resume one run at a time, without -m")
+    check_no_links(run)
+    last = resolve_checkpoint(run)
+    rest = [a for a in args if a != chosen]
+    given = {_key(a) for a in rest if "=" in a}
+    saved = saved_overrides(run, skip=given | {"ckpt_path", "resume"})
+    check_not_complete(run, last, rest)
+    where = [f"ckpt_path={hydra_quote(str(last))}", f"hydra.run.dir={hydra_quote(str(run))}"]
+    return [argv[0], *saved, *rest, *where]
