@@ -38,6 +38,8 @@ def test_train_eval_predict_from_python_several_times(outputs, capsys):
 
     resumed = neuronlab.train([f"resume={first.run_dir}", "trainer.max_epochs=30"])
     assert resumed.run_dir == first.run_dir and resumed.metrics["epochs"] == 30
+    again = neuronlab.train([f"resume={first.run_dir}"])  # complete: says so, trains nothing
+    assert again.metrics == resumed.metrics and "is already complete" in capsys.readouterr().out
 
     with pytest.raises(NeuronlabError, match=r"optimizer.lr=-1.0 is not allowed|optimizer.lr=-1 is not"):
         neuronlab.train(["optimizer.lr=-1"])

@@ -39,18 +39,30 @@ def train(overrides: Sequence[str] = ()) -> Run:
     """``neuronlab-train <overrides>``: fit, test the best checkpoint, print the summary; ``resume=<run
     folder>`` continues a run. A bad value raises :class:`~neuronlab.errors.NeuronlabError`."""
     from neuronlab import train as entry
+    from neuronlab.resume import AlreadyComplete, resume_argv
 
-    argv = entry.resume_argv(["neuronlab.train", *overrides])  # resume=<run>: that run's overrides
-    entry.check_outputs_writable(argv)
+    entry.check_outputs_writable(["neuronlab.train", *overrides])
+    try:
+        argv = resume_argv(["neuronlab.train", *overrides])  # resume=<run>: its checked overrides
+    except AlreadyComplete as done:  # nothing to train: that run's record, as it is
+        print(f"neuronlab: {done}")
+        chosen = [o for o in overrides if o.partition("=")[0] in ("resume", "ckpt_path")][-1]
+        return _finished(Path(chosen.partition("=")[2]).expanduser().resolve())
     with _job("train", argv[1:]) as cfg:
         run_dir = Path(cfg.hydra.runtime.output_dir)
         try:
             entry.run(cfg, raise_errors=True)
         except SystemExit as stop:  # Ctrl-C / SIGTERM in a kernel: what it is, a KeyboardInterrupt
             raise KeyboardInterrupt(f"stopped; resume with neuronlab.train(['resume={run_dir}'])") from stop
+    return _finished(run_dir)
+
+
+def _finished(run_dir: Path) -> Run:
+    """A completed run, from the ``result.json`` it wrote (its metrics; the checkpoint is found by name)."""
     result = json.loads((run_dir / "result.json").read_text())
-    best = result.get("best_checkpoint")
-    return Run(result["metrics"], run_dir, Path(best) if best else None)
+    metrics = result.get("metrics") if isinstance(result, dict) else None
+    best = run_dir / "checkpoints" / "best.ckpt"
+    return Run(dict(metrics or {}), run_dir, best if best.is_file() else None)
 
 
 def eval(overrides: Sequence[str] = ()) -> Run:  # the command's name
