@@ -68,6 +68,7 @@ def test_resume_after_sigkill_continues_the_same_mlflow_run_without_duplicated_s
     args = [
         "experiment=mnist",
         "logger=mlflow",
+        "logger.mlflow.flush_secs=0",  # every point written at once: the kill below loses none
         f"paths.data_dir={data}",
         "data.val_size=100",
         "data.batch_size=8",
@@ -84,7 +85,9 @@ def test_resume_after_sigkill_continues_the_same_mlflow_run_without_duplicated_s
     before = steps(client, killed.info.run_id, "val/acc")
     assert 1 <= len(before) < 3
 
-    resumed = run_cli("neuronlab.train", f"resume={run_dir}", f"paths.data_dir={data}", cwd=tmp_path)
+    # a run folder sets no path and no logger.* key: given again
+    again = [f"paths.data_dir={data}", "logger.mlflow.flush_secs=0"]
+    resumed = run_cli("neuronlab.train", f"resume={run_dir}", *again, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     (run,) = runs_of(client, "mnist")  # no second run
     assert run.info.run_id == killed.info.run_id and run.info.status == "FINISHED"
