@@ -14,7 +14,7 @@ def cell_text(cell) -> str:
     return "".join(o.get("text", "") for o in cell.get("outputs", []) if o["output_type"] == "stream")
 
 
-@pytest.mark.slow  # about 70 s on 2 shared cores
+@pytest.mark.slow  # 50-80 s on 2 shared cores
 def test_lesson_notebook_runs_in_a_real_kernel(tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
