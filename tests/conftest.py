@@ -142,3 +142,14 @@ def run_entry(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, mo
         GlobalHydra.instance().clear()
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def flip_labels(root: Path, split: str, indices: np.ndarray | list[int], folder: str = "MNIST") -> None:
+    """Give the samples at ``indices`` of ``split`` ("train" or "t10k") a wrong label (label + 1 mod 10):
+    data on which a model cannot reach 100 %, so accuracies and losses say something."""
+    from neuronlab.data.idx import read_idx
+
+    path = root / folder / "raw" / f"{split}-labels-idx1-ubyte"
+    labels = read_idx(path).numpy().copy()
+    labels[np.asarray(indices)] = (labels[np.asarray(indices)] + 1) % 10
+    write_idx(path, labels)

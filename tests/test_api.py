@@ -4,8 +4,13 @@ run produced, run several times in one process and leave no global state behind.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from hydra.core.global_hydra import GlobalHydra
@@ -36,6 +41,14 @@ def test_train_eval_predict_from_python_several_times(outputs, capsys):
     rows = neuronlab.predict([f"ckpt_path={first.run_dir}", "inputs=[[0,1],[1,1]]"])
     assert [r.name for r in rows] == ["[0, 1]", "[1, 1]"] and all(r.error is None for r in rows)
 
+    overrides = (first.run_dir / ".hydra" / "overrides.yaml").read_bytes()
+    # another process writes there: refused, the folder left as it is
+    with (
+        held_lock(first.run_dir) as holder,
+        pytest.raises(NeuronlabError, match=f"is in use by process {holder.pid}"),
+    ):
+        neuronlab.train([f"resume={first.run_dir}", "trainer.max_epochs=30"])
+    assert (first.run_dir / ".hydra" / "overrides.yaml").read_bytes() == overrides
     resumed = neuronlab.train([f"resume={first.run_dir}", "trainer.max_epochs=30"])
     assert resumed.run_dir == first.run_dir and resumed.metrics["epochs"] == 30
     again = neuronlab.train([f"resume={first.run_dir}"])  # complete: says so, trains nothing
@@ -48,6 +61,36 @@ def test_train_eval_predict_from_python_several_times(outputs, capsys):
     # nothing left behind: Hydra's singletons, the command line, the warning filters
     assert not GlobalHydra.instance().is_initialized() and HydraConfig.instance().cfg is None
     assert sys.argv == argv and warnings.filters == filters
+
+
+def test_errors_are_the_command_lines(outputs, tmp_path):
+    """The same refusals and records as the command line: a failed eval's folder says why; a search
+    (which needs ``-m``) is refused before anything is written."""
+    with pytest.raises(NeuronlabError, match="no such checkpoint file") as failed:
+        neuronlab.eval([f"ckpt_path={tmp_path}/nowhere.ckpt"])
+    (folder,) = (outputs / "eval" / "runs").iterdir()
+    result = json.loads((folder / "result.json").read_text())
+    assert result["status"] == "failed" and result["error"] == str(failed.value)
+    with pytest.raises(NeuronlabError, match="needs -m: neuronlab-train -m hparams_search=mnist_optuna"):
+        neuronlab.train(["hparams_search=mnist_optuna"])
+    assert not (outputs / "mnist").exists()
+
+
+@contextmanager
+def held_lock(run_dir: Path) -> Iterator[subprocess.Popen]:
+    """Another process holding ``run_dir``'s run lock while the block runs."""
+    code = "import time\nfrom neuronlab.paths import run_lock\n"
+    code += f"with run_lock({str(run_dir)!r}): time.sleep(120)"
+    holder = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.time() + 60
+        while f"process {holder.pid} " not in (run_dir / ".lock").read_text():
+            assert time.time() < deadline and holder.poll() is None
+            time.sleep(0.05)
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_the_entry_modules_stay_modules():

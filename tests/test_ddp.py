@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
 
 from neuronlab.checkpoint import load_classifier
 from neuronlab.paths import launcher_rank, run_id
-from tests.conftest import only, read_scalars, run_cli, write_mnist
+from tests.conftest import flip_labels, only, read_scalars, run_cli, write_mnist
+from tests.probes import read_probe, tests_importable
 
 
 def run_folders(outputs: Path) -> list[Path]:
@@ -32,21 +36,42 @@ def test_ddp_cpu_xor_gives_one_run_folder_one_event_file_one_summary(tmp_path):
     assert json.loads((run / "result.json").read_text())["status"] == "completed"
 
 
-def test_ddp_test_metrics_cover_the_split_exactly_once(tmp_path):
-    """201 test and 101 validation images: shards of unequal size, no padding duplicates."""
+def test_ddp_each_rank_takes_its_shard_and_metrics_cover_the_split(tmp_path):
+    """2 processes, 401 training images (101 for validation) and 201 test images: shards of unequal size,
+    no padding duplicates. Every even test image is mislabelled, and rank 0 evaluates the even ones: an
+    epoch metric that is not summed over processes (an average of the two ranks' values) is far off."""
     data = write_mnist(tmp_path / "data", "MNIST", n_train=401, n_test=201)
+    flip_labels(data, "t10k", np.arange(0, 201, 2))
+    flip_labels(data, "train", np.arange(0, 401, 5))
     common = [f"paths.data_dir={data}", "data.val_size=101", "data.batch_size=32", "data.eval_batch_size=16"]
+    probe = tmp_path / "probe"
     trained = run_cli(
         "neuronlab.train",
         "experiment=mnist",
         "trainer=ddp_cpu",
-        "trainer.max_epochs=1",
+        "trainer.max_epochs=2",
+        "callbacks.figures=null",
+        "+callbacks.probe._target_=tests.probes.Probe",
+        f"+callbacks.probe.out={probe}",
         *common,
         cwd=tmp_path,
+        env=tests_importable(),
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
     run = only(run_folders(tmp_path / "outputs"))
     ddp_metrics = json.loads((run / "result.json").read_text())["metrics"]
+    assert 0.2 < ddp_metrics["test/acc"] < 0.8  # half the test labels are wrong
+
+    # each rank trained on its own 150 of the 300 training images: 5 steps of 32 per epoch, and tested
+    # its own shard (101 and 100 images); the confusion matrix, summed over both, counts all 201
+    ranks = read_probe(probe)
+    assert sorted(ranks) == [0, 1]
+    for rank, record in ranks.items():
+        assert record["world_size"] == 2
+        assert record["train_samples"] == [150, 150], rank
+        assert record["train_steps"] == record["global_step"] == 10, rank
+        assert record["test_samples"] == (101, 100)[rank]
+        assert record["confusion_total"] == 201
 
     # the same checkpoint, evaluated in one process without Lightning's help
     task, ckpt = load_classifier(run / "checkpoints" / "best.ckpt")
@@ -59,7 +84,9 @@ def test_ddp_test_metrics_cover_the_split_exactly_once(tmp_path):
     accuracy = (logits.argmax(-1) == y).float().mean().item()
     loss = torch.nn.functional.cross_entropy(logits, y).item()
     assert ddp_metrics["test/acc"] == pytest.approx(accuracy, abs=1e-6)
-    assert ddp_metrics["test/loss"] == pytest.approx(loss, rel=1e-5)
+    assert ddp_metrics["test/loss"] == pytest.approx(loss, rel=1e-6)
+    even, odd = ((logits[i::2].argmax(-1) == y[i::2]).float().mean().item() for i in (0, 1))
+    assert odd - even > 0.3  # the two ranks' accuracies differ: an average of the two would be off
 
     # and through neuronlab-eval in one process: the same numbers
     evaluated = run_cli(
@@ -69,6 +96,7 @@ def test_ddp_test_metrics_cover_the_split_exactly_once(tmp_path):
     eval_run = only([p for p in run_folders(tmp_path / "outputs") if p.parent.parent.name == "eval"])
     eval_metrics = json.loads((eval_run / "result.json").read_text())["metrics"]
     assert eval_metrics["test/acc"] == pytest.approx(ddp_metrics["test/acc"], abs=1e-6)
+    assert eval_metrics["test/loss"] == pytest.approx(ddp_metrics["test/loss"], rel=1e-6)
 
 
 def test_ddp_inside_a_sweep_gives_one_folder_per_job(tmp_path):
@@ -114,11 +142,33 @@ def test_ddp_knobs_from_the_command_line(compose_cfg):
     assert (cfg.trainer.devices, cfg.trainer.num_nodes, cfg.trainer.precision) == (4, 2, "bf16-mixed")
 
 
-def test_bf16_mixed_precision_runs_on_cpu(compose_cfg):
+def test_bf16_mixed_precision_runs_on_cpu(compose_cfg, tmp_path):
     from neuronlab.train import train
 
-    metrics = train(compose_cfg(["trainer=cpu", "trainer.precision=bf16-mixed", "trainer.max_epochs=20"]))
+    probe = tmp_path / "probe"
+    overrides = ["trainer=cpu", "trainer.precision=bf16-mixed", "trainer.max_epochs=20"]
+    metrics = train(
+        compose_cfg(
+            [*overrides, "+callbacks.probe._target_=tests.probes.Probe", f"+callbacks.probe.out={probe}"]
+        )
+    )
     assert 0.0 <= metrics["test/acc"] <= 1.0
+    seen = read_probe(probe)[0]
+    assert seen["precision"] == "bf16-mixed" and seen["train_output_dtype"] == "torch.bfloat16"
+
+
+def test_torchrun_processes_share_one_run_folder_named_after_the_rendezvous(monkeypatch, compose_cfg):
+    for var in ("NEURONLAB_RUN_ID", "SLURM_NTASKS", "SLURM_JOB_ID"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "mnist1")
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    monkeypatch.setenv("RANK", "5")
+    assert run_id() == "torchrun-mnist1" and launcher_rank() == 5
+    cfg = compose_cfg([])
+    assert cfg.hydra.run.dir.endswith("/xor/runs/torchrun-mnist1")
+    monkeypatch.setenv("WORLD_SIZE", "1")  # a single process under torchrun: a folder of its own
+    monkeypatch.delenv("RANK")
+    assert run_id()[:4].isdigit()
 
 
 def test_one_folder_name_for_every_process_of_a_launch(monkeypatch):
@@ -163,3 +213,29 @@ def test_ddp_gpu_run(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(run_folders(tmp_path / "outputs")) == 1
+
+
+@pytest.mark.slow
+def test_a_real_torchrun_launch_writes_one_folder_named_after_its_rendezvous(tmp_path):
+    import shutil
+    import sys
+
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    if torchrun is None:
+        pytest.skip("torchrun is not installed beside this Python")
+    result = subprocess.run(
+        [
+            *(torchrun, "--nnodes=1", "--nproc-per-node=2", "--rdzv-backend=c10d"),
+            *("--rdzv-endpoint=localhost:0", "--rdzv-id=lesson1", "-m", "neuronlab.train"),
+            *("trainer=ddp_cpu", "trainer.devices=2", "trainer.max_epochs=10", "logger=none"),
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "NEURONLAB_OUTPUT_ROOT": str(tmp_path / "outputs"), "NEURONLAB_RUN_ID": ""},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = only(run_folders(tmp_path / "outputs"))
+    assert run.name == "torchrun-lesson1"
+    assert json.loads((run / "result.json").read_text())["status"] == "completed"

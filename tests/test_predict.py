@@ -69,7 +69,8 @@ def test_predict_classifies_image_files_and_reports_bad_ones(compose_cfg, mnist_
     assert rows["seven.png"].prediction == "7"
     assert rows["seven.png"].details.startswith("7 ")  # top-3, the winner first
     assert "inverted" in rows["seven.png"].notes and "RGB -> grey" in rows["seven.png"].notes
-    assert rows["drawn.png"].error is None and rows["drawn.png"].prediction in "0123456789"
+    assert rows["drawn.png"].error is None and rows["drawn.png"].prediction in list("0123456789")
+    assert rows["drawn.png"].details.startswith(f"{rows['drawn.png'].prediction} ")
     assert "inverted" in rows["drawn.png"].notes and "resized 300x200 -> 28x28" in rows["drawn.png"].notes
     assert "not an image" in rows["notes.png"].error
     assert rows["missing.png"].error == "no such file"

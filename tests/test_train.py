@@ -10,7 +10,8 @@ import torch
 
 from neuronlab.checkpoint import load_checkpoint, load_classifier
 from neuronlab.train import train
-from tests.conftest import only, read_scalars, run_cli
+from tests.conftest import only, read_scalars, run_cli, run_entry
+from tests.probes import read_probe
 
 TAGS = {"train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/loss", "test/acc"}
 
@@ -95,32 +96,67 @@ def test_mnist_learns_on_tiny_data_and_eval_reproduces_test_metrics(compose_cfg,
 
 
 @pytest.mark.parametrize(
-    "overrides",
+    ("overrides", "expected"),
     [
-        ["optimizer=sgd", "scheduler=step"],
-        ["optimizer=adamw", "scheduler=cosine", "model.activation=tanh"],
-        ["scheduler=plateau", "model.activation=gelu", "logger=csv"],
-        ["model.activation=leaky_relu", "logger=none", "trainer=cpu", "seed=7"],
-        ["data=and", "model.activation=sigmoid", "model.hidden_size=8"],
+        (["optimizer=sgd", "scheduler=step"], ("SGD", "StepLR", "ReLU")),
+        (
+            ["optimizer=adamw", "scheduler=cosine", "model.activation=tanh"],
+            ("AdamW", "CosineAnnealingLR", "Tanh"),
+        ),
+        (["scheduler=plateau", "model.activation=gelu", "logger=csv"], ("Adam", "ReduceLROnPlateau", "GELU")),
+        (
+            ["model.activation=leaky_relu", "logger=none", "trainer=cpu", "seed=7"],
+            ("Adam", None, "LeakyReLU"),
+        ),
+        (["data=and", "model.activation=sigmoid", "model.hidden_size=8"], ("Adam", None, "Sigmoid")),
     ],
 )
-def test_every_part_swaps(compose_cfg, overrides, tmp_path):
-    cfg = compose_cfg([*overrides, "trainer.max_epochs=3", "trainer.check_val_every_n_epoch=1"])
+def test_every_part_swaps(compose_cfg, overrides, expected, tmp_path):
+    """Each swapped part is the one trained with: seen in the built objects and in the checkpoint."""
+    probe = tmp_path / "probe"
+    cfg = compose_cfg(
+        [
+            *overrides,
+            "trainer.max_epochs=3",
+            "trainer.check_val_every_n_epoch=1",
+            "+callbacks.probe._target_=tests.probes.Probe",
+            f"+callbacks.probe.out={probe}",
+        ]
+    )
     metrics = train(cfg)
     assert 0.0 <= metrics["test/acc"] <= 1.0
+    optimizer, scheduler, activation = expected
+    seen = read_probe(probe)[0]
+    assert (seen["optimizer"], seen["scheduler"], seen["activations"]) == (optimizer, scheduler, [activation])
+    if optimizer == "SGD":
+        assert seen["optimizer_defaults"]["momentum"] == 0.9
+        assert seen["final_lr"] == pytest.approx(0.1 * 0.5)  # StepLR: halved after 2 of the 3 epochs
+    if scheduler == "CosineAnnealingLR":
+        assert seen["final_lr"] < 0.1
+    if scheduler is None:
+        assert seen["final_lr"] == 0.1
+
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    hparams = ckpt["hyper_parameters"]
+    assert hparams["optimizer"]["name"].rsplit(".", 1)[-1] == optimizer
+    assert (hparams["scheduler"] or {}).get("name", "").rsplit(".", 1)[-1] == (scheduler or "")
+    assert len(ckpt["lr_schedulers"]) == (scheduler is not None)
+    assert hparams["net"]["activation"] == activation.lower().replace("leakyrelu", "leaky_relu")
+    group = ckpt["optimizer_states"][0]["param_groups"][0]
+    assert ("momentum" in group and "betas" not in group) == (optimizer == "SGD")
+    if "data=and" in overrides:
+        assert hparams["net"]["hidden_size"] == 8 and ckpt["datamodule_hyper_parameters"]["gate"] == "and"
     if "logger=csv" in overrides:
         assert (tmp_path / "run" / "csv" / "metrics.csv").is_file()
 
 
 def test_cli_default_run_prints_summary(tmp_path):
-    result = run_cli("neuronlab.train", cwd=tmp_path)
+    result = run_cli("neuronlab.train", cwd=tmp_path, env={"COLUMNS": "400"})
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     run = only(list((tmp_path / "outputs" / "xor" / "runs").iterdir()))
     assert "test/acc" in out and "1.0000" in out
-    assert f"tensorboard --logdir {run}" in out.replace("\n", "").replace("│", "").replace(" " * 2, " ") or (
-        "tensorboard --logdir" in out
-    )
+    assert f"tensorboard --logdir {run / 'tensorboard'}" in out  # COLUMNS: one line, not folded
     assert (run / ".hydra" / "config.yaml").is_file()
     assert (run / "checkpoints" / "best.ckpt").is_file()
     result_json = json.loads((run / "result.json").read_text())
@@ -145,3 +181,31 @@ def test_conf_found_from_any_directory(tmp_path):
     shown = run_cli("neuronlab.train", "--cfg", "job", cwd=elsewhere)
     assert shown.returncode == 0 and "SimpleNN" in shown.stdout
     assert Path(__file__).parents[1].joinpath("conf").is_dir()
+
+
+def test_ckpt_path_to_a_file_starts_a_new_run_at_the_checkpoints_step(tmp_path, monkeypatch, capsys):
+    """``ckpt_path=<file>`` continues that checkpoint's training (weights, optimizer, epoch, step) in a
+    new run folder; the run it came from is left as it was, byte for byte."""
+    monkeypatch.setenv("NEURONLAB_OUTPUT_ROOT", str(tmp_path / "outputs"))
+    common = ["callbacks.early_stopping=null", "trainer.check_val_every_n_epoch=1"]
+    code, _, err = run_entry(monkeypatch, capsys, "train", *common, "trainer.max_epochs=5")
+    assert code == 0, err[-3000:]
+    first = only([p.parent for p in (tmp_path / "outputs").rglob(".hydra")])
+    last = first / "checkpoints" / "last.ckpt"
+    before = {p: p.read_bytes() for p in first.rglob("*") if p.is_file()}
+    started = load_checkpoint(last)
+    assert (started["epoch"], started["global_step"]) == (4, 5)  # one full batch a step
+
+    code, _, err = run_entry(
+        monkeypatch, capsys, "train", *common, f"ckpt_path={last}", "trainer.max_epochs=8"
+    )
+    assert code == 0, err[-3000:]
+    second = only([p.parent for p in (tmp_path / "outputs").rglob(".hydra") if p.parent != first])
+    assert {p: p.read_bytes() for p in first.rglob("*") if p.is_file()} == before
+    ended = load_checkpoint(second / "checkpoints" / "last.ckpt")
+    assert (ended["epoch"], ended["global_step"]) == (7, 8)
+    assert ended["optimizer_states"][0]["state"][0]["step"].item() == 8  # Adam's own count goes on too
+    old, new = read_scalars(first / "tensorboard"), read_scalars(second / "tensorboard")
+    old_steps, new_steps = [s for s, _ in old["train/loss"]], [s for s, _ in new["train/loss"]]
+    assert len(old_steps) == 5 and len(new_steps) == 3 and new_steps[0] > old_steps[-1]
+    assert json.loads((second / "result.json").read_text())["metrics"]["epochs"] == 8

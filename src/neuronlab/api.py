@@ -14,11 +14,12 @@ Multi-process training (``trainer=ddp``) needs the command line: its workers re-
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import types
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,16 +40,31 @@ def train(overrides: Sequence[str] = ()) -> Run:
     """``neuronlab-train <overrides>``: fit, test the best checkpoint, print the summary; ``resume=<run
     folder>`` continues a run. A bad value raises :class:`~neuronlab.errors.NeuronlabError`."""
     from neuronlab import train as entry
+    from neuronlab.errors import NeuronlabError
+    from neuronlab.paths import RunLocked, run_lock
     from neuronlab.resume import AlreadyComplete, resume_argv
 
     entry.check_outputs_writable(["neuronlab.train", *overrides])
+    entry.check_search_mode(["neuronlab.train", *overrides])  # a search needs the command line's -m
     try:
         argv = resume_argv(["neuronlab.train", *overrides])  # resume=<run>: its checked overrides
     except AlreadyComplete as done:  # nothing to train: that run's record, as it is
         print(f"neuronlab: {done}")
         chosen = [o for o in overrides if o.partition("=")[0] in ("resume", "ckpt_path")][-1]
         return _finished(Path(chosen.partition("=")[2]).expanduser().resolve())
-    with _job("train", argv[1:]) as cfg:
+    resumed = entry.explicit_run_dir(argv)
+    try:  # a resume locks its folder before .hydra/ is rewritten in it, as the command line does
+        lock = run_lock(resumed) if resumed else contextlib.nullcontext()
+        with lock:
+            return _train_job(entry, argv[1:])
+    except RunLocked as err:
+        raise NeuronlabError(str(err)) from None
+
+
+def _train_job(entry: Any, overrides: Sequence[str]) -> Run:
+    """Compose and run one training job (``entry`` is :mod:`neuronlab.train`); a stop is a
+    ``KeyboardInterrupt`` that says how to resume."""
+    with _job("train", overrides) as cfg:
         run_dir = Path(cfg.hydra.runtime.output_dir)
         try:
             entry.run(cfg, raise_errors=True)
@@ -67,12 +83,15 @@ def _finished(run_dir: Path) -> Run:
 
 def eval(overrides: Sequence[str] = ()) -> Run:  # the command's name
     """``neuronlab-eval <overrides>``: re-test ``ckpt_path=...``; returns its test metrics."""
+    from neuronlab import report
     from neuronlab.checkpoint import resolve_checkpoint
     from neuronlab.eval import evaluate
 
-    with _job("eval", overrides) as cfg, _errors():
-        metrics = evaluate(cfg)
-        return Run(metrics, Path(cfg.hydra.runtime.output_dir), resolve_checkpoint(cfg.ckpt_path))
+    with _job("eval", overrides) as cfg:
+        run_dir = Path(cfg.hydra.runtime.output_dir)  # a failed eval's folder says why, as the CLI's
+        with _errors(lambda message: report.write_result(run_dir, status="failed", error=message)):
+            metrics = evaluate(cfg)
+            return Run(metrics, run_dir, resolve_checkpoint(cfg.ckpt_path))
 
 
 def predict(overrides: Sequence[str] = ()) -> list[Any]:
@@ -120,20 +139,23 @@ def _job(config_name: str, overrides: Sequence[str]) -> Iterator[Any]:
 
 
 @contextmanager
-def _errors() -> Iterator[None]:
+def _errors(on_error: Callable[[str], None] | None = None) -> Iterator[None]:
     """A bad value, file or option: one :class:`~neuronlab.errors.NeuronlabError` with the command
-    line's message instead of a library's traceback (``HYDRA_FULL_ERROR=1`` keeps the original)."""
+    line's message instead of a library's traceback (``HYDRA_FULL_ERROR=1`` keeps the original).
+    ``on_error(message)`` runs first, e.g. to record it in the run's ``result.json``."""
     from hydra.errors import HydraException
 
     from neuronlab.errors import NeuronlabError, user_message
 
     try:
         yield
-    except NeuronlabError:
-        raise
     except Exception as err:
         message = user_message(err) or (str(err) if isinstance(err, HydraException) else None)
         if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        if on_error is not None:
+            on_error(message)
+        if isinstance(err, NeuronlabError):
             raise
         raise NeuronlabError(message) from err
 

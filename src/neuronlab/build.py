@@ -57,3 +57,21 @@ def build_list(group: DictConfig | None) -> list[Any]:
     if not group:
         return []
     return [instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
+
+
+def build_trainer(trainer_cfg: DictConfig, **kwargs: Any) -> Any:
+    """The Trainer; a setting Lightning refuses (devices, strategy, accelerator...) becomes one message."""
+    from hydra.errors import InstantiationException
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return instantiate(trainer_cfg, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if not isinstance(cause, MisconfigurationException | ValueError | TypeError):
+            raise
+        first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        settings = ", ".join(
+            f"trainer.{k}={trainer_cfg.get(k)}" for k in ("accelerator", "devices", "strategy", "precision")
+        )
+        raise NeuronlabError(f"the trainer refused its settings ({settings}): {first}") from None

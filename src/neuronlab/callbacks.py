@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -89,3 +90,24 @@ class GracefulInterrupt(L.Callback):
                 trainer.save_checkpoint(self.dirpath / "interrupted.ckpt")
             except Exception as err:  # never mask the interrupt itself
                 rank_zero_warn(f"could not save interrupted.ckpt: {err}")
+
+
+class WallClock(L.Callback):
+    """A run's wall time across resumes: every checkpoint stores the time so far, and a resume in the
+    same run folder starts from it, so ``result.json``'s ``wall_time`` counts the whole run."""
+
+    def __init__(self, before: float = 0.0, resuming: bool = False) -> None:
+        self.start = time.time()
+        self.before = float(before)  # seconds spent by earlier parts of this run (its last result.json)
+        self.resuming = resuming
+
+    def total(self) -> float:
+        return self.before + time.time() - self.start
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"wall_time": self.total()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        stored = state_dict.get("wall_time")
+        if self.resuming and isinstance(stored, int | float) and stored >= 0:
+            self.before = max(self.before, float(stored))

@@ -52,6 +52,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
+        except OSError as err:  # a full disk, a file size limit: name the file, say what was kept
+            kept = f"the previous {path.name} is kept" if path.is_file() else f"no {path.name} was written"
+            raise NeuronlabError(
+                f"cannot write {path} ({err.strerror or err}); {kept}: free some space or "
+                "choose another paths.root_dir"
+            ) from None
         finally:
             tmp.unlink(missing_ok=True)
 

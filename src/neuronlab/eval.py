@@ -22,9 +22,11 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     from hydra.utils import instantiate
 
     from neuronlab import ddp, report
-    from neuronlab.build import build_list, check_compatible
+    from neuronlab.build import build_list, build_trainer, check_compatible
     from neuronlab.checkpoint import datamodule_from_checkpoint, load_classifier, resolve_checkpoint
+    from neuronlab.validate import validate
 
+    validate(cfg)  # the same checks as training: trainer.*, data.*, seed
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     ddp.install("neuronlab.eval")
@@ -39,7 +41,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         datamodule, data_name = datamodule_from_checkpoint(checkpoint, ckpt_path, cfg.get("data_dir"))
     check_compatible(task.net, datamodule, data_name)
     loggers = build_list(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers, callbacks=build_list(cfg.get("callbacks")))
+    trainer: L.Trainer = build_trainer(
+        cfg.trainer, logger=loggers, callbacks=build_list(cfg.get("callbacks"))
+    )
     trainer.test(task, datamodule=datamodule, verbose=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     report.finish(run_dir, str(ckpt_path), metrics, loggers)
@@ -50,11 +54,16 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
 def main(cfg: DictConfig) -> None:
     """Entry point of ``neuronlab-eval`` and ``python -m neuronlab.eval``."""
-    from neuronlab import quiet
+    from hydra.core.hydra_config import HydraConfig
+
+    from neuronlab import quiet, report
     from neuronlab.errors import exit_on_user_error
 
     quiet.install()
-    exit_on_user_error(lambda: evaluate(cfg))
+    run_dir = Path(HydraConfig.get().runtime.output_dir)  # a failed eval's folder says why, too
+    exit_on_user_error(
+        lambda: evaluate(cfg), lambda message: report.write_result(run_dir, status="failed", error=message)
+    )
 
 
 # neuronlab.eval(overrides=[...]) from a notebook: this module is also that function (see neuronlab.api)

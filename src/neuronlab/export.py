@@ -113,10 +113,12 @@ def export(cfg: DictConfig) -> float:
 
     from neuronlab.checkpoint import load_classifier, resolve_checkpoint
     from neuronlab.errors import NeuronlabError
+    from neuronlab.validate import EXPORT_RULES, validate
 
     fmt = str(cfg.format)
     if fmt not in FORMATS:
         raise NeuronlabError(f"format={fmt} is not known; allowed: {', '.join(FORMATS)}")
+    validate(cfg, EXPORT_RULES)
     tolerance = float(cfg.tolerance)
     ckpt_path = resolve_checkpoint(cfg.ckpt_path)
     task, checkpoint = load_classifier(ckpt_path)
@@ -128,7 +130,7 @@ def export(cfg: DictConfig) -> float:
             f"checkpoint; choose another output=... (e.g. output={ckpt_path.with_suffix('')}-export"
             f"{FORMATS[fmt]})"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(path, FORMATS[fmt])
     x, described = check_batch(checkpoint, task.net, int(cfg.batch_size), cfg.get("data_dir"), ckpt_path)
     run = export_onnx(model, x, path) if fmt == "onnx" else export_torchscript(model, x, path)
     with torch.no_grad():
@@ -160,6 +162,25 @@ def export(cfg: DictConfig) -> float:
             "the file is kept for inspection; do not use it (or raise tolerance=... if that is expected)"
         )
     return diff
+
+
+def check_writable(path: Path, suffix: str) -> None:
+    """Refuse, before exporting, an output that is not a plain file in a folder this process can write."""
+    import tempfile
+
+    from neuronlab.errors import NeuronlabError
+
+    if path.exists() and not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a plain file"
+        raise NeuronlabError(f"output={path} is {kind}: name a file, e.g. output=model{suffix}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as err:
+        raise NeuronlabError(
+            f"cannot write output={path} ({err.strerror}): choose another output=..."
+        ) from None
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")

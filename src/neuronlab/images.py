@@ -7,6 +7,8 @@ ratio, then placed in 28x28 so that its centre of mass is at the centre. Fashion
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +17,13 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 SIZE = 28
 FITS = ("box", "stretch")
+# caps on what one picture may cost: a digit needs no more; a 52 KB PNG can decode to 14000x14000
+MAX_PIXELS = 50_000_000
+MAX_DECODED_BYTES = 128 * 2**20
+# longer side pictures are first reduced to (by an integer factor) before any float copy is made
+MAX_SIDE = 1024
+# how far (in grey levels of 255) some pixel must stand out from the background to count as ink
+MIN_INK = 16
 
 
 class ImageError(ValueError):
@@ -36,13 +45,33 @@ def load_image(path: Path) -> Image.Image:
     if not path.is_file():
         raise ImageError("not a file")
     try:
-        with Image.open(path) as image:
-            image.load()
-            return ImageOps.exif_transpose(image)  # phone photos: upright as they are shown
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own cap comes first
+            with Image.open(path) as image:
+                check_size(image)  # from the header, before a byte is decoded
+                image.load()
+                return ImageOps.exif_transpose(image)  # phone photos: upright as they are shown
     except UnidentifiedImageError:
         raise ImageError("not an image PIL can read (PNG, JPEG, BMP, GIF, ... expected)") from None
+    except Image.DecompressionBombError as err:  # PIL's own cap, raised while reading the header
+        raise ImageError(f"picture too large ({err}); shrink it first") from None
     except OSError as err:
         raise ImageError(f"damaged image ({err})") from None
+
+
+def check_size(image: Image.Image) -> None:
+    """Refuse a picture over :data:`MAX_PIXELS` pixels or :data:`MAX_DECODED_BYTES` decoded bytes."""
+    width, height = image.size
+    pixels = width * height
+    bands = len(image.getbands())
+    depth = 2 if image.mode.startswith("I;16") else 4 if image.mode in ("I", "F") else 1
+    decoded = pixels * bands * depth
+    if pixels > MAX_PIXELS or decoded > MAX_DECODED_BYTES:
+        raise ImageError(
+            f"picture too large: {width}x{height} pixels ({pixels / 1e6:.1f} megapixels, "
+            f"{decoded / 2**20:.0f} MiB decoded); the limits are {MAX_PIXELS / 1e6:.0f} megapixels and "
+            f"{MAX_DECODED_BYTES / 2**20:.0f} MiB: shrink it first (a digit needs a few hundred pixels)"
+        )
 
 
 def to_grey(image: Image.Image, notes: list[str]) -> np.ndarray:
@@ -51,7 +80,14 @@ def to_grey(image: Image.Image, notes: list[str]) -> np.ndarray:
         paper = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(paper, image.convert("RGBA"))
         notes.append("transparency on white")
-    if image.mode not in ("L", "1", "I", "I;16", "F"):
+    if image.mode.startswith("I") or image.mode == "F":  # 16/32-bit or float grey: scale, don't clip
+        grey = np.asarray(image, dtype=np.float32)
+        top = 65535.0 if image.mode.startswith("I;16") or grey.max(initial=0) > 255 else 255.0
+        if image.mode == "F" and grey.max(initial=0) <= 1:
+            top = 1.0
+        notes.append(f"{image.mode} -> 8-bit grey")
+        return np.clip(grey * (255.0 / top), 0, 255)
+    if image.mode not in ("L", "1"):
         notes.append(f"{image.mode} -> grey")
     grey = np.asarray(image.convert("L"), dtype=np.float32)
     return grey
@@ -97,16 +133,24 @@ def prepare(image: Image.Image, box: int = 20, by_mass: bool = True, fit: str = 
     if fit not in FITS:
         raise ValueError(f"fit={fit!r} is not known; allowed: {', '.join(FITS)}")
     notes: list[str] = []
+    width, height = image.size  # as given (for the notes)
+    factor = -(-max(width, height) // MAX_SIDE)
+    if factor > 1:  # a big photo: shrink it first (box filter): a digit needs no more, memory stays small
+        with contextlib.suppress(ValueError):  # a mode reduce() does not handle is used as it is
+            image = image.reduce(factor)
+            notes.append(f"reduced 1/{factor} first")
     pixels = to_grey(image, notes)
     if border(pixels).mean() > 127:  # light paper, dark ink: MNIST is white ink on black
         pixels = 255 - pixels
         notes.append("inverted (light background)")
-    height, width = pixels.shape
+    background = float(np.median(border(pixels))) if min(pixels.shape) > 2 else float(pixels.min())
+    if pixels.max() - background < MIN_INK:  # the same rule at every size, 28x28 included
+        raise ImageError(
+            f"blank image: no pixel stands out from the background by {MIN_INK} grey levels or more"
+        )
     if (height, width) != (SIZE, SIZE):
         # paper is rarely pure black: make the background 0 and the strongest ink 255
-        pixels = np.clip(pixels - np.median(border(pixels)), 0, None)
-        if pixels.max() <= 0:
-            raise ImageError("blank image: no digit found")
+        pixels = np.clip(pixels - background, 0, None)
         pixels *= 255 / pixels.max()
         if fit == "box":
             pixels = fit_box(pixels, box, by_mass, notes)

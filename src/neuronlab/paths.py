@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import IO
 
 from omegaconf import OmegaConf
 
@@ -37,11 +42,23 @@ def launcher_rank() -> int:
     return 0
 
 
+def is_main_process() -> bool:
+    """Rank 0 of an outside launcher, and not a DDP worker Lightning started (those share its folder)."""
+    return launcher_rank() == 0 and int(os.environ.get("LOCAL_RANK", "0")) == 0
+
+
+def unique_stamp() -> str:
+    """The start time to the second, then a random suffix: folders sort by time, and two runs started
+    in the same instant (two terminals, a job array, another machine) never get the same name."""
+    return f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{secrets.token_hex(3)}"
+
+
 def run_id() -> str:
     """The run folder's name: one name shared by every process of a multi-process launch.
 
     ``NEURONLAB_RUN_ID`` if set; under ``srun`` with several tasks the SLURM job and step; under
-    ``torchrun`` its rendezvous id; otherwise the start time.
+    ``torchrun`` its rendezvous id; otherwise :func:`unique_stamp` (DDP workers that Lightning starts
+    are handed their parent's folder explicitly, see :mod:`neuronlab.ddp`).
     """
     if os.environ.get("NEURONLAB_RUN_ID"):
         return os.environ["NEURONLAB_RUN_ID"]
@@ -50,7 +67,7 @@ def run_id() -> str:
     elastic = os.environ.get("TORCHELASTIC_RUN_ID", "none")
     if elastic != "none" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return f"torchrun-{elastic}"
-    return datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    return unique_stamp()
 
 
 def safe_dirname(overrides: str, limit: int = 120) -> str:
@@ -62,6 +79,7 @@ def safe_dirname(overrides: str, limit: int = 120) -> str:
 def register_resolvers() -> None:
     """Resolvers the configs use; registered on import, before Hydra composes anything."""
     OmegaConf.register_new_resolver("run_id", run_id, use_cache=True, replace=True)
+    OmegaConf.register_new_resolver("unique_stamp", unique_stamp, use_cache=True, replace=True)
     OmegaConf.register_new_resolver("safe_dirname", safe_dirname, replace=True)
     # only rank 0 of a multi-process launch writes .hydra/ and the plain log file name
     OmegaConf.register_new_resolver(
@@ -70,6 +88,67 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver(
         "rank_suffix", lambda: "" if launcher_rank() == 0 else f"_rank{launcher_rank()}", replace=True
     )
+
+
+class RunLocked(RuntimeError):
+    """Another process is writing in this run folder (or its lock file cannot be made)."""
+
+
+# run folder -> (open lock file, depth, whether the lock made the folder), held by this process
+_held: dict[Path, tuple[IO[str], int, bool]] = {}
+
+
+@contextmanager
+def run_lock(run_dir: Path | str) -> Iterator[None]:
+    """One writer per run folder: an exclusive ``flock`` on ``<run_dir>/.lock`` while the block runs.
+
+    The OS releases it when the process ends however it ends (SIGKILL included), so a killed run never
+    leaves it stuck. Taking it again in the same process (the entry point, then the run) is a no-op.
+    Raises :class:`RunLocked` naming the holder when another live process has it.
+    """
+    import fcntl
+
+    run_dir = Path(run_dir).resolve()
+    if run_dir in _held:
+        handle, depth, created = _held[run_dir]
+        _held[run_dir] = (handle, depth + 1, created)
+    else:
+        created = not run_dir.exists()
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            # never through a symbolic link: a run folder from elsewhere must not make us truncate a file
+            fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as err:
+            why = "it is a symbolic link" if err.errno == errno.ELOOP else err.strerror
+            raise RunLocked(f"cannot lock the run folder {run_dir} ({run_dir / '.lock'}: {why})") from None
+        handle = os.fdopen(fd, "r+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            first = (handle.read(200).splitlines() or [""])[0]
+            holder = "".join(c for c in first if c.isprintable()).strip() or "another process"
+            handle.close()
+            raise RunLocked(
+                f"{run_dir} is in use by {holder}: one run writes in a folder at a time; wait for it to "
+                "end (or stop it), then resume again"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()} on {os.uname().nodename}\n")
+        handle.flush()
+        _held[run_dir] = (handle, 1, created)
+    try:
+        yield
+    finally:
+        handle, depth, created = _held[run_dir]
+        if depth > 1:
+            _held[run_dir] = (handle, depth - 1, created)
+        else:
+            del _held[run_dir]
+            handle.close()  # closing the last descriptor releases the flock
+            if created and [p.name for p in run_dir.iterdir()] == [".lock"]:  # nothing ran: no empty folder
+                (run_dir / ".lock").unlink(missing_ok=True)
+                run_dir.rmdir()
 
 
 register_resolvers()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -122,9 +123,12 @@ def predict_points(task: Any, inputs: list[Any]) -> list[Row]:
         if (
             isinstance(item, list | tuple)
             and len(item) == 2
-            and all(isinstance(v, int | float) for v in item)
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in item)
         ):
-            points.append((row, [float(v) for v in item]))
+            if all(math.isfinite(v) for v in item):
+                points.append((row, [float(v) for v in item]))
+            else:
+                row.error = "not a finite point: x and y must be numbers (no nan or inf)"
         else:
             row.error = "expected a point [x, y], e.g. inputs=[[0,1],[1,1]]"
     if points:
@@ -134,6 +138,9 @@ def predict_points(task: Any, inputs: list[Any]) -> list[Row]:
             probs = probs[:, 1]
         for (row, point), p in zip(points, probs.tolist(), strict=True):
             row.name = f"[{point[0]:g}, {point[1]:g}]"
+            if not math.isfinite(p):  # e.g. [1e308, 1e308]: the net overflows
+                row.error = "the net's output is not finite for this point (values far outside [0, 1]?)"
+                continue
             row.prediction, row.details = str(int(p > 0.5)), f"P(1) = {p:.4f}"
             row.top = sorted([(1, "1", p), (0, "0", 1 - p)], key=lambda t: -t[2])
     return rows

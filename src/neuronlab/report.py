@@ -4,9 +4,13 @@ HPARAMS entry, and the short summary printed at the end."""
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shlex
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +18,10 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 RESULT_FILE = "result.json"
+# the run's own lines (folder, outcome): to the run's log file only, the console has the summary already
+run_logger = logging.getLogger("neuronlab.run")
+run_logger.propagate = False
+run_logger.setLevel(logging.INFO)
 HPARAM_METRICS = ("val/acc_best", "val/acc", "val/loss", "test/acc", "test/loss")
 
 
@@ -36,6 +44,15 @@ def write_result(run_dir: Path, **fields: Any) -> None:
         )
     except OSError as err:
         print(f"warning: could not write {run_dir / RESULT_FILE}: {err.strerror}", file=sys.stderr)
+
+
+def previous_wall_time(run_dir: Path) -> float:
+    """The wall time an earlier part of this run recorded (0 when none or unreadable)."""
+    try:
+        value = json.loads((run_dir / RESULT_FILE).read_text()).get("wall_time")
+    except (OSError, ValueError, AttributeError):
+        return 0.0
+    return float(value) if isinstance(value, int | float) and value >= 0 else 0.0
 
 
 @rank_zero_only
@@ -160,6 +177,26 @@ def print_interrupted(run_dir: Path, signal_name: str) -> None:
     kept = [p.name for p in (checkpoints / "last.ckpt", checkpoints / "interrupted.ckpt") if p.is_file()]
     print(
         f"\nneuronlab: stopped by {signal_name}. Kept in {checkpoints}: {', '.join(kept) or 'nothing yet'}.\n"
-        f"Resume with: neuronlab-train resume={run_dir}",
+        f"Resume with: neuronlab-train {shlex.quote(f'resume={run_dir}')}",
         file=sys.stderr,
     )
+
+
+@contextmanager
+def run_log(
+    names: tuple[str, ...] = ("lightning.pytorch", "lightning.fabric", "neuronlab.run"),
+) -> Iterator[None]:
+    """Copy Lightning's messages and the run's own lines into the run's log file (Hydra's ``<job>.log``).
+
+    Lightning's loggers keep their own console handler and do not propagate when Lightning is imported
+    before Hydra configures logging, so without this the log file stays empty."""
+    files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    loggers = [logging.getLogger(name) for name in names]
+    added = [(lg, h) for lg in loggers if not lg.propagate for h in files if h not in lg.handlers]
+    for lg, h in added:
+        lg.addHandler(h)
+    try:
+        yield
+    finally:
+        for lg, h in added:
+            lg.removeHandler(h)

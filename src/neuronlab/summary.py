@@ -99,24 +99,44 @@ def _split_override(override: str) -> tuple[str, str]:
 
 
 def read_job(folder: Path, final: bool = False) -> Job:
-    """A job from its folder; no ``result.json`` means still running, or interrupted once the sweep ended."""
-    overrides = _read_yaml(folder / ".hydra" / "overrides.yaml") or []
+    """A job from its folder; no ``result.json`` means still running, or interrupted once the sweep ended.
+
+    A damaged ``overrides.yaml`` or ``result.json`` (these files may come from anywhere) makes that job a
+    failed row saying which file is wrong; the other jobs are summarised as usual."""
+    import yaml
+
     prefix = folder.name.split("_", 1)[0]
     job = Job(
         num=int(prefix) if prefix.isdigit() else -1,
         folder=folder.name,
-        params=dict(_split_override(str(o)) for o in overrides),
+        params={},
         status="interrupted" if final else "unfinished",
     )
+    overrides_file = folder / ".hydra" / "overrides.yaml"
+    try:
+        overrides = _read_yaml(overrides_file) or []
+        if not isinstance(overrides, list):
+            raise ValueError(f"a list of overrides expected, found {type(overrides).__name__}")
+    except (OSError, ValueError, yaml.YAMLError) as err:
+        job.status, job.error = "failed", f"unreadable {overrides_file}: {str(err).splitlines()[0]}"
+        return job
+    job.params = dict(_split_override(str(o)) for o in overrides)
     result_file = folder / "result.json"
     if result_file.is_file():
         try:
             result = json.loads(result_file.read_text())
         except (OSError, ValueError):  # cut short (a full disk): as good as no result
             return job
+        try:
+            metrics = result.get("metrics") or {}
+            job.metrics = {str(k): float(v) for k, v in metrics.items()}
+            wall_time = result.get("wall_time")
+            job.wall_time = float(wall_time) if wall_time is not None else None
+        except (AttributeError, TypeError, ValueError):
+            job.status, job.error = "failed", f"unreadable {result_file}: not a neuronlab result"
+            job.metrics = {}
+            return job
         job.status = str(result.get("status", job.status))
-        job.metrics = {k: float(v) for k, v in (result.get("metrics") or {}).items()}
-        job.wall_time = result.get("wall_time")
         # a user error's message says it all: "optimizer.lr=-1 is not allowed: ..."
         job.error = str(result.get("error") or "").removeprefix("NeuronlabError: ")
     return job
@@ -143,7 +163,10 @@ def _optimized_metric(job_dirs: list[Path]) -> str:
     for folder in job_dirs:
         config = folder / ".hydra" / "config.yaml"
         if config.is_file():
-            metric = (_read_yaml(config) or {}).get("optimized_metric")
+            try:
+                metric = (_read_yaml(config) or {}).get("optimized_metric")
+            except Exception:  # a damaged config.yaml: another job's may do
+                continue
             return str(metric) if metric else DEFAULT_METRIC
     return DEFAULT_METRIC
 

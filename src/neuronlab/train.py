@@ -7,10 +7,11 @@ config: it is turned into that run's overrides before Hydra starts.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +25,16 @@ from neuronlab.paths import CONF_DIR
 log = logging.getLogger(__name__)
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit and test one configuration; returns the final metrics (``train/*``, ``val/*``, ``test/*``)."""
+def train(cfg: DictConfig, clock: Any = None) -> dict[str, float]:
+    """Fit and test one configuration; returns the final metrics (``train/*``, ``val/*``, ``test/*``).
+
+    ``clock`` (a :class:`~neuronlab.callbacks.WallClock`) keeps the run's wall time in its checkpoints."""
     import lightning.pytorch as L
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
     from neuronlab import ddp, report
-    from neuronlab.build import build_list, build_task
+    from neuronlab.build import build_list, build_task, build_trainer
     from neuronlab.checkpoint import (
         check_same_architecture,
         check_same_training,
@@ -74,7 +77,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         for logger in loggers:
             if hasattr(logger, "resume_at"):
                 logger.resume_at(int(checkpoint.get("global_step", 0)))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=build_list(cfg.get("callbacks")), logger=loggers)
+    callbacks = [*build_list(cfg.get("callbacks")), *([clock] if clock is not None else [])]
+    trainer: L.Trainer = build_trainer(cfg.trainer, callbacks=callbacks, logger=loggers)
+    report.run_logger.info(f"run folder {run_dir}" + (f", from {ckpt_path}" if ckpt_path else ""))
 
     trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -95,51 +100,77 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
 def run(cfg: DictConfig, raise_errors: bool = False) -> float | None:
     """Train, record the outcome in ``result.json`` either way, and return ``optimized_metric``.
 
-    A bad input ends the process with its message (exit code 2), or, in a sweep or with
-    ``raise_errors`` (the notebook API), raises it as a :class:`NeuronlabError`."""
+    One writer per run folder: the run holds its folder's lock (see :func:`neuronlab.paths.run_lock`);
+    a second process refused the lock leaves the folder as it is. A bad input ends the process with its
+    message (exit code 2), or, in a sweep or with ``raise_errors`` (the notebook API), raises it as a
+    :class:`NeuronlabError`."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from neuronlab import ddp, report
-    from neuronlab.callbacks import GracefulInterrupt
-    from neuronlab.errors import NeuronlabError, exit_on_user_error, user_message
+    from neuronlab import report
+    from neuronlab.errors import NeuronlabError
+    from neuronlab.paths import RunLocked, is_main_process, run_lock
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    start = time.time()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    try:
+        lock = run_lock(run_dir) if is_main_process() else contextlib.nullcontext()
+        with lock, report.run_log():
+            return _run(cfg, run_dir, raise_errors=multirun or raise_errors)
+    except RunLocked as err:
+        if multirun or raise_errors:
+            raise NeuronlabError(str(err)) from None
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR) from None
+
+
+def _run(cfg: DictConfig, run_dir: Path, raise_errors: bool) -> float | None:
+    from neuronlab import ddp, report
+    from neuronlab.callbacks import GracefulInterrupt, WallClock
+    from neuronlab.errors import NeuronlabError, user_message
+
+    ckpt = cfg.get("ckpt_path")  # resuming in this folder: the wall time goes on from the earlier parts
+    resuming = isinstance(ckpt, str) and bool(ckpt) and run_dir.resolve() in Path(ckpt).resolve().parents
+    clock = WallClock(before=report.previous_wall_time(run_dir) if resuming else 0.0, resuming=resuming)
     GracefulInterrupt.interrupted = None
     try:
-        # in a sweep, the sweeper records a failed job and goes on with the others
-        multirun = hydra_cfg.mode == RunMode.MULTIRUN
         with ddp.job_scope():
-            metrics = train(cfg) if multirun or raise_errors else exit_on_user_error(lambda: train(cfg))
+            metrics = train(cfg, clock)
     except BaseException as err:
         if GracefulInterrupt.interrupted:
             signal_name = GracefulInterrupt.interrupted
-            report.write_result(
-                run_dir, status="interrupted", error=signal_name, wall_time=time.time() - start
-            )
+            report.write_result(run_dir, status="interrupted", error=signal_name, wall_time=clock.total())
+            report.run_logger.info(f"interrupted by {signal_name}")
             report.print_interrupted(run_dir, signal_name)
             raise SystemExit(130 if signal_name == "SIGINT" else 143) from None
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        if not isinstance(err, SystemExit):
-            first = f"{type(err).__name__}: {first}"
-        report.write_result(run_dir, status="failed", error=first, wall_time=time.time() - start)
         message = user_message(err) if isinstance(err, Exception) else None
-        if message and os.environ.get("HYDRA_FULL_ERROR") != "1":
-            raise NeuronlabError(message) from None  # in a sweep: the message, not the stack behind it
-        raise
+        if message is None:  # a bug (its traceback follows) or an exit: record what it was
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            message = first if isinstance(err, SystemExit) else f"{type(err).__name__}: {first}"
+            user_error = False
+        else:
+            user_error = os.environ.get("HYDRA_FULL_ERROR") != "1"
+        report.write_result(run_dir, status="failed", error=message, wall_time=clock.total())
+        report.run_logger.error(f"failed: {message}")
+        if not user_error:
+            raise
+        if raise_errors:  # a sweeper records the failed job and goes on; the message, not the stack
+            raise NeuronlabError(message) from None
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR) from None
     report.write_result(
         run_dir,
         status="completed",
         metrics=metrics,
-        wall_time=time.time() - start,
+        wall_time=clock.total(),
         best_checkpoint=_best_checkpoint(run_dir),
     )
+    report.run_logger.info(f"completed: {json.dumps(metrics)}")
     metric = cfg.get("optimized_metric")
     if metric:
-        if metric not in metrics:
-            raise KeyError(
+        if metric not in metrics:  # validate() checks the name before training; this is a last guard
+            raise NeuronlabError(
                 f"optimized_metric={metric!r} was not logged; logged: {', '.join(sorted(metrics))}"
             )
         return metrics[metric]
@@ -164,12 +195,45 @@ def check_outputs_writable(argv: list[str]) -> None:
         Path(root).mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"x" * 4096)
     except OSError as err:
+        reason = "a file, not a folder" if Path(root).is_file() else err.strerror
         raise NeuronlabError(
-            f"cannot write to the outputs folder {Path(root).resolve()} ({err.strerror}): free some space, "
+            f"cannot write to the outputs folder {Path(root).resolve()} ({reason}): free some space, "
             "fix its permissions, or choose another one with paths.root_dir=... or NEURONLAB_OUTPUT_ROOT"
         ) from None
     finally:
-        probe.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # nothing to remove when the write failed
+            probe.unlink(missing_ok=True)
+
+
+def check_search_mode(argv: list[str]) -> None:
+    """``hparams_search=...`` is a search over many runs: without ``-m`` Hydra would run one plain job."""
+    from neuronlab.errors import NeuronlabError
+
+    args = argv[1:]
+    if {"-m", "--multirun"} & set(args) or "hydra.mode=MULTIRUN" in args:
+        return
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+~") == "hparams_search" and value not in ("", "null"):
+            raise NeuronlabError(
+                f"{arg} is a search over many runs and needs -m: neuronlab-train -m {arg} ..."
+            )
+
+
+def explicit_run_dir(argv: list[str]) -> Path | None:
+    """The run folder named on the command line (``hydra.run.dir=...``, as a resume passes it), if any."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if {"-m", "--multirun"} & set(argv[1:]):
+        return None
+    for arg in reversed(argv[1:]):
+        if arg.startswith("hydra.run.dir="):
+            try:
+                value = str(OverridesParser.create().parse_override(arg).value())
+            except Exception:  # Hydra reports a malformed override itself
+                return None
+            return None if "${" in value else Path(value).expanduser()  # interpolated: run() locks it
+    return None
 
 
 # Hydra's flags that only show something (help, tab completion, the config) and run nothing
@@ -185,20 +249,26 @@ def main() -> None:
     """Entry point of ``neuronlab-train`` and ``python -m neuronlab.train``."""
     from neuronlab import quiet
     from neuronlab.errors import NeuronlabError
+    from neuronlab.paths import RunLocked, is_main_process, run_lock
     from neuronlab.resume import AlreadyComplete, resume_argv
 
     quiet.install()
     try:
         if not SHOW_ONLY & set(sys.argv[1:]):  # --help, completion, --cfg: nothing is written
             check_outputs_writable(sys.argv)
+            check_search_mode(sys.argv)
         sys.argv = resume_argv(sys.argv)
+        run_dir = explicit_run_dir(sys.argv)
+        # a resume locks its folder before Hydra writes anything in it (DDP workers share their parent's)
+        lock = run_lock(run_dir) if run_dir and is_main_process() else contextlib.nullcontext()
+        with lock:
+            _hydra_main()
     except AlreadyComplete as done:
         print(f"neuronlab: {done}")
         raise SystemExit(0) from None
-    except NeuronlabError as err:
+    except (NeuronlabError, RunLocked) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR) from None
-    _hydra_main()
 
 
 # neuronlab.train(overrides=[...]) from a notebook: this module is also that function (see neuronlab.api)

@@ -3,12 +3,15 @@ allowed, instead of failing deep inside Lightning minutes later."""
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from neuronlab.errors import NeuronlabError
+from neuronlab.models.mlp import ACTIVATIONS
 
 _MISSING = object()
 
@@ -18,13 +21,42 @@ def _is_int(v: Any) -> bool:
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+    """A finite int or float (``nan``/``inf`` parse as floats but are never a sensible setting)."""
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
-# key, type check, range check, what is allowed
+def _is_bool(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def _positive_int(v: Any) -> bool:
+    return _is_int(v) and v > 0
+
+
+def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: v is None or check(v)
+
+
+def _any(v: Any) -> bool:
+    return True
+
+
+_DEVICES = re.compile(r"auto|-1|\d+|(\d+,)+\d*")
+METRICS = ("val/acc_best", "val/acc", "val/loss", "train/acc", "train/loss", "test/acc", "test/loss")
+
+# key, type check, range check, what is allowed. Every key a user sets on the command line is here,
+# unless the object it builds checks it itself (data.gate, data.name, data.augment: their constructors).
 Rule = tuple[str, Callable[[Any], bool], Callable[[Any], bool], str]
 RULES: list[Rule] = [
     ("seed", lambda v: v is None or _is_int(v), lambda v: v is None or v >= 0, "an integer >= 0 or null"),
+    ("test", _is_bool, _any, "true or false"),
+    (
+        "ckpt_path",
+        _optional(lambda v: isinstance(v, str)),
+        _optional(bool),
+        "a .ckpt file, a run folder or null",
+    ),
+    ("task_name", lambda v: isinstance(v, str), lambda v: bool(v) and "/" not in v, "a folder name"),
     ("optimizer.lr", _is_number, lambda v: v > 0, "a number > 0"),
     ("optimizer.weight_decay", _is_number, lambda v: v >= 0, "a number >= 0"),
     ("optimizer.momentum", _is_number, lambda v: 0 <= v < 1, "a number in [0, 1)"),
@@ -38,7 +70,8 @@ RULES: list[Rule] = [
         lambda v: len(v) > 0 and all(h > 0 for h in v),
         "a non-empty list of integers > 0, e.g. [256,128]",
     ),
-    ("model.compile", lambda v: isinstance(v, bool), lambda v: True, "true or false"),
+    ("model.activation", lambda v: isinstance(v, str), lambda v: v in ACTIVATIONS, ", ".join(ACTIVATIONS)),
+    ("model.compile", _is_bool, _any, "true or false"),
     ("data.batch_size", lambda v: v is None or _is_int(v), lambda v: v is None or v > 0, "an integer > 0"),
     (
         "data.eval_batch_size",
@@ -46,10 +79,24 @@ RULES: list[Rule] = [
         lambda v: v is None or v > 0,
         "an integer > 0",
     ),
-    ("data.val_size", _is_int, lambda v: v >= 0, "an integer >= 0"),
+    (
+        "data.val_size",
+        _is_int,
+        lambda v: v >= 1,
+        "an integer >= 1 (the validation images pick the best checkpoint, stop early and rank sweeps)",
+    ),
     ("data.repeats", _is_int, lambda v: v > 0, "an integer > 0"),
     ("data.noise", _is_number, lambda v: v >= 0, "a number >= 0"),
     ("data.num_workers", _is_int, lambda v: v >= 0, "an integer >= 0"),
+    ("data.download", _is_bool, _any, "true or false"),
+    ("data.data_dir", lambda v: isinstance(v, str), lambda v: bool(v), "a folder"),
+    ("scheduler.step_size", _is_int, lambda v: v > 0, "an integer > 0"),
+    ("scheduler.gamma", _is_number, lambda v: v > 0, "a number > 0"),
+    ("scheduler.T_max", _is_int, lambda v: v > 0, "an integer > 0 (the epochs of one cosine decay)"),
+    ("scheduler.eta_min", _is_number, lambda v: v >= 0, "a number >= 0"),
+    ("scheduler.factor", _is_number, lambda v: 0 < v < 1, "a number in (0, 1)"),
+    ("scheduler.patience", _is_int, lambda v: v >= 0, "an integer >= 0"),
+    ("scheduler.mode", lambda v: isinstance(v, str), lambda v: v in ("min", "max"), "min or max"),
     ("trainer.max_epochs", _is_int, lambda v: v > 0 or v == -1, "an integer > 0 (or -1: no limit)"),
     (
         "trainer.min_epochs",
@@ -60,16 +107,79 @@ RULES: list[Rule] = [
     (
         "trainer.devices",
         lambda v: _is_int(v) or isinstance(v, str | list),
-        lambda v: not _is_int(v) or v > 0 or v == -1,
-        "an integer > 0, -1 (all), 'auto' or a list of device ids",
+        lambda v: (
+            (v > 0 or v == -1)
+            if _is_int(v)
+            else bool(_DEVICES.fullmatch(v))
+            if isinstance(v, str)
+            else bool(v) and all(_is_int(d) and d >= 0 for d in v)
+        ),
+        "an integer > 0, -1 (all), 'auto' or a list of device ids such as [0,1]",
     ),
     ("trainer.num_nodes", _is_int, lambda v: v > 0, "an integer > 0"),
+    ("trainer.check_val_every_n_epoch", _is_int, lambda v: v > 0, "an integer > 0"),
+    ("trainer.log_every_n_steps", _is_int, lambda v: v > 0, "an integer > 0"),
+    ("trainer.num_sanity_val_steps", _is_int, lambda v: v >= -1, "an integer >= 0 (or -1: all)"),
+    ("trainer.deterministic", lambda v: _is_bool(v) or v == "warn", _any, "true, false or warn"),
+    (
+        "trainer.fast_dev_run",
+        lambda v: _is_bool(v) or _is_int(v),
+        lambda v: v >= 0,
+        "true, false or a number of batches",
+    ),
+    ("trainer.enable_model_summary", _is_bool, _any, "true or false"),
+    ("trainer.sync_batchnorm", _is_bool, _any, "true or false"),
+    ("trainer.use_distributed_sampler", _is_bool, _any, "true or false"),
+    (
+        "callbacks.figures.every_n_epochs",
+        _optional(_is_int),
+        _optional(lambda v: v > 0),
+        "an integer > 0 or null",
+    ),
+    ("callbacks.figures.num_images", _is_int, lambda v: v >= 0, "an integer >= 0"),
+    ("callbacks.figures.graph", _is_bool, _any, "true or false"),
+    ("callbacks.progress_bar.refresh_rate", _is_int, lambda v: v >= 0, "an integer >= 0"),
+    ("callbacks.early_stopping.patience", _is_int, lambda v: v >= 0, "an integer >= 0"),
+    ("callbacks.early_stopping.stopping_threshold", _optional(_is_number), _any, "a number or null"),
+    ("callbacks.early_stopping.min_delta", _is_number, lambda v: v >= 0, "a number >= 0"),
+    (
+        "callbacks.early_stopping.monitor",
+        lambda v: isinstance(v, str),
+        lambda v: v in METRICS[:5],
+        ", ".join(METRICS[:5]),
+    ),
+    (
+        "callbacks.model_checkpoint.monitor",
+        lambda v: isinstance(v, str),
+        lambda v: v in METRICS[:5],
+        ", ".join(METRICS[:5]),
+    ),
+    (
+        "callbacks.model_checkpoint.mode",
+        lambda v: isinstance(v, str),
+        lambda v: v in ("min", "max"),
+        "min or max",
+    ),
+    (
+        "optimized_metric",
+        _optional(lambda v: isinstance(v, str)),
+        _optional(lambda v: v in METRICS),
+        ", ".join(METRICS) + " or null",
+    ),
+]
+
+# neuronlab-export's own keys
+EXPORT_RULES: list[Rule] = [
+    ("tolerance", _is_number, _any, "a number, e.g. 1e-5"),
+    ("batch_size", _is_int, lambda v: 0 < v <= 10_000, "an integer in 1..10000"),
+    ("output", _optional(lambda v: isinstance(v, str)), _optional(bool), "a file name or null"),
+    ("data_dir", _optional(lambda v: isinstance(v, str)), _optional(bool), "a folder or null"),
 ]
 
 
-def validate(cfg: DictConfig) -> None:
+def validate(cfg: DictConfig, rules: list[Rule] | None = None) -> None:
     """Raise :class:`NeuronlabError` naming the first bad key, its value and what is allowed."""
-    for key, type_ok, range_ok, allowed in RULES:
+    for key, type_ok, range_ok, allowed in RULES if rules is None else rules:
         value = OmegaConf.select(cfg, key, default=_MISSING)
         if value is _MISSING:
             continue
@@ -77,3 +187,43 @@ def validate(cfg: DictConfig) -> None:
             value = OmegaConf.to_container(value, resolve=True)
         if not (type_ok(value) and range_ok(value)):
             raise NeuronlabError(f"{key}={value!r} is not allowed: expected {allowed}")
+    if rules is None:
+        _validate_together(cfg)
+
+
+def _validate_together(cfg: DictConfig) -> None:
+    """Checks that involve several keys or the machine: precision, accelerator, what is logged."""
+    import typing
+
+    import torch
+    from lightning.fabric.connector import _PRECISION_INPUT
+
+    trainer = cfg.get("trainer") or {}
+    allowed = [str(v) for group in typing.get_args(_PRECISION_INPUT) for v in typing.get_args(group)]
+    precision = trainer.get("precision")
+    if precision is not None and str(precision) not in allowed:
+        raise NeuronlabError(
+            f"trainer.precision={precision!r} is not allowed: expected one of {', '.join(allowed)}"
+        )
+    accelerator = trainer.get("accelerator")
+    accelerators = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
+    if accelerator is not None and accelerator not in accelerators:
+        raise NeuronlabError(
+            f"trainer.accelerator={accelerator!r} is not allowed: expected one of {', '.join(accelerators)}"
+        )
+    gpu = torch.cuda.is_available() or (accelerator == "gpu" and torch.backends.mps.is_available())
+    if accelerator in ("gpu", "cuda") and not gpu:
+        raise NeuronlabError(
+            f"trainer.accelerator={accelerator} needs a GPU, but torch sees none "
+            f"(torch {torch.__version__}, CUDA available: no): use trainer=cpu or trainer=default"
+        )
+    low, high = trainer.get("min_epochs"), trainer.get("max_epochs")
+    if isinstance(low, int) and isinstance(high, int) and high != -1 and low > high:
+        raise NeuronlabError(
+            f"trainer.min_epochs={low} is more than trainer.max_epochs={high}: lower one or raise the other"
+        )
+    metric = cfg.get("optimized_metric")
+    if metric and metric.startswith("test/") and not cfg.get("test", True):
+        raise NeuronlabError(
+            f"optimized_metric={metric} needs test=true (it is logged by the test after fitting)"
+        )

@@ -105,3 +105,86 @@ def test_augment_path_trains_too(compose_cfg, mnist_dir):
 
     common = ["experiment=mnist", f"paths.data_dir={mnist_dir}", "data.val_size=100", "trainer.max_epochs=2"]
     assert train(compose_cfg([*common, "data.augment=affine"]))["test/acc"] > 0.8
+
+
+def test_the_datamodule_hands_each_rank_of_its_trainer_its_own_shard():
+    """The DataModule's loaders ask the trainer for the process's rank and world size (the real DDP
+    run is in tests/test_ddp.py; here a trainer-shaped object makes rank 1 of 2 in this process)."""
+    from types import SimpleNamespace
+
+    from neuronlab.data import GatesDataModule
+
+    dm = GatesDataModule(gate="xor", repeats=25, noise=0.1, batch_size=8, seed=4)
+    dm.setup("fit")
+    cpu = SimpleNamespace(root_device=torch.device("cpu"))
+    shards = {}
+    for rank in (0, 1):
+        dm.trainer = SimpleNamespace(global_rank=rank, world_size=2, strategy=cpu)
+        train, val = dm.train_dataloader(), dm.val_dataloader()
+        assert (train.rank, train.world_size, train.shuffle, train.seed) == (rank, 2, True, 4)
+        assert len(train) == 7 and sum(len(y) for _, y in train) == 50  # 100 points: 50 a rank, 8 a step
+        shards[rank] = torch.cat([x for x, _ in val])
+        assert not dm.test_dataloader().shuffle and len(dm.test_dataloader()) == 1
+    assert torch.equal(torch.cat([shards[0], shards[1]]), dm.splits["val"][0][[0, 2, 1, 3]])
+    dm.trainer = None
+    assert sum(len(y) for _, y in dm.train_dataloader()) == 100
+    dm.eval_batch_size = 3  # the MNIST family's data.eval_batch_size: evaluation only
+    assert (dm.train_dataloader().batch_size, dm.val_dataloader().batch_size) == (8, 3)
+    predict = dm.predict_dataloader()
+    assert torch.equal(torch.cat([x for x, _ in predict]), dm.splits["test"][0]) and not predict.shuffle
+
+
+def test_loader_checks_its_arguments_and_keeps_its_defaults():
+    x, y = torch.arange(10).float().unsqueeze(1), torch.arange(10)
+    with pytest.raises(ValueError, match="^batch_size=0 must be positive$"):
+        InMemoryLoader(x, y, 0)
+    with pytest.raises(ValueError, match="^x has 10 samples but y has 9$"):
+        InMemoryLoader(x, y[:9], 4)
+    one = InMemoryLoader(x, y, 1)
+    assert len(one) == 10 and [b[1].item() for b in one] == list(range(10))
+
+    loader = InMemoryLoader(x, y, 4, shuffle=True)  # seed 0, epoch 0, rank 0 of 1, last batch kept
+    assert (loader.seed, loader.epoch, loader.rank, loader.world_size, loader.drop_last) == (
+        0,
+        0,
+        0,
+        1,
+        False,
+    )
+    assert loader.sampler is loader and loader.batch_sampler is None  # what Lightning looks for
+    # the order of a seed and epoch is fixed: a rerun, or a resume with a later neuronlab, draws the same
+    for epoch in (0, 3):
+        expected = torch.randperm(10, generator=torch.Generator().manual_seed(0 + epoch))
+        loader.set_epoch(epoch)
+        assert torch.equal(loader.indices(), expected)
+        assert torch.equal(torch.cat([b for _, b in loader]), expected)
+    loader.seed = 5
+    assert torch.equal(loader.indices(), torch.randperm(10, generator=torch.Generator().manual_seed(5 + 3)))
+
+
+@pytest.mark.parametrize("world", [1, 3])
+@pytest.mark.parametrize(
+    ("shuffle", "drop_last"), [(False, False), (True, False), (False, True), (True, True)]
+)
+def test_len_is_the_number_of_batches_yielded(world, shuffle, drop_last):
+    x, y = torch.zeros(23, 1), torch.arange(23)
+    for rank in range(world):
+        loader = InMemoryLoader(x, y, 4, shuffle=shuffle, rank=rank, world_size=world, drop_last=drop_last)
+        batches = [len(b) for _, b in loader]
+        assert len(loader) == len(batches), (rank, batches)
+        assert all(size == 4 for size in batches) if drop_last else all(0 < size <= 4 for size in batches)
+        shard = 23 // world if shuffle else len(range(rank, 23, world))
+        assert sum(batches) == (shard - shard % 4 if drop_last else shard)
+
+
+def test_datamodule_checks_batch_sizes_and_records_how_to_rebuild_it():
+    from neuronlab.data import GatesDataModule
+
+    with pytest.raises(
+        ValueError, match=r"^data.batch_size=0 must be a positive integer \(or null: all at once\)$"
+    ):
+        GatesDataModule(batch_size=0)
+    dm = GatesDataModule(batch_size=1, seed=None)
+    assert (dm.batch_size, dm.eval_batch_size, dm.seed) == (1, 1, 0)
+    assert dm.hparams["_target_"] == "neuronlab.data.gates.GatesDataModule" and dm.hparams["batch_size"] == 1
+    assert GatesDataModule().eval_batch_size is None  # null: all at once

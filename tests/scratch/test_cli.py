@@ -99,8 +99,8 @@ def test_out_dir_override(tmp_path):
 )
 def test_bad_input_is_one_clear_message(tmp_path, override, message):
     proc = run_cli(tmp_path, override)
-    assert proc.returncode != 0
-    assert proc.stderr.strip() == f"neuronlab-scratch: {message}"
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: {message}"
     assert "Traceback" not in proc.stderr
 
 
@@ -117,7 +117,7 @@ def test_bad_input_is_one_clear_message(tmp_path, override, message):
     ],
 )
 def test_validate_names_key_value_and_rule(overrides, message):
-    with pytest.raises(SystemExit, match=message):
+    with pytest.raises(ValueError, match=message):
         validate(config(**overrides))
 
 

@@ -171,6 +171,11 @@ class MNISTDataModule(InMemoryDataModule):
                 raise self._not_found(f"missing: {', '.join(missing)}")
             images_file, labels_file = (find_file(self.data_dir, self.info.folder, s) for s in FILES[split])
             images, labels = read_idx(images_file), read_idx(labels_file)
+            if images.dtype != torch.uint8:  # e.g. float32 pixels in [0, 1]: would train on garbage
+                raise IDXError(
+                    f"{images_file}: expected unsigned bytes (IDX type 0x08, pixels 0..255) as MNIST "
+                    f"stores them, found {str(images.dtype).removeprefix('torch.')}: convert the file"
+                )
             if images.ndim != 3 or images.shape[1:] != (28, 28):
                 raise IDXError(
                     f"{images_file}: expected images of shape (N, 28, 28), got {tuple(images.shape)}"
@@ -180,8 +185,15 @@ class MNISTDataModule(InMemoryDataModule):
                     f"{labels_file}: expected {len(images)} labels to match {images_file.name}, "
                     f"got shape {tuple(labels.shape)}"
                 )
-            if labels.numel() and int(labels.max()) >= self.num_classes:
-                raise IDXError(f"{labels_file}: label {int(labels.max())} outside 0..{self.num_classes - 1}")
+            if labels.is_floating_point():
+                raise IDXError(f"{labels_file}: expected integer labels, found {labels.dtype}")
+            bad = (labels < 0) | (labels >= self.num_classes)
+            if bad.any():
+                first = int(bad.nonzero()[0])
+                raise IDXError(
+                    f"{labels_file}: label {int(labels[first])} (sample {first}) is outside "
+                    f"0..{self.num_classes - 1}; {int(bad.sum())} bad labels: fix or replace the file"
+                )
             self._raw[split] = images.unsqueeze(1), labels.long()
         return self._raw[split]
 
@@ -199,6 +211,7 @@ class MNISTDataModule(InMemoryDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit", "validate") and "train" not in self.splits:
+            self._read("test")  # checked now: a bad test file is found before training, not after
             images, labels = self._read("train")
             train_idx, val_idx = self._train_val_indices(len(images))
             x = self.normalize(images)

@@ -9,6 +9,7 @@ Config: ``conf/scratch.yaml``. Output: the truth table with predictions, progres
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import hydra
@@ -24,8 +25,8 @@ from neuronlab.scratch.perceptron import Perceptron
 MODELS = ("perceptron", "numpy_net")
 
 
-def _bad(key: str, value: object, allowed: str) -> SystemExit:
-    return SystemExit(f"neuronlab-scratch: invalid {key}={value!r}; allowed: {allowed}")
+def _bad(key: str, value: object, allowed: str) -> ValueError:
+    return ValueError(f"invalid {key}={value!r}; allowed: {allowed}")
 
 
 def _is_int(value: object) -> bool:
@@ -117,7 +118,11 @@ ConfigStore.instance().store(name="scratch", node=OmegaConf.load(Path(CONF_DIR) 
 
 @hydra.main(version_base="1.3", config_path=None, config_name="scratch")
 def main(cfg: DictConfig) -> None:
-    validate(cfg)
+    try:
+        validate(cfg)
+    except ValueError as err:  # one line and exit code 2, as every neuronlab command
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     run(cfg)
 
 

@@ -280,9 +280,16 @@ class Classifier(L.LightningModule):
         return values[f"{stage}/loss"], values[f"{stage}/acc"]
 
     def _diverged(self, what: str) -> FloatingPointError:
+        precision = str(self._trainer.precision) if self._trainer is not None else "32-true"
+        advice = (
+            f"trainer.precision={precision} keeps the weights themselves in 16 bits, too few for these "
+            "updates: use trainer.precision=16-mixed or bf16-mixed (or 32-true)"
+            if precision in ("16-true", "bf16-true", "16", "bf16")
+            else "lower optimizer.lr and try again"
+        )
         return FloatingPointError(
             f"{what} at epoch {self.current_epoch}, step {self.global_step}: training stopped and the last "
-            "good checkpoint is kept; lower optimizer.lr and try again"
+            f"good checkpoint is kept; {advice}"
         )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -308,7 +315,8 @@ class Classifier(L.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "monitor": self.scheduler_monitor, "interval": "epoch"},
-        }
+        config = {"scheduler": scheduler, "monitor": self.scheduler_monitor, "interval": "epoch"}
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            # it reads val/loss: step it on the epochs that validate (every 10th for the gates)
+            config["frequency"] = self.trainer.check_val_every_n_epoch or 1
+        return {"optimizer": optimizer, "lr_scheduler": config}

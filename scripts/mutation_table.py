@@ -1,0 +1,240 @@
+"""Break the code on purpose, one promise at a time, and check that the tests guarding it fail.
+
+Each entry below is a change that breaks one of README's promises (issue 18's table, and more). For
+each, the source tree is copied to a temporary folder, the change applied there (never to the working
+tree), and only the guarding tests are run against the copy (``PYTHONPATH`` puts it first, in this
+process and in the ones the tests start). A change the tests do not catch is reported as SURVIVED and the
+script exits 1.
+
+    python scripts/mutation_table.py               # every entry
+    python scripts/mutation_table.py rng purge     # some entries, by name
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    promise: str
+    file: str  # under src/neuronlab/
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+MUTATIONS = [
+    Mutation(
+        "ddp-shard",
+        "every DDP rank trains and evaluates its own shard of each split",
+        "data/base.py",
+        "            rank, world = self.trainer.global_rank, self.trainer.world_size\n",
+        "            rank, world = 0, 1\n",
+        (
+            "tests/data/test_loader.py::test_the_datamodule_hands_each_rank_of_its_trainer_its_own_shard",
+            "tests/test_ddp.py::test_ddp_each_rank_takes_its_shard_and_metrics_cover_the_split",
+        ),
+    ),
+    Mutation(
+        "rng",
+        "a resumed run restores the torch RNG state (dropout masks)",
+        "tasks/classifier.py",
+        '            torch.set_rng_state(state["torch"])\n',
+        "            pass\n",
+        ("tests/test_robustness.py::test_resume_continues_bit_for_bit_and_the_curves_exactly",),
+    ),
+    Mutation(
+        "purge",
+        "a resumed run's TensorBoard curves hold no step twice",
+        "loggers.py",
+        '        self._kwargs["purge_step"] = step\n',
+        "        pass\n",
+        ("tests/test_robustness.py::test_resume_continues_bit_for_bit_and_the_curves_exactly",),
+    ),
+    Mutation(
+        "tie-break",
+        "equal metrics in a sweep summary: the lower val/loss ranks first",
+        "summary.py",
+        "loss if math.isfinite(loss) else math.inf",
+        "-loss if math.isfinite(loss) else math.inf",
+        ("tests/test_summary_ranking.py",),
+    ),
+    Mutation(
+        "ddp-sync",
+        "epoch metrics are summed over DDP processes",
+        "tasks/classifier.py",
+        '        super().__init__()\n        self.add_state("loss_sum"',
+        '        super().__init__(sync_on_compute=False)\n        self.add_state("loss_sum"',
+        ("tests/test_ddp.py::test_ddp_each_rank_takes_its_shard_and_metrics_cover_the_split",),
+    ),
+    Mutation(
+        "ddp-count-not-summed",
+        "the sample count of an epoch metric is summed over DDP processes",
+        "tasks/classifier.py",
+        'self.add_state("count", torch.tensor(0), dist_reduce_fx="sum")',
+        'self.add_state("count", torch.tensor(0), dist_reduce_fx=None)',
+        ("tests/test_ddp.py::test_ddp_each_rank_takes_its_shard_and_metrics_cover_the_split",),
+    ),
+    Mutation(
+        "resume-from-scratch",
+        "resume continues from last.ckpt instead of starting again in the same folder",
+        "train.py",
+        "trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)",
+        "trainer.fit(task, datamodule=datamodule, ckpt_path=None, weights_only=True)",
+        (
+            "tests/test_robustness.py::test_resume_continues_bit_for_bit_and_the_curves_exactly",
+            "tests/test_robustness.py::test_ckpt_path_to_a_run_folder_resumes_it_and_later_overrides_win",
+        ),
+    ),
+    Mutation(
+        "not-atomic",
+        "a checkpoint is written to a temporary file, then renamed over its name",
+        "checkpoint.py",
+        '        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")\n',
+        "        tmp = path\n",
+        ("tests/test_atomic_write.py",),
+    ),
+    Mutation(
+        "not-atomic-real-run",
+        "a checkpoint is written to a temporary file, then renamed (a real run whose disk fills up)",
+        "checkpoint.py",
+        '        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")\n',
+        "        tmp = path\n",
+        ("tests/test_atomic_write.py::test_a_run_whose_disk_fills_up_keeps_its_last_good_checkpoints",),
+    ),
+    Mutation(
+        "resume-from-scratch-folder",
+        "ckpt_path=<run folder> continues that run (not from scratch in the same folder)",
+        "train.py",
+        "trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)",
+        "trainer.fit(task, datamodule=datamodule, ckpt_path=None, weights_only=True)",
+        ("tests/test_robustness.py::test_ckpt_path_to_a_run_folder_resumes_it_and_later_overrides_win",),
+    ),
+    Mutation(
+        "ckpt-file-same-folder",
+        "ckpt_path=<file> starts a new run folder, at the checkpoint's step",
+        "resume.py",
+        'if key == "resume" or (key == "ckpt_path" and value and Path(value).expanduser().is_dir()):',
+        'if key == "resume" or (key == "ckpt_path" and value and Path(value).expanduser().exists()):',
+        ("tests/test_train.py::test_ckpt_path_to_a_file_starts_a_new_run_at_the_checkpoints_step",),
+    ),
+    Mutation(
+        "ddp-shard-e2e",
+        "every DDP rank trains and evaluates its own shard (the real 2-process run alone)",
+        "data/base.py",
+        "            rank, world = self.trainer.global_rank, self.trainer.world_size\n",
+        "            rank, world = 0, 1\n",
+        ("tests/test_ddp.py::test_ddp_each_rank_takes_its_shard_and_metrics_cover_the_split",),
+    ),
+    Mutation(
+        "scheduler-dropped",
+        "scheduler=... is the scheduler trained with",
+        "build.py",
+        '    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None\n',
+        "    scheduler = None\n",
+        ("tests/test_train.py::test_every_part_swaps",),
+    ),
+    Mutation(
+        "activation-ignored",
+        "model.activation=... is the activation in the net",
+        "models/mlp.py",
+        "        return ACTIVATIONS[name]()\n",
+        "        return ACTIVATIONS[name] and nn.ReLU()\n",
+        ("tests/test_train.py::test_every_part_swaps",),
+    ),
+    Mutation(
+        "bf16-ignored",
+        "trainer.precision=bf16-mixed trains in bfloat16",
+        "train.py",
+        "instantiate(cfg.trainer, callbacks=",
+        'instantiate(cfg.trainer, precision="32-true", callbacks=',
+        ("tests/test_ddp.py::test_bf16_mixed_precision_runs_on_cpu",),
+    ),
+    Mutation(
+        "torchrun-name",
+        "every process of a torchrun launch shares the folder torchrun-<rendezvous id>",
+        "paths.py",
+        '        return f"torchrun-{elastic}"\n',
+        '        return f"{elastic}"\n',
+        ("tests/test_ddp.py::test_torchrun_processes_share_one_run_folder_named_after_the_rendezvous",),
+    ),
+    Mutation(
+        "summary-per-job",
+        "a sweep's summary is rewritten after each job (a killed sweep keeps it)",
+        "summary.py",
+        "            write_summary(Path(config.hydra.sweep.dir))\n",
+        "            pass\n",
+        ("tests/test_summary_ranking.py::test_a_killed_sweep_keeps_the_summary_of_every_finished_job",),
+    ),
+    Mutation(
+        "resume-with-m",
+        "resume=<run> -m is refused with one message",
+        "resume.py",
+        '    if {"-m", "--multirun"} & set(args):\n',
+        "    if False:\n",
+        ("tests/test_resume_errors.py",),
+    ),
+]
+
+
+def apply(mutation: Mutation, src: Path) -> None:
+    path = src / "neuronlab" / mutation.file
+    text = path.read_text()
+    if text.count(mutation.old) != 1:
+        raise SystemExit(
+            f"{mutation.name}: the code to change is no longer in {mutation.file} (once); update"
+        )
+    path.write_text(text.replace(mutation.old, mutation.new))
+
+
+def main(names: list[str]) -> int:
+    chosen = [m for m in MUTATIONS if not names or m.name in names]
+    survived = []
+    for mutation in chosen:
+        with tempfile.TemporaryDirectory(prefix="neuronlab-mutant-") as scratch:
+            src = Path(scratch) / "src"
+            shutil.copytree(REPO / "src", src, ignore=shutil.ignore_patterns("__pycache__"))
+            apply(mutation, src)
+            env = {
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join([str(src), str(REPO)]),
+                "NEURONLAB_CONF_DIR": str(REPO / "conf"),
+            }
+            start = time.time()
+            done = subprocess.run(
+                [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutation.tests],
+                cwd=REPO,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+        if done.returncode not in (0, 1):  # 1: tests failed; anything else: they could not run
+            raise SystemExit(
+                f"{mutation.name}: pytest could not run:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+            )
+        caught = done.returncode == 1
+        failed = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("FAILED ")]
+        verdict = f"caught by {failed[0]}" if failed else done.stdout.strip().splitlines()[-1]
+        seconds = time.time() - start
+        print(f"{'caught  ' if caught else 'SURVIVED'} {mutation.name:22} {seconds:4.0f} s  {verdict}")
+        print(f"         {mutation.promise}")
+        if not caught:
+            survived.append(mutation.name)
+    if survived:
+        print(f"survived: {', '.join(survived)}")
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
