@@ -11,6 +11,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from neuronlab import api
 from neuronlab.paths import CONF_DIR
 
 
@@ -55,14 +56,18 @@ def main(cfg: DictConfig) -> None:
     """Entry point of ``neuronlab-eval`` and ``python -m neuronlab.eval``."""
     from hydra.core.hydra_config import HydraConfig
 
-    from neuronlab import report
+    from neuronlab import quiet, report
     from neuronlab.errors import exit_on_user_error
 
+    quiet.install()
     run_dir = Path(HydraConfig.get().runtime.output_dir)  # a failed eval's folder says why, too
     exit_on_user_error(
         lambda: evaluate(cfg), lambda message: report.write_result(run_dir, status="failed", error=message)
     )
 
+
+# neuronlab.eval(overrides=[...]) from a notebook: this module is also that function (see neuronlab.api)
+api.make_callable(__name__)
 
 if __name__ == "__main__":
     main()

@@ -186,8 +186,10 @@ def check_writable(path: Path, suffix: str) -> None:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")
 def main(cfg: DictConfig) -> None:
     """Entry point of ``neuronlab-export`` and ``python -m neuronlab.export``."""
+    from neuronlab import quiet
     from neuronlab.errors import exit_on_user_error
 
+    quiet.install()
     exit_on_user_error(lambda: export(cfg))
 
 

@@ -1,10 +1,17 @@
-"""Loggers with neuronlab's changes: one TensorBoard event file per run, flushed with every checkpoint."""
+"""Loggers with neuronlab's changes: one TensorBoard event file per run, flushed with every checkpoint;
+MLflow runs that continue on resume without duplicated steps."""
 
 from __future__ import annotations
 
+import re
+import time
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+from lightning.fabric.utilities.logger import _convert_params, _flatten_dict
 from lightning.pytorch import loggers
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
 
 
@@ -34,3 +41,177 @@ class TensorBoardLogger(loggers.TensorBoardLogger):
     def close(self) -> None:
         if self._experiment is not None:
             self._experiment.close()
+
+
+RUN_ID_FILE = "mlflow_run_id"
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def read_run_id(run_dir: Path) -> str | None:
+    """The MLflow run id a run folder keeps (``mlflow_run_id``), checked: the folder is untrusted input."""
+    from neuronlab.errors import NeuronlabError
+
+    path = run_dir / RUN_ID_FILE
+    if not path.exists():
+        return None
+    try:
+        text = path.read_text(encoding="ascii", errors="strict").strip()
+    except (OSError, UnicodeDecodeError) as err:
+        text = f"<unreadable: {type(err).__name__}>"
+    if not _RUN_ID.fullmatch(text):
+        raise NeuronlabError(
+            f"{path} does not hold an MLflow run id (expected 32 hex digits, found {text[:40]!r}): "
+            "delete the file to log this run to a new MLflow run"
+        )
+    return text
+
+
+class MLFlowLogger(loggers.MLFlowLogger):
+    """Lightning's MLflow logger for one neuronlab run: a SQLite store ``<root_dir>/mlflow.db`` unless a
+    tracking URI is given, one MLflow run per run folder, and a resumed run continues its MLflow run.
+
+    The run id is kept in ``<run folder>/mlflow_run_id`` and read back (checked) on resume. MLflow's
+    metric history cannot be edited (TensorBoard's ``purge_step`` has no MLflow twin), so a resumed run
+    does not log again a step the store already holds for that metric: the epoch a kill interrupted,
+    replayed from ``last.ckpt``, keeps the points the killed run had logged, and no step appears twice.
+    Points are written at most every ``flush_secs`` (and when a stage ends): a SIGKILL loses at most the
+    points of that last second (0: every point at once).
+    Parameters are the plain values of the TensorBoard HPARAMS entry; the best checkpoint's path is the
+    tag ``best_checkpoint``.
+    """
+
+    def __init__(
+        self,
+        run_dir: str,
+        experiment_name: str,
+        root_dir: str = "outputs",
+        tracking_uri: str | None = None,
+        run_name: str | None = None,
+        flush_secs: float = 1.0,
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        if not tracking_uri:
+            tracking_uri = f"sqlite:///{Path(root_dir).expanduser().resolve() / 'mlflow.db'}"
+            Path(root_dir).expanduser().mkdir(parents=True, exist_ok=True)
+        if run_name is None:  # runs/<time> -> <time>; multiruns/<time>/<job> -> <time>/<job>
+            parent = self.run_dir.parent.name
+            run_name = self.run_dir.name if parent == "runs" else f"{parent}/{self.run_dir.name}"
+        super().__init__(
+            experiment_name=experiment_name,
+            run_name=run_name,
+            tracking_uri=tracking_uri,
+            run_id=read_run_id(self.run_dir),
+        )
+        self._logged: dict[str, set[int]] = {}  # on resume: the steps the store holds, per metric
+        self._flush_secs = flush_secs
+        self._buffer: list[Any] = []  # points not yet written: one write per flush_secs, not per epoch
+        self._flushed_at = time.monotonic()
+
+    def ui_command(self) -> str:
+        """The command that shows this store in a browser."""
+        return f"mlflow ui --backend-store-uri {self._tracking_uri}"
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> Any:
+        """The client, once the run exists: created (and its id saved) or, on resume, found again."""
+        from mlflow.exceptions import MlflowException
+
+        from neuronlab.errors import NeuronlabError
+
+        if self._initialized:
+            return self._mlflow_client
+        client = self._mlflow_client
+        if self._run_id is not None:
+            try:
+                run = client.get_run(self._run_id)
+            except MlflowException:
+                raise NeuronlabError(
+                    f"{self.run_dir / RUN_ID_FILE}: MLflow run {self._run_id} is not in "
+                    f"{self._tracking_uri}; resume with the same paths.root_dir (or "
+                    "logger.mlflow.tracking_uri), or delete the file to start a new MLflow run"
+                ) from None
+            self._experiment_id = run.info.experiment_id
+            client.update_run(self._run_id, status="RUNNING")
+            history = client.get_metric_history
+            self._logged = {k: {m.step for m in history(self._run_id, k)} for k in run.data.metrics}
+        else:
+            self._experiment_id = self._experiment_for(client)
+            tags = {"neuronlab.run_dir": str(self.run_dir)}
+            run = client.create_run(self._experiment_id, run_name=self._run_name, tags=tags)
+            self._run_id = run.info.run_id
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            tmp = self.run_dir / f".{RUN_ID_FILE}.tmp"
+            tmp.write_text(self._run_id + "\n")
+            tmp.replace(self.run_dir / RUN_ID_FILE)
+        self._initialized = True
+        return client
+
+    def _experiment_for(self, client: Any) -> str:
+        from mlflow.exceptions import MlflowException
+
+        found = client.get_experiment_by_name(self._experiment_name)
+        if found is not None and found.lifecycle_stage != "deleted":
+            return found.experiment_id
+        try:
+            return client.create_experiment(self._experiment_name)
+        except MlflowException:  # a parallel sweep job created it first
+            return client.get_experiment_by_name(self._experiment_name).experiment_id
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any) -> None:
+        """Log plain parameters; on resume, a changed value is kept as a tag (MLflow params are fixed)."""
+        from mlflow.entities import Param
+
+        params = _flatten_dict(_convert_params(params))
+        existing = self.experiment.get_run(self.run_id).data.params
+        new = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in existing]
+        changed = [f"{k}={v}" for k, v in params.items() if k in existing and existing[k] != str(v)[:6000]]
+        for start in range(0, len(new), 100):
+            self.experiment.log_batch(self.run_id, params=new[start : start + 100])
+        if changed:
+            self.experiment.set_tag(self.run_id, "neuronlab.changed_on_resume", ", ".join(changed))
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        from mlflow.entities import Metric
+
+        stamp, step = int(time.time() * 1000), step or 0
+        self.experiment  # noqa: B018 (creates the run; on resume, fills self._logged)
+        points = [
+            Metric(k, float(v), stamp, step)
+            for k, v in metrics.items()
+            if not isinstance(v, str) and step not in self._logged.get(k, ())
+        ]
+        self._buffer += points
+        if time.monotonic() - self._flushed_at >= self._flush_secs:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write the buffered points: a SQLite write costs ~30 ms, more than a whole epoch of the gates."""
+        for start in range(0, len(self._buffer), 1000):  # MLflow takes at most 1000 metrics a call
+            self.experiment.log_batch(self.run_id, metrics=self._buffer[start : start + 1000])
+        self._buffer = []
+        self._flushed_at = time.monotonic()
+
+    @rank_zero_only
+    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+        best = getattr(checkpoint_callback, "best_model_path", "")
+        if getattr(checkpoint_callback, "monitor", None) and best:  # the best checkpoint's path, as a tag
+            self.experiment.set_tag(self.run_id, "best_checkpoint", best)
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        """``fit`` (then ``test``) ending keeps the run open; a failure or a stop marks it (a resume
+        reopens it). :meth:`close` finishes it."""
+        if not self._initialized:
+            return
+        self._flush()  # also when stopped: a resume skips the steps already written
+        if status != "success":
+            self.experiment.set_terminated(self.run_id, "KILLED" if status == "finished" else "FAILED")
+
+    @rank_zero_only
+    def close(self) -> None:
+        if self._initialized:
+            self._flush()
+            self.experiment.set_terminated(self.run_id, "FINISHED")

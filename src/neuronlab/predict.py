@@ -2,19 +2,26 @@
 
 Each image is brought to MNIST's format first (:mod:`neuronlab.images`) and the table says what was done.
 A file that cannot be read gets its own error row while the others are classified; the exit code is 1
-if any input failed, 2 for a bad checkpoint or option, 0 otherwise. Nothing is written to disk.
+if any input failed, 2 for a bad checkpoint or option, 0 otherwise. ``output=<file>.csv|.json`` also
+writes the rows to a file (atomically; never over the checkpoint or an input); pictures are classified
+``batch_size`` at a time, so a large folder streams through bounded memory with a progress bar.
 """
 
 from __future__ import annotations
 
+import csv
+import json
 import math
-from dataclasses import dataclass
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from neuronlab import api
 from neuronlab.paths import CONF_DIR
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
@@ -29,6 +36,7 @@ class Row:
     details: str = ""
     notes: str = ""
     error: str | None = None
+    top: list[tuple[int, str, float]] = field(default_factory=list)  # (class, name, probability), best first
 
 
 def as_list(inputs: Any) -> list[Any]:
@@ -55,6 +63,12 @@ def expand_files(inputs: list[Any]) -> list[Path]:
         else:
             files.append(path)
     return files
+
+
+def top_classes(probs: Any, classes: tuple[str, ...], k: int = 3) -> list[tuple[int, str, float]]:
+    """The ``k`` most probable classes as (index, name, probability), best first."""
+    values, indices = probs.topk(min(k, len(classes)))
+    return [(i, classes[i], v) for v, i in zip(values.tolist(), indices.tolist(), strict=True)]
 
 
 def top_k(probs: Any, classes: tuple[str, ...], k: int = 3) -> str:
@@ -94,6 +108,7 @@ def predict_images(task: Any, checkpoint: dict[str, Any], inputs: list[Any], fit
         for (row, _), p in zip(samples, probs, strict=True):
             row.prediction = info.classes[int(p.argmax())]
             row.details = top_k(p, info.classes)
+            row.top = top_classes(p, info.classes)
     return rows
 
 
@@ -127,10 +142,90 @@ def predict_points(task: Any, inputs: list[Any]) -> list[Row]:
                 row.error = "the net's output is not finite for this point (values far outside [0, 1]?)"
                 continue
             row.prediction, row.details = str(int(p > 0.5)), f"P(1) = {p:.4f}"
+            row.top = sorted([(1, "1", p), (0, "0", 1 - p)], key=lambda t: -t[2])
     return rows
 
 
-def print_rows(rows: list[Row], title: str, points: bool) -> None:
+def predict_in_batches(
+    task: Any, checkpoint: dict[str, Any], inputs: list[Any], fit: str, batch_size: int
+) -> Iterator[Row]:
+    """:func:`predict_images` over ``batch_size`` files at a time: a folder of any size goes through
+    bounded memory (one batch of pictures at once), with a progress bar when there is more than one."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    files = expand_files(inputs)
+    with Progress(console=Console(stderr=True), transient=True, disable=len(files) <= batch_size) as bar:
+        progress = bar.add_task("classifying", total=len(files))
+        for start in range(0, len(files), batch_size):
+            chunk = files[start : start + batch_size]
+            yield from predict_images(task, checkpoint, chunk, fit)
+            bar.advance(progress, len(chunk))
+
+
+OUTPUT_SUFFIXES = (".csv", ".json")
+CSV_COLUMNS = ("input", "status", "class", "class_name", "top1", "p1", "top2", "p2", "top3", "p3")
+
+
+def check_output(output: str, protected: list[Path]) -> Path:
+    """The ``output=`` file, refused before any work if it would replace the checkpoint or an input,
+    is a folder, has another suffix, or its folder does not exist."""
+    from neuronlab.errors import NeuronlabError
+
+    path = Path(output).expanduser().resolve()
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise NeuronlabError(f"output={output}: expected a file name ending in .csv or .json")
+    if path.is_dir() or not path.parent.is_dir():
+        problem = "is a folder" if path.is_dir() else f"goes into {path.parent}, which does not exist"
+        raise NeuronlabError(f"output={output} {problem}: give a file name in an existing folder")
+    if any(path == p.expanduser().resolve() for p in protected):
+        raise NeuronlabError(f"output={output} is the checkpoint or one of the inputs: choose another name")
+    return path
+
+
+def output_record(row: Row) -> dict[str, Any]:
+    """One input's line in the predictions file (the same facts as its row in the printed table)."""
+    best = row.top[0] if row.top and not row.error else None
+    return {
+        "input": row.name,
+        "status": "error" if row.error else "ok",
+        "class": best[0] if best else None,
+        "class_name": best[1] if best else None,
+        "top": [{"class": i, "class_name": name, "p": round(p, 6)} for i, name, p in row.top],
+        "preprocessing": row.notes,
+        "error": row.error or "",
+    }
+
+
+def write_predictions(path: Path, rows: list[Row]) -> None:
+    """Write the rows as CSV (top-3 spread over columns) or JSON (a list of objects), to a temporary
+    file beside ``path`` renamed over it at the end: never half a file under its name."""
+    from neuronlab.errors import NeuronlabError
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", newline="", encoding="utf-8") as out:
+            if path.suffix.lower() == ".json":
+                out.write("[\n")
+                for n, row in enumerate(rows):
+                    out.write(("," if n else "") + json.dumps(output_record(row)) + "\n")
+                out.write("]\n")
+            else:
+                writer = csv.writer(out)
+                writer.writerow([*CSV_COLUMNS, "preprocessing", "error"])
+                for row in rows:
+                    record = output_record(row)
+                    top = [v for t in record["top"] for v in (t["class_name"], t["p"])]
+                    top += [""] * (6 - len(top))
+                    fixed = (record["input"], record["status"], record["class"], record["class_name"])
+                    writer.writerow([*fixed, *top, record["preprocessing"], record["error"]])
+        tmp.replace(path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise NeuronlabError(f"cannot write output={path}: {err.strerror}") from None
+
+
+def print_rows(rows: list[Row], title: str, points: bool, limit: int | None = None) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -144,7 +239,7 @@ def print_rows(rows: list[Row], title: str, points: bool) -> None:
     table.add_column("P(1)" if points else "top-3 probabilities", overflow="fold")
     if not points:
         table.add_column("preprocessing", overflow="fold")
-    for row in rows:
+    for row in rows[:limit]:
         name = escape(row.name)  # a file called "digit[1].png" is not rich markup
         if row.error:
             cells = [name, "[red]error[/red]", f"[red]{escape(row.error)}[/red]"]
@@ -152,6 +247,8 @@ def print_rows(rows: list[Row], title: str, points: bool) -> None:
             cells = [name, f"[bold]{escape(row.prediction)}[/bold]", escape(row.details)]
         table.add_row(*cells, *([] if points else [escape(row.notes)]))
     console.print(table)
+    if limit is not None and len(rows) > limit:
+        console.print(f"... and {len(rows) - limit} more rows in the output file")
     failed = sum(row.error is not None for row in rows)
     if failed:
         console.print(f"[red]{failed} of {len(rows)} inputs failed[/red] (see the error rows above)")
@@ -171,6 +268,13 @@ def predict(cfg: DictConfig) -> list[Row]:
             "inputs= is empty: pass image files or a folder (or points [[0,1],[1,1]] for gates)"
         )
     ckpt_path = resolve_checkpoint(cfg.ckpt_path)
+    for key in ("batch_size", "show"):
+        value = cfg.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise NeuronlabError(f"{key}={value} is not allowed: expected an integer > 0")
+    output = cfg.get("output")
+    if output:  # checked before any work: never the checkpoint or an input
+        output = check_output(str(output), [ckpt_path, *(Path(str(i)) for i in inputs)])
     task, checkpoint = load_classifier(ckpt_path)
     data = checkpoint.get("datamodule_hyper_parameters") or {}
     points = "gate" in data or task.net.input_size == 2
@@ -178,21 +282,30 @@ def predict(cfg: DictConfig) -> list[Row]:
         rows = predict_points(task, inputs)
         title = f"{data.get('gate', 'gate')} ({ckpt_path})"
     else:
-        rows = predict_images(task, checkpoint, inputs, str(cfg.fit))
+        rows = list(predict_in_batches(task, checkpoint, inputs, str(cfg.fit), cfg.batch_size))
         title = f"{data.get('name', 'mnist')} ({ckpt_path})"
-    print_rows(rows, title, points)
+    if output:
+        write_predictions(output, rows)
+    print_rows(rows, title, points, limit=cfg.show if output else None)
+    if output:
+        print(f"{len(rows)} rows written to {output}")
     return rows
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
     """Entry point of ``neuronlab-predict`` and ``python -m neuronlab.predict``."""
+    from neuronlab import quiet
     from neuronlab.errors import exit_on_user_error
 
+    quiet.install()
     rows = exit_on_user_error(lambda: predict(cfg))
     if any(row.error for row in rows):
         raise SystemExit(1)
 
+
+# neuronlab.predict(overrides=[...]) from a notebook: this module is also that function (see neuronlab.api)
+api.make_callable(__name__)
 
 if __name__ == "__main__":
     main()

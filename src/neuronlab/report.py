@@ -123,6 +123,16 @@ def hparams_of(cfg: DictConfig, choices: dict[str, str] | None = None) -> dict[s
     return flat
 
 
+def log_params(loggers: list[Any], params: dict[str, Any]) -> None:
+    """Before training, the parameters for loggers that keep them apart from metrics (MLflow, CSV): a
+    killed run has them too. TensorBoard's HPARAMS entry needs the final metrics: :func:`log_hparams`."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    for logger in loggers:
+        if not isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(params)
+
+
 def log_hparams(loggers: list[Any], params: dict[str, Any], metrics: dict[str, float]) -> None:
     """Write the HPARAMS entry; its metric columns read the scalars of the same tags in this run."""
     from lightning.pytorch.loggers import TensorBoardLogger
@@ -143,26 +153,25 @@ def finish(run_dir: Path, checkpoint: str, metrics: dict[str, float], loggers: l
     """End a run's logging (closes the TensorBoard event file) and print its summary."""
     for logger in loggers:
         getattr(logger, "close", lambda: None)()
-    print_summary(run_dir, checkpoint, metrics)
+    views = [logger.ui_command() for logger in loggers if hasattr(logger, "ui_command")]
+    print_summary(run_dir, checkpoint, metrics, views)
 
 
 @rank_zero_only
-def print_summary(run_dir: Path, best_ckpt: str, metrics: dict[str, float]) -> None:
-    """The few lines a person needs after a run: where it is, what it reached, how to look at it."""
-    from rich.console import Console
-    from rich.table import Table
+def print_summary(
+    run_dir: Path, best_ckpt: str, metrics: dict[str, float], views: list[str] | None = None
+) -> None:
+    """The few lines a person needs after a run: where it is, what it reached, how to look at it.
 
-    table = Table(title="neuronlab run", show_header=False, title_justify="left")
-    table.add_column(no_wrap=True)
-    table.add_column(overflow="fold")
-    table.add_row("run folder", str(run_dir))
-    table.add_row("best checkpoint", best_ckpt or "(none)")
-    for key in sorted(metrics):
-        if key.split("/")[0] in ("train", "val", "test"):
-            table.add_row(key, f"{metrics[key]:.4f}")
+    Plain aligned lines, no box: a path or command longer than the terminal is never broken inside a
+    word, so it can be copied whole."""
+    rows = [("run folder", str(run_dir)), ("best checkpoint", best_ckpt or "(none)")]
+    rows += [(k, f"{metrics[k]:.4f}") for k in sorted(metrics) if k.split("/")[0] in ("train", "val", "test")]
     if (run_dir / "tensorboard").is_dir():
-        table.add_row("tensorboard", f"tensorboard --logdir {run_dir / 'tensorboard'}")
-    Console(stderr=False, soft_wrap=True).print(table)
+        rows.append(("tensorboard", f"tensorboard --logdir {run_dir / 'tensorboard'}"))
+    rows += [(view.split()[0], view) for view in views or []]
+    width = max(len(key) for key, _ in rows)
+    print("neuronlab run", *(f"  {key:<{width}}  {value}" for key, value in rows), sep="\n", flush=True)
 
 
 @rank_zero_only

@@ -27,7 +27,7 @@ SETTABLE += ("optimized_metric",)
 # keys that name a place on disk: a run folder never chooses them
 PATH_KEYS = {"data_dir", "root_dir", "run_dir", "dirpath", "save_dir", "default_root_dir", "filename"}
 # what a run writes in its folder: none of it may be a symbolic link
-WRITTEN = (".hydra", "checkpoints", "tensorboard", "csv", "result.json", "environment.json")
+WRITTEN = (".hydra", "checkpoints", "tensorboard", "csv", "result.json", "environment.json", "mlflow_run_id")
 
 
 class AlreadyComplete(Exception):

@@ -19,6 +19,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from neuronlab import api
 from neuronlab.errors import EXIT_USER_ERROR
 from neuronlab.paths import CONF_DIR
 
@@ -64,6 +65,7 @@ def train(cfg: DictConfig, clock: Any = None) -> dict[str, float]:
     data_name = hydra_cfg.runtime.choices.get("data", "?")
     task = build_task(cfg, datamodule, data_name)
     loggers = build_list(cfg.get("logger"))
+    report.log_params(loggers, report.hparams_of(cfg, dict(hydra_cfg.runtime.choices)))
     ckpt_path = None
     if cfg.get("ckpt_path"):
         ckpt_path = resolve_checkpoint(cfg.ckpt_path)
@@ -102,11 +104,13 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items()}
 
 
-def run(cfg: DictConfig) -> float | None:
+def run(cfg: DictConfig, raise_errors: bool = False) -> float | None:
     """Train, record the outcome in ``result.json`` either way, and return ``optimized_metric``.
 
     One writer per run folder: the run holds its folder's lock (see :func:`neuronlab.paths.run_lock`);
-    a second process refused the lock leaves the folder as it is."""
+    a second process refused the lock leaves the folder as it is. A bad input ends the process with its
+    message (exit code 2), or, in a sweep or with ``raise_errors`` (the notebook API), raises it as a
+    :class:`NeuronlabError`."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -120,15 +124,15 @@ def run(cfg: DictConfig) -> float | None:
     try:
         lock = run_lock(run_dir) if is_main_process() else contextlib.nullcontext()
         with lock, report.run_log():
-            return _run(cfg, run_dir, multirun)
+            return _run(cfg, run_dir, multirun, raise_errors=multirun or raise_errors)
     except RunLocked as err:
-        if multirun:
+        if multirun or raise_errors:
             raise NeuronlabError(str(err)) from None
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR) from None
 
 
-def _run(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
+def _run(cfg: DictConfig, run_dir: Path, multirun: bool, raise_errors: bool) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
     from neuronlab import ddp, report
@@ -186,7 +190,7 @@ def _run(cfg: DictConfig, run_dir: Path, multirun: bool) -> float | None:
         report.run_logger.error(f"failed: {message}")
         if not user_error:
             raise
-        if multirun:  # the sweeper records the failed job and goes on; the message, not the stack
+        if raise_errors:  # a sweeper records the failed job and goes on; the message, not the stack
             raise NeuronlabError(message) from None
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR) from None
@@ -281,6 +285,10 @@ def explicit_run_dir(argv: list[str]) -> Path | None:
     return None
 
 
+# Hydra's flags that only show something (help, tab completion, the config) and run nothing
+SHOW_ONLY = {"-h", "--help", "--hydra-help", "-sc", "--shell-completion", "-c", "--cfg", "-i", "--info"}
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     return run(cfg)
@@ -288,13 +296,16 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     """Entry point of ``neuronlab-train`` and ``python -m neuronlab.train``."""
+    from neuronlab import quiet
     from neuronlab.errors import NeuronlabError
     from neuronlab.paths import RunLocked, is_main_process, run_lock
     from neuronlab.resume import AlreadyComplete, resume_argv
 
+    quiet.install()
     try:
-        check_outputs_writable(sys.argv)
-        check_search_mode(sys.argv)
+        if not SHOW_ONLY & set(sys.argv[1:]):  # --help, completion, --cfg: nothing is written
+            check_outputs_writable(sys.argv)
+            check_search_mode(sys.argv)
         sys.argv = resume_argv(sys.argv)
         run_dir = explicit_run_dir(sys.argv)
         # a resume locks its folder before Hydra writes anything in it (DDP workers share their parent's)
@@ -308,6 +319,9 @@ def main() -> None:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR) from None
 
+
+# neuronlab.train(overrides=[...]) from a notebook: this module is also that function (see neuronlab.api)
+api.make_callable(__name__)
 
 if __name__ == "__main__":
     main()

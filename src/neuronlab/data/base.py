@@ -47,7 +47,10 @@ class InMemoryDataModule(L.LightningDataModule):
     def _save_config(self, **values: Any) -> None:
         """Store the constructor values (plain, with ``_target_``) so a checkpoint can rebuild the data."""
         cls = type(self)
-        self.save_hyperparameters({"_target_": f"{cls.__module__}.{cls.__qualname__}", **values})
+        # logger=False: loggers get the run's parameters from report.hparams_of, not these
+        self.save_hyperparameters(
+            {"_target_": f"{cls.__module__}.{cls.__qualname__}", **values}, logger=False
+        )
 
     def _loader(self, split: str, train: bool = False) -> InMemoryLoader:
         x, y = self.splits[split]

@@ -1,0 +1,103 @@
+"""The notebook API: neuronlab.train / eval / predict compose the command line's config, return what a
+run produced, run several times in one process and leave no global state behind."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+
+import neuronlab
+from neuronlab.errors import NeuronlabError
+
+
+def test_train_eval_predict_from_python_several_times(outputs, capsys):
+    argv, filters = list(sys.argv), list(warnings.filters)
+    first = neuronlab.train(["trainer.max_epochs=20"])
+    second = neuronlab.train(["trainer.max_epochs=20", "model.activation=tanh", "seed=1"])
+    for run in (first, second):
+        result = json.loads((run.run_dir / "result.json").read_text())
+        assert result["status"] == "completed" and run.metrics == result["metrics"]
+        assert run.checkpoint == run.run_dir / "checkpoints" / "best.ckpt" and run.checkpoint.is_file()
+        assert (run.run_dir / ".hydra" / "overrides.yaml").is_file()  # resumable, like a CLI run
+        assert run.run_dir.parent == outputs / "xor" / "runs"
+    assert first.run_dir != second.run_dir
+    assert "'model.activation=tanh'" not in (first.run_dir / ".hydra" / "overrides.yaml").read_text()
+    assert "model.activation=tanh" in (second.run_dir / ".hydra" / "overrides.yaml").read_text()
+    assert "test/acc" in capsys.readouterr().out  # the summary, as in a terminal
+
+    tested = neuronlab.eval([f"ckpt_path={first.checkpoint}"])
+    assert tested.metrics["test/acc"] == pytest.approx(first.metrics["test/acc"])
+    assert tested.checkpoint == first.checkpoint and tested.run_dir.parent == outputs / "eval" / "runs"
+    rows = neuronlab.predict([f"ckpt_path={first.run_dir}", "inputs=[[0,1],[1,1]]"])
+    assert [r.name for r in rows] == ["[0, 1]", "[1, 1]"] and all(r.error is None for r in rows)
+
+    overrides = (first.run_dir / ".hydra" / "overrides.yaml").read_bytes()
+    # another process writes there: refused, the folder left as it is
+    with (
+        held_lock(first.run_dir) as holder,
+        pytest.raises(NeuronlabError, match=f"is in use by process {holder.pid}"),
+    ):
+        neuronlab.train([f"resume={first.run_dir}", "trainer.max_epochs=30"])
+    assert (first.run_dir / ".hydra" / "overrides.yaml").read_bytes() == overrides
+    resumed = neuronlab.train([f"resume={first.run_dir}", "trainer.max_epochs=30"])
+    assert resumed.run_dir == first.run_dir and resumed.metrics["epochs"] == 30
+    again = neuronlab.train([f"resume={first.run_dir}"])  # complete: says so, trains nothing
+    assert again.metrics == resumed.metrics and "is already complete" in capsys.readouterr().out
+
+    with pytest.raises(NeuronlabError, match=r"optimizer.lr=-1.0 is not allowed|optimizer.lr=-1 is not"):
+        neuronlab.train(["optimizer.lr=-1"])
+    with pytest.raises(NeuronlabError, match="Could not find 'model/foo'"):
+        neuronlab.train(["model=foo"])
+    # nothing left behind: Hydra's singletons, the command line, the warning filters
+    assert not GlobalHydra.instance().is_initialized() and HydraConfig.instance().cfg is None
+    assert sys.argv == argv and warnings.filters == filters
+
+
+def test_errors_are_the_command_lines(outputs, tmp_path):
+    """The same refusals and records as the command line: a failed eval's folder says why; a search
+    (which needs ``-m``) is refused before anything is written."""
+    with pytest.raises(NeuronlabError, match="no such checkpoint file") as failed:
+        neuronlab.eval([f"ckpt_path={tmp_path}/nowhere.ckpt"])
+    (folder,) = (outputs / "eval" / "runs").iterdir()
+    result = json.loads((folder / "result.json").read_text())
+    assert result["status"] == "failed" and result["error"] == str(failed.value)
+    with pytest.raises(NeuronlabError, match="needs -m: neuronlab-train -m hparams_search=mnist_optuna"):
+        neuronlab.train(["hparams_search=mnist_optuna"])
+    assert not (outputs / "mnist").exists()
+
+
+@contextmanager
+def held_lock(run_dir: Path) -> Iterator[subprocess.Popen]:
+    """Another process holding ``run_dir``'s run lock while the block runs."""
+    code = "import time\nfrom neuronlab.paths import run_lock\n"
+    code += f"with run_lock({str(run_dir)!r}): time.sleep(120)"
+    holder = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.time() + 60
+        while f"process {holder.pid} " not in (run_dir / ".lock").read_text():
+            assert time.time() < deadline and holder.poll() is None
+            time.sleep(0.05)
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_the_entry_modules_stay_modules():
+    import neuronlab.train as module
+
+    assert neuronlab.train is module and callable(module)
+    assert callable(module.main) and callable(module.train)  # console script, python -m, DDP workers
+    assert callable(neuronlab.eval) and callable(neuronlab.predict)
+    with pytest.raises(AttributeError):
+        neuronlab.nothing  # noqa: B018
