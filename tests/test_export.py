@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from neuronlab.checkpoint import load_classifier
-from neuronlab.errors import exit_on_user_error
+from neuronlab.errors import run_command
 from neuronlab.export import export
 from neuronlab.train import train
 
@@ -72,7 +72,7 @@ def test_export_gate_and_refuse_a_difference_above_tolerance(compose_cfg, tmp_pa
 
     cfg = compose_cfg([f"ckpt_path={ckpt}", "format=onnx", "tolerance=-1"], config_name="export")
     with pytest.raises(SystemExit) as exit_info:
-        exit_on_user_error(lambda: export(cfg))
+        run_command(lambda: export(cfg))
     assert exit_info.value.code == 2
     assert "differ from the checkpoint by" in capsys.readouterr().err
 
@@ -90,7 +90,7 @@ def test_export_bad_input_is_one_clear_error(compose_cfg, tmp_path, capsys, over
     overrides = [f"ckpt_path={tmp_path}/empty.ckpt", override.format(tmp=tmp_path)]
     cfg = compose_cfg(overrides, config_name="export")
     with pytest.raises(SystemExit) as exit_info:
-        exit_on_user_error(lambda: export(cfg))
+        run_command(lambda: export(cfg))
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from neuronlab.errors import exit_on_user_error
+from neuronlab.errors import run_command
 from neuronlab.images import prepare
 from neuronlab.predict import predict
 from neuronlab.train import train
@@ -146,6 +146,6 @@ def test_predict_with_a_bad_checkpoint_is_one_clear_error(compose_cfg, tmp_path,
     empty.write_bytes(b"")
     cfg = compose_cfg([f"ckpt_path={empty}", f"inputs={picture}"], config_name="predict")
     with pytest.raises(SystemExit) as exit_info:
-        exit_on_user_error(lambda: predict(cfg))
+        run_command(lambda: predict(cfg))
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.startswith(f"error: ckpt_path={empty} is not a readable checkpoint")

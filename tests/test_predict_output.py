@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from neuronlab.errors import exit_on_user_error
+from neuronlab.errors import run_command
 from neuronlab.predict import predict
 from tests.conftest import run_cli
 from tests.test_predict import template, train_tiny_mnist, write_inputs
@@ -82,15 +82,15 @@ def test_predictions_file_never_replaces_the_checkpoint_or_an_input(compose_cfg,
     for override, message in cases.items():
         cfg = compose_cfg([f"ckpt_path={ckpt}", f"inputs=[{notes}]", override], config_name="predict")
         if message is None:
-            exit_on_user_error(lambda cfg=cfg: predict(cfg))
+            run_command(lambda cfg=cfg: predict(cfg))
             continue
         with pytest.raises(SystemExit) as stopped:
-            exit_on_user_error(lambda cfg=cfg: predict(cfg))
+            run_command(lambda cfg=cfg: predict(cfg))
         assert stopped.value.code == 2
         assert message in capsys.readouterr().err
     assert notes.read_text() == "mine\n"  # untouched
     assert (tmp_path / "run.csv").read_text().splitlines()[1].startswith(f"{notes},error,")
     cfg = compose_cfg([f"ckpt_path={ckpt}", "inputs=[[0,1]]", "batch_size=0"], config_name="predict")
     with pytest.raises(SystemExit):
-        exit_on_user_error(lambda: predict(cfg))
+        run_command(lambda: predict(cfg))
     assert "batch_size=0 is not allowed" in capsys.readouterr().err

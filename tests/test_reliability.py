@@ -347,19 +347,19 @@ def test_gates_best_checkpoint_is_the_lowest_loss_and_the_test_reproduces_it(com
     ],
 )
 def test_export_bad_values(compose_cfg, tmp_path, capsys, override, message):
-    from neuronlab.errors import exit_on_user_error
+    from neuronlab.errors import run_command
     from neuronlab.export import export
 
     cfg = compose_cfg([f"ckpt_path={tmp_path}/x.ckpt", override], config_name="export")
     with pytest.raises(SystemExit) as exit_info:
-        exit_on_user_error(lambda: export(cfg))
+        run_command(lambda: export(cfg))
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err == f"error: {message}" + err.removeprefix(f"error: {message}")
     assert len(err.strip().splitlines()) == 1
 
 
 def test_export_to_a_place_it_cannot_write_is_one_error(compose_cfg, tmp_path, capsys):
-    from neuronlab.errors import exit_on_user_error
+    from neuronlab.errors import run_command
     from neuronlab.export import export
     from neuronlab.train import train
 
@@ -375,7 +375,7 @@ def test_export_to_a_place_it_cannot_write_is_one_error(compose_cfg, tmp_path, c
             [f"ckpt_path={ckpt}", "format=torchscript", f"output={output}"], config_name="export"
         )
         with pytest.raises(SystemExit) as exit_info:
-            exit_on_user_error(lambda cfg=cfg: export(cfg))
+            run_command(lambda cfg=cfg: export(cfg))
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and err.startswith(
             f"error: output={output}" if "cannot" not in message else "error: cannot"

@@ -40,8 +40,7 @@ def train(overrides: Sequence[str] = ()) -> Run:
     """``neuronlab-train <overrides>``: fit, test the best checkpoint, print the summary; ``resume=<run
     folder>`` continues a run. A bad value raises :class:`~neuronlab.errors.NeuronlabError`."""
     from neuronlab import train as entry
-    from neuronlab.errors import NeuronlabError
-    from neuronlab.paths import RunLocked, run_lock
+    from neuronlab.paths import run_lock
     from neuronlab.resume import AlreadyComplete, resume_argv
 
     entry.check_outputs_writable(["neuronlab.train", *overrides])
@@ -53,12 +52,10 @@ def train(overrides: Sequence[str] = ()) -> Run:
         chosen = [o for o in overrides if o.partition("=")[0] in ("resume", "ckpt_path")][-1]
         return _finished(Path(chosen.partition("=")[2]).expanduser().resolve())
     resumed = entry.explicit_run_dir(argv)
-    try:  # a resume locks its folder before .hydra/ is rewritten in it, as the command line does
-        lock = run_lock(resumed) if resumed else contextlib.nullcontext()
-        with lock:
-            return _train_job(entry, argv[1:])
-    except RunLocked as err:
-        raise NeuronlabError(str(err)) from None
+    # a resume locks its folder before .hydra/ is rewritten in it, as the command line does (RunLocked
+    # is a NeuronlabError)
+    with run_lock(resumed) if resumed else contextlib.nullcontext():
+        return _train_job(entry, argv[1:])
 
 
 def _train_job(entry: Any, overrides: Sequence[str]) -> Run:

@@ -1,10 +1,15 @@
-"""User-facing errors: one clear message, a non-zero exit, no traceback wall.
+"""The one family of user errors, and the one way every command ends on them.
 
-``HYDRA_FULL_ERROR=1`` keeps the full traceback for those who want it.
+A user error (a bad config value, a missing or damaged file, a checkpoint that is not ours) is one
+``error: ...`` line on stderr and exit code 2, recorded in ``result.json`` where the command has a run
+folder; an interrupt exits 130 (SIGINT) or 143 (SIGTERM); anything else is a bug and keeps its traceback.
+``HYDRA_FULL_ERROR=1`` keeps the traceback of user errors too. This module imports nothing from the rest
+of the package (and nothing heavy): every module may raise these errors, even before torch is imported.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Callable
@@ -13,22 +18,42 @@ from typing import TypeVar
 T = TypeVar("T")
 
 EXIT_USER_ERROR = 2
-# a ValueError whose message starts with a config key is a bad value the user set (raised by constructors)
-CONFIG_PREFIXES = ("model.", "data.", "optimizer.", "scheduler.", "trainer.", "callbacks.", "logger.")
+EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 
 
 class NeuronlabError(Exception):
     """A problem with the user's input (config, data, checkpoint): the message says what and how to fix."""
 
 
+class ConfigError(NeuronlabError, ValueError):
+    """A config value or option that is not allowed; the message names the key, the value and the rule.
+    (A ``ValueError`` too: a constructor argument out of range, as Python code expects it.)"""
+
+
+class DataError(NeuronlabError):
+    """A data file that is missing, damaged, or not what the dataset stores."""
+
+
+class CheckpointError(NeuronlabError):
+    """A checkpoint or run folder that is missing, damaged, not ours, or does not fit the run."""
+
+
+class ImageError(NeuronlabError, ValueError):
+    """A picture that cannot be read or classified (one error row in ``neuronlab-predict``)."""
+
+
+# what a file write fails with when the user's disk or permissions are the cause
+_WRITE_ERRORS = (errno.EACCES, errno.ENOSPC, errno.EROFS)
+
+
 def user_message(err: BaseException) -> str | None:
-    """The one-line message for errors caused by input, or ``None`` for a bug (keep its traceback)."""
+    """The one-line message for errors caused by input, or ``None`` for a bug (keep its traceback).
+
+    Decided by the error's type: the family above, Hydra's instantiation error unwrapped to its cause,
+    OmegaConf's missing or unresolvable values, a write refused by the disk, a diverged training."""
     from hydra.errors import InstantiationException
     from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
-    # data errors only exist once their modules were imported: never import torch/Lightning just to ask
-    known = (("neuronlab.data.idx", "IDXError"), ("neuronlab.data.mnist", "DataNotFoundError"))
-    data_errors = tuple(getattr(sys.modules[m], name) for m, name in known if m in sys.modules)
     if isinstance(err, InstantiationException) and err.__cause__ is not None:
         err = err.__cause__
     if isinstance(err, MissingMandatoryValue):
@@ -37,27 +62,60 @@ def user_message(err: BaseException) -> str | None:
     if isinstance(err, InterpolationResolutionError):
         first = (str(err).strip().splitlines() or [""])[0]
         return f"{getattr(err, 'full_key', None) or 'a value'} cannot be resolved: {first}"
-    if isinstance(err, (NeuronlabError, FloatingPointError, *data_errors)):
+    if isinstance(err, NeuronlabError | FloatingPointError):  # FloatingPointError: the loss diverged
         return str(err)
-    if isinstance(err, ValueError) and str(err).startswith(CONFIG_PREFIXES):
-        return str(err)
-    if isinstance(err, OSError) and getattr(err, "errno", None) in (13, 28, 30):  # EACCES, ENOSPC, EROFS
+    if isinstance(err, OSError) and getattr(err, "errno", None) in _WRITE_ERRORS:
         target = getattr(err, "filename", None) or "a file of the run folder"
         return f"cannot write {target}: {err.strerror}; free some space or choose another paths.root_dir"
     return None
 
 
-def exit_on_user_error(func: Callable[[], T], on_error: Callable[[str], None] | None = None) -> T:
-    """Run ``func``; an input error ends the process with its message on stderr and exit code 2.
+def signal_of(err: BaseException) -> str | None:
+    """``"SIGINT"``/``"SIGTERM"`` for an interrupt (Ctrl-C, Lightning's SIGTERM), else ``None``."""
+    if isinstance(err, KeyboardInterrupt):
+        return "SIGINT"
+    if type(err).__name__ == "SIGTERMException":  # Lightning's, named so that Lightning is not imported
+        return "SIGTERM"
+    return None
 
-    ``on_error(message)`` runs first, e.g. to record the message in the run's ``result.json``."""
+
+def _first_line(err: BaseException) -> str:
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return first if isinstance(err, SystemExit) else f"{type(err).__name__}: {first}"
+
+
+def run_command(
+    func: Callable[[], T],
+    record: Callable[[str, str], None] | None = None,
+    interrupted: Callable[[BaseException], str | None] = signal_of,
+    on_interrupt: Callable[[str], None] | None = None,
+    raise_errors: bool = False,
+) -> T:
+    """Run a command's body ``func`` and end it the same way for every command.
+
+    ``record(status, message)`` writes the outcome (``failed`` or ``interrupted``) into the run folder's
+    ``result.json`` before the process ends, for commands that have one. ``interrupted(err)`` names the
+    signal that stopped ``func``, if one did; ``on_interrupt(signal)`` says what was kept (default: one
+    line). ``raise_errors`` (a sweep job, the notebook API): a user error is raised as
+    :class:`NeuronlabError` with its message instead of ending the process."""
     try:
         return func()
-    except Exception as err:
-        message = user_message(err)
+    except BaseException as err:
+        signal_name = interrupted(err)
+        if signal_name:
+            if record is not None:
+                record("interrupted", signal_name)
+            if on_interrupt is not None:
+                on_interrupt(signal_name)
+            else:
+                print(f"\nneuronlab: stopped by {signal_name}", file=sys.stderr)
+            raise SystemExit(EXIT_SIGNAL[signal_name]) from None
+        message = user_message(err) if isinstance(err, Exception) else None
+        if record is not None:
+            record("failed", message or _first_line(err))
         if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        if on_error is not None:
-            on_error(message)
+            raise  # a bug (its traceback follows), an exit, or a traceback asked for
+        if raise_errors:  # a sweeper records the failed job and goes on; the message, not the stack
+            raise NeuronlabError(message) from None
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR) from None

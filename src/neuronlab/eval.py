@@ -57,12 +57,13 @@ def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     from neuronlab import quiet, report
-    from neuronlab.errors import exit_on_user_error
+    from neuronlab.errors import run_command
 
     quiet.install()
     run_dir = Path(HydraConfig.get().runtime.output_dir)  # a failed eval's folder says why, too
-    exit_on_user_error(
-        lambda: evaluate(cfg), lambda message: report.write_result(run_dir, status="failed", error=message)
+    run_command(
+        lambda: evaluate(cfg),
+        lambda status, message: report.write_result(run_dir, status=status, error=message),
     )
 
 

@@ -187,10 +187,10 @@ def check_writable(path: Path, suffix: str) -> None:
 def main(cfg: DictConfig) -> None:
     """Entry point of ``neuronlab-export`` and ``python -m neuronlab.export``."""
     from neuronlab import quiet
-    from neuronlab.errors import exit_on_user_error
+    from neuronlab.errors import run_command
 
     quiet.install()
-    exit_on_user_error(lambda: export(cfg))
+    run_command(lambda: export(cfg))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from neuronlab.errors import ConfigError, ImageError
+
 SIZE = 28
 FITS = ("box", "stretch")
 # caps on what one picture may cost: a digit needs no more; a 52 KB PNG can decode to 14000x14000
@@ -24,10 +26,6 @@ MAX_DECODED_BYTES = 128 * 2**20
 MAX_SIDE = 1024
 # how far (in grey levels of 255) some pixel must stand out from the background to count as ink
 MIN_INK = 16
-
-
-class ImageError(ValueError):
-    """A file that cannot be turned into a sample: missing, not an image, or blank."""
 
 
 @dataclass
@@ -131,7 +129,7 @@ def prepare(image: Image.Image, box: int = 20, by_mass: bool = True, fit: str = 
     dataset sample).
     """
     if fit not in FITS:
-        raise ValueError(f"fit={fit!r} is not known; allowed: {', '.join(FITS)}")
+        raise ConfigError(f"fit={fit!r} is not known; allowed: {', '.join(FITS)}")
     notes: list[str] = []
     width, height = image.size  # as given (for the notes)
     factor = -(-max(width, height) // MAX_SIDE)

@@ -14,6 +14,8 @@ from typing import IO
 
 from omegaconf import OmegaConf
 
+from neuronlab.errors import NeuronlabError
+
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -90,7 +92,7 @@ def register_resolvers() -> None:
     )
 
 
-class RunLocked(RuntimeError):
+class RunLocked(NeuronlabError, RuntimeError):
     """Another process is writing in this run folder (or its lock file cannot be made)."""
 
 

@@ -296,10 +296,10 @@ def predict(cfg: DictConfig) -> list[Row]:
 def main(cfg: DictConfig) -> None:
     """Entry point of ``neuronlab-predict`` and ``python -m neuronlab.predict``."""
     from neuronlab import quiet
-    from neuronlab.errors import exit_on_user_error
+    from neuronlab.errors import run_command
 
     quiet.install()
-    rows = exit_on_user_error(lambda: predict(cfg))
+    rows = run_command(lambda: predict(cfg))
     if any(row.error for row in rows):
         raise SystemExit(1)
 

@@ -22,7 +22,6 @@ import logging
 import math
 import os
 import statistics
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -33,7 +32,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from neuronlab.errors import EXIT_USER_ERROR, NeuronlabError
+from neuronlab.errors import NeuronlabError, run_command
 from neuronlab.paths import launcher_rank
 from neuronlab.sweeps.resume import read_resume
 
@@ -746,12 +745,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("sweep_dir", type=Path, help="a sweep folder: outputs/<task>/multiruns/<time>")
     args = parser.parse_args(argv)
-    try:
-        summary = write_summary(args.sweep_dir)
-    except NeuronlabError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(EXIT_USER_ERROR) from None
-    print_summary(summary)
+    print_summary(run_command(lambda: write_summary(args.sweep_dir)))
 
 
 if __name__ == "__main__":

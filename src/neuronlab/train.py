@@ -20,7 +20,6 @@ import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from neuronlab import api
-from neuronlab.errors import EXIT_USER_ERROR
 from neuronlab.paths import CONF_DIR
 
 log = logging.getLogger(__name__)
@@ -47,7 +46,7 @@ def train(cfg: DictConfig, clock: Any = None) -> dict[str, float]:
         load_checkpoint,
         resolve_checkpoint,
     )
-    from neuronlab.errors import NeuronlabError
+    from neuronlab.errors import CheckpointError
     from neuronlab.sweeps.pruning import OptunaPruning, trial_callback
 
     trainer_cfg = cfg.trainer
@@ -74,7 +73,7 @@ def train(cfg: DictConfig, clock: Any = None) -> dict[str, float]:
         check_same_training(checkpoint, task, ckpt_path)
         done = epochs_done(checkpoint)
         if 0 < trainer_cfg.max_epochs <= done:  # Lightning would return at once and test a stale model
-            raise NeuronlabError(
+            raise CheckpointError(
                 f"ckpt_path={ckpt_path} has already trained {done} epochs and this run stops at "
                 f"trainer.max_epochs={trainer_cfg.max_epochs}: pass a higher trainer.max_epochs to train on"
             )
@@ -115,28 +114,21 @@ def run(cfg: DictConfig, raise_errors: bool = False) -> float | None:
     from hydra.types import RunMode
 
     from neuronlab import report
-    from neuronlab.errors import NeuronlabError
-    from neuronlab.paths import RunLocked, is_main_process, run_lock
+    from neuronlab.paths import is_main_process, run_lock
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    try:
-        lock = run_lock(run_dir) if is_main_process() else contextlib.nullcontext()
-        with lock, report.run_log():
-            return _run(cfg, run_dir, multirun, raise_errors=multirun or raise_errors)
-    except RunLocked as err:
-        if multirun or raise_errors:
-            raise NeuronlabError(str(err)) from None
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(EXIT_USER_ERROR) from None
+    lock = run_lock(run_dir) if is_main_process() else contextlib.nullcontext()  # RunLocked: not recorded
+    with lock, report.run_log():
+        return _run(cfg, run_dir, multirun, raise_errors=multirun or raise_errors)
 
 
 def _run(cfg: DictConfig, run_dir: Path, multirun: bool, raise_errors: bool) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
     from neuronlab import ddp, report
-    from neuronlab.errors import NeuronlabError, user_message
+    from neuronlab.errors import run_command, signal_of
     from neuronlab.sweeps.resume import JobStart, start_job
     from neuronlab.validate import validate
 
@@ -155,7 +147,8 @@ def _run(cfg: DictConfig, run_dir: Path, multirun: bool, raise_errors: bool) -> 
     def wall_time() -> float:
         return clock.total() if clock is not None else before + time.time() - start
 
-    try:
+    def fit() -> dict[str, float]:
+        nonlocal clock
         with ddp.job_scope():
             validate(cfg)  # before Lightning and torch are imported: a bad value is reported within a second
             from neuronlab.callbacks import GracefulInterrupt, WallClock
@@ -166,34 +159,26 @@ def _run(cfg: DictConfig, run_dir: Path, multirun: bool, raise_errors: bool) -> 
             from neuronlab.sweeps.pruning import OptunaPruning
 
             OptunaPruning.pruned_epoch = None
-            metrics = train(cfg, clock)
-    except BaseException as err:
-        callbacks = sys.modules.get("neuronlab.callbacks")  # not imported (a fast start): not interrupted
-        if callbacks and callbacks.GracefulInterrupt.interrupted:
-            signal_name = callbacks.GracefulInterrupt.interrupted
-            report.write_result(
-                run_dir, status="interrupted", error=signal_name, wall_time=wall_time(), overrides=overrides
-            )
-            report.run_logger.info(f"interrupted by {signal_name}")
-            report.print_interrupted(run_dir, signal_name)
-            raise SystemExit(130 if signal_name == "SIGINT" else 143) from None
-        message = user_message(err) if isinstance(err, Exception) else None
-        if message is None:  # a bug (its traceback follows) or an exit: record what it was
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            message = first if isinstance(err, SystemExit) else f"{type(err).__name__}: {first}"
-            user_error = False
+            return train(cfg, clock)
+
+    def record(status: str, message: str) -> None:
+        report.write_result(run_dir, status=status, error=message, wall_time=wall_time(), overrides=overrides)
+        if status == "interrupted":
+            report.run_logger.info(f"interrupted by {message}")
         else:
-            user_error = os.environ.get("HYDRA_FULL_ERROR") != "1"
-        report.write_result(
-            run_dir, status="failed", error=message, wall_time=wall_time(), overrides=overrides
-        )
-        report.run_logger.error(f"failed: {message}")
-        if not user_error:
-            raise
-        if raise_errors:  # a sweeper records the failed job and goes on; the message, not the stack
-            raise NeuronlabError(message) from None
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_USER_ERROR) from None
+            report.run_logger.error(f"failed: {message}")
+
+    def interrupted(err: BaseException) -> str | None:
+        callbacks = sys.modules.get("neuronlab.callbacks")  # not imported (a fast start): not by Lightning
+        return (callbacks and callbacks.GracefulInterrupt.interrupted) or signal_of(err)
+
+    metrics = run_command(
+        fit,
+        record,
+        interrupted,
+        on_interrupt=lambda signal_name: report.print_interrupted(run_dir, signal_name),
+        raise_errors=raise_errors,
+    )
     from neuronlab.sweeps.pruning import OptunaPruning  # imported by train() already
 
     pruned = OptunaPruning.pruned_epoch
@@ -214,12 +199,12 @@ def _run(cfg: DictConfig, run_dir: Path, multirun: bool, raise_errors: bool) -> 
 
 def _optimized(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
     """The value a sweeper optimises: ``metrics[optimized_metric]``."""
-    from neuronlab.errors import NeuronlabError
+    from neuronlab.errors import ConfigError
 
     metric = cfg.get("optimized_metric")
     if metric:
         if metric not in metrics:  # validate() checks the name before training; this is a last guard
-            raise NeuronlabError(
+            raise ConfigError(
                 f"optimized_metric={metric!r} was not logged; logged: {', '.join(sorted(metrics))}"
             )
         return metrics[metric]
@@ -256,7 +241,7 @@ def check_outputs_writable(argv: list[str]) -> None:
 
 def check_search_mode(argv: list[str]) -> None:
     """``hparams_search=...`` is a search over many runs: without ``-m`` Hydra would run one plain job."""
-    from neuronlab.errors import NeuronlabError
+    from neuronlab.errors import ConfigError
 
     args = argv[1:]
     if {"-m", "--multirun"} & set(args) or "hydra.mode=MULTIRUN" in args:
@@ -264,9 +249,7 @@ def check_search_mode(argv: list[str]) -> None:
     for arg in args:
         key, _, value = arg.partition("=")
         if key.lstrip("+~") == "hparams_search" and value not in ("", "null"):
-            raise NeuronlabError(
-                f"{arg} is a search over many runs and needs -m: neuronlab-train -m {arg} ..."
-            )
+            raise ConfigError(f"{arg} is a search over many runs and needs -m: neuronlab-train -m {arg} ...")
 
 
 def explicit_run_dir(argv: list[str]) -> Path | None:
@@ -297,27 +280,26 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 def main() -> None:
     """Entry point of ``neuronlab-train`` and ``python -m neuronlab.train``."""
     from neuronlab import quiet
-    from neuronlab.errors import NeuronlabError
-    from neuronlab.paths import RunLocked, is_main_process, run_lock
+    from neuronlab.errors import run_command
+    from neuronlab.paths import is_main_process, run_lock
     from neuronlab.resume import AlreadyComplete, resume_argv
 
-    quiet.install()
-    try:
+    def start() -> None:
         if not SHOW_ONLY & set(sys.argv[1:]):  # --help, completion, --cfg: nothing is written
             check_outputs_writable(sys.argv)
             check_search_mode(sys.argv)
-        sys.argv = resume_argv(sys.argv)
+        try:
+            sys.argv = resume_argv(sys.argv)
+        except AlreadyComplete as done:
+            print(f"neuronlab: {done}")
+            return
         run_dir = explicit_run_dir(sys.argv)
         # a resume locks its folder before Hydra writes anything in it (DDP workers share their parent's)
-        lock = run_lock(run_dir) if run_dir and is_main_process() else contextlib.nullcontext()
-        with lock:
+        with run_lock(run_dir) if run_dir and is_main_process() else contextlib.nullcontext():
             _hydra_main()
-    except AlreadyComplete as done:
-        print(f"neuronlab: {done}")
-        raise SystemExit(0) from None
-    except (NeuronlabError, RunLocked) as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(EXIT_USER_ERROR) from None
+
+    quiet.install()
+    run_command(start)
 
 
 # neuronlab.train(overrides=[...]) from a notebook: this module is also that function (see neuronlab.api)

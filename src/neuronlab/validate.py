@@ -10,12 +10,15 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from neuronlab.errors import NeuronlabError
+from neuronlab.data.checks import check_data_args
+from neuronlab.errors import ConfigError
+from neuronlab.models.checks import ACTIVATIONS, check_net_args
+
+__all__ = ["ACTIVATIONS", "EXPORT_RULES", "PRECISIONS", "RULES", "validate"]
 
 _MISSING = object()
 # the names torch-free, so that a bad value is reported before torch is imported (tests/test_train.py
 # checks them against neuronlab.models.mlp.ACTIVATIONS and Lightning's own list of precisions)
-ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "leaky_relu")
 PRECISIONS = ("64", "32", "16", "transformer-engine", "transformer-engine-float16", "16-true", "16-mixed")
 PRECISIONS += ("bf16-true", "bf16-mixed", "32-true", "64-true", "bf16")
 
@@ -48,8 +51,10 @@ def _any(v: Any) -> bool:
 _DEVICES = re.compile(r"auto|-1|\d+|(\d+,)+\d*")
 METRICS = ("val/acc_best", "val/acc", "val/loss", "train/acc", "train/loss", "test/acc", "test/loss")
 
-# key, type check, range check, what is allowed. Every key a user sets on the command line is here,
-# unless the object it builds checks it itself (data.gate, data.name, data.augment: their constructors).
+# key, type check, range check, what is allowed: the keys no constructor of ours checks (the trainer, the
+# callbacks, torch's optimizers and schedulers, the run itself). The net's and the data's own arguments are
+# checked by their owners' torch-free functions (models/checks.py, data/checks.py), called by validate()
+# here and by the constructors. data.val_size >= 1 is training's rule (a DataModule serves val_size=0).
 Rule = tuple[str, Callable[[Any], bool], Callable[[Any], bool], str]
 RULES: list[Rule] = [
     ("seed", lambda v: v is None or _is_int(v), lambda v: v is None or v >= 0, "an integer >= 0 or null"),
@@ -64,37 +69,13 @@ RULES: list[Rule] = [
     ("optimizer.lr", _is_number, lambda v: v > 0, "a number > 0"),
     ("optimizer.weight_decay", _is_number, lambda v: v >= 0, "a number >= 0"),
     ("optimizer.momentum", _is_number, lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    ("model.dropout", _is_number, lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    ("model.input_size", _is_int, lambda v: v > 0, "an integer > 0"),
-    ("model.output_size", _is_int, lambda v: v > 0, "an integer > 0"),
-    ("model.hidden_size", _is_int, lambda v: v > 0, "an integer > 0"),
-    (
-        "model.hidden_sizes",
-        lambda v: isinstance(v, list | tuple) and all(_is_int(h) for h in v),
-        lambda v: len(v) > 0 and all(h > 0 for h in v),
-        "a non-empty list of integers > 0, e.g. [256,128]",
-    ),
-    ("model.activation", lambda v: isinstance(v, str), lambda v: v in ACTIVATIONS, ", ".join(ACTIVATIONS)),
     ("model.compile", _is_bool, _any, "true or false"),
-    ("data.batch_size", lambda v: v is None or _is_int(v), lambda v: v is None or v > 0, "an integer > 0"),
-    (
-        "data.eval_batch_size",
-        lambda v: v is None or _is_int(v),
-        lambda v: v is None or v > 0,
-        "an integer > 0",
-    ),
     (
         "data.val_size",
         _is_int,
         lambda v: v >= 1,
         "an integer >= 1 (the validation images pick the best checkpoint, stop early and rank sweeps)",
     ),
-    ("data.repeats", _is_int, lambda v: v > 0, "an integer > 0"),
-    ("data.noise", _is_number, lambda v: v >= 0, "a number >= 0"),
-    ("data.num_workers", _is_int, lambda v: v >= 0, "an integer >= 0"),
-    ("data.steps_per_execution", _is_int, lambda v: v > 0, "an integer > 0"),
-    ("data.download", _is_bool, _any, "true or false"),
-    ("data.data_dir", lambda v: isinstance(v, str), lambda v: bool(v), "a folder"),
     ("scheduler.step_size", _is_int, lambda v: v > 0, "an integer > 0"),
     ("scheduler.gamma", _is_number, lambda v: v > 0, "a number > 0"),
     ("scheduler.T_max", _is_int, lambda v: v > 0, "an integer > 0 (the epochs of one cosine decay)"),
@@ -183,7 +164,7 @@ EXPORT_RULES: list[Rule] = [
 
 
 def validate(cfg: DictConfig, rules: list[Rule] | None = None) -> None:
-    """Raise :class:`NeuronlabError` naming the first bad key, its value and what is allowed."""
+    """Raise :class:`ConfigError` naming the first bad key, its value and what is allowed."""
     for key, type_ok, range_ok, allowed in RULES if rules is None else rules:
         value = OmegaConf.select(cfg, key, default=_MISSING)
         if value is _MISSING:
@@ -191,8 +172,12 @@ def validate(cfg: DictConfig, rules: list[Rule] | None = None) -> None:
         if OmegaConf.is_config(value):
             value = OmegaConf.to_container(value, resolve=True)
         if not (type_ok(value) and range_ok(value)):
-            raise NeuronlabError(f"{key}={value!r} is not allowed: expected {allowed}")
+            raise ConfigError(f"{key}={value!r} is not allowed: expected {allowed}")
     if rules is None:
+        for section, check in (("model", check_net_args), ("data", check_data_args)):
+            if OmegaConf.is_dict(cfg.get(section)):  # eval without data=...: the checkpoint's data
+                values = OmegaConf.to_container(cfg[section], resolve=True, throw_on_missing=True)
+                check(**{str(k): v for k, v in values.items() if k != "_target_"})
         _validate_together(cfg)
 
 
@@ -201,13 +186,13 @@ def _validate_together(cfg: DictConfig) -> None:
     trainer = cfg.get("trainer") or {}
     precision = trainer.get("precision")
     if precision is not None and str(precision) not in PRECISIONS:
-        raise NeuronlabError(
+        raise ConfigError(
             f"trainer.precision={precision!r} is not allowed: expected one of {', '.join(PRECISIONS)}"
         )
     accelerator = trainer.get("accelerator")
     accelerators = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
     if accelerator is not None and accelerator not in accelerators:
-        raise NeuronlabError(
+        raise ConfigError(
             f"trainer.accelerator={accelerator!r} is not allowed: expected one of {', '.join(accelerators)}"
         )
     if accelerator in ("gpu", "cuda"):
@@ -215,17 +200,17 @@ def _validate_together(cfg: DictConfig) -> None:
 
         gpu = torch.cuda.is_available() or (accelerator == "gpu" and torch.backends.mps.is_available())
         if not gpu:
-            raise NeuronlabError(
+            raise ConfigError(
                 f"trainer.accelerator={accelerator} needs a GPU, but torch sees none "
                 f"(torch {torch.__version__}, CUDA available: no): use trainer=cpu or trainer=default"
             )
     low, high = trainer.get("min_epochs"), trainer.get("max_epochs")
     if isinstance(low, int) and isinstance(high, int) and high != -1 and low > high:
-        raise NeuronlabError(
+        raise ConfigError(
             f"trainer.min_epochs={low} is more than trainer.max_epochs={high}: lower one or raise the other"
         )
     metric = cfg.get("optimized_metric")
     if metric and metric.startswith("test/") and not cfg.get("test", True):
-        raise NeuronlabError(
+        raise ConfigError(
             f"optimized_metric={metric} needs test=true (it is logged by the test after fitting)"
         )

@@ -57,8 +57,8 @@ class OptunaSweeper(Sweeper):
         )
 
     def sweep(self, arguments: List[str]) -> None:  # noqa: UP006
-        from neuronlab.errors import exit_on_user_error
+        from neuronlab.errors import run_command
         from neuronlab.sweeps.study import run_search
 
         assert self.config is not None
-        exit_on_user_error(lambda: run_search(self.settings, self.config, self.launcher, arguments))
+        run_command(lambda: run_search(self.settings, self.config, self.launcher, arguments))

@@ -1,16 +1,24 @@
-"""LightningDataModules: the logic gates and the MNIST family, served from memory."""
+"""LightningDataModules: the logic gates and the MNIST family, served from memory.
 
-from neuronlab.data.gates import GATES, GatesDataModule
-from neuronlab.data.idx import IDXError, read_idx
-from neuronlab.data.loader import InMemoryLoader
-from neuronlab.data.mnist import DATASETS, MNISTDataModule
+Imported lazily (PEP 562): ``neuronlab.data.checks`` is read before torch is imported."""
 
-__all__ = [
-    "DATASETS",
-    "GATES",
-    "GatesDataModule",
-    "IDXError",
-    "InMemoryLoader",
-    "MNISTDataModule",
-    "read_idx",
-]
+from importlib import import_module
+from typing import Any
+
+_WHERE = {
+    "DATASETS": "checks",
+    "GATES": "checks",
+    "GatesDataModule": "gates",
+    "IDXError": "idx",
+    "InMemoryLoader": "loader",
+    "MNISTDataModule": "mnist",
+    "read_idx": "idx",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)

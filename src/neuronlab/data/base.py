@@ -7,6 +7,7 @@ from typing import Any
 import lightning.pytorch as L
 import torch
 
+from neuronlab.data.checks import check_data_args
 from neuronlab.data.loader import InMemoryLoader
 
 
@@ -29,18 +30,12 @@ class InMemoryDataModule(L.LightningDataModule):
         steps_per_execution: int = 1,
     ) -> None:
         super().__init__()
-        if batch_size is not None and int(batch_size) <= 0:
-            raise ValueError(
-                f"data.batch_size={batch_size} must be a positive integer (or null: all at once)"
-            )
+        check_data_args(
+            batch_size=batch_size, eval_batch_size=eval_batch_size, steps_per_execution=steps_per_execution
+        )
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.seed = int(seed or 0)
-        if int(steps_per_execution) <= 0:
-            raise ValueError(
-                f"data.steps_per_execution={steps_per_execution} must be a positive integer (1: one "
-                "optimizer step per Lightning step)"
-            )
         self.steps_per_execution = int(steps_per_execution)
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 

@@ -5,15 +5,9 @@ from __future__ import annotations
 import torch
 
 from neuronlab.data.base import InMemoryDataModule
+from neuronlab.data.checks import GATES, check_data_args
 
 POINTS = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
-GATES: dict[str, list[int]] = {
-    "xor": [0, 1, 1, 0],
-    "and": [0, 0, 0, 1],
-    "or": [0, 1, 1, 1],
-    "nand": [1, 1, 1, 0],
-    "nor": [1, 0, 0, 0],
-}
 
 
 class GatesDataModule(InMemoryDataModule):
@@ -33,12 +27,7 @@ class GatesDataModule(InMemoryDataModule):
         steps_per_execution: int = 1,
     ) -> None:
         super().__init__(batch_size=batch_size, seed=seed, steps_per_execution=steps_per_execution)
-        if gate not in GATES:
-            raise ValueError(f"data.gate={gate!r} is not known; allowed: {', '.join(GATES)}")
-        if int(repeats) <= 0:
-            raise ValueError(f"data.repeats={repeats} must be a positive integer")
-        if float(noise) < 0:
-            raise ValueError(f"data.noise={noise} must be >= 0")
+        check_data_args(gate=gate, repeats=repeats, noise=noise)
         self.gate, self.repeats, self.noise = gate, int(repeats), float(noise)
         self._save_config(gate=gate, repeats=self.repeats, noise=self.noise, batch_size=batch_size, seed=seed)
 

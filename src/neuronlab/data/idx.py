@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from neuronlab.errors import DataError
+
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4")}
 
 
-class IDXError(ValueError):
+class IDXError(DataError, ValueError):
     """An IDX file that cannot be what it claims to be."""
 
 

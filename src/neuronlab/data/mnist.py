@@ -8,7 +8,6 @@ through torchvision when allowed and online.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,45 +15,17 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from neuronlab.data.base import InMemoryDataModule
+from neuronlab.data.checks import DATASETS, check_data_args
 from neuronlab.data.idx import IDXError, read_idx
+from neuronlab.errors import ConfigError, DataError
 
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    folder: str  # torchvision's folder name under data_dir
-    mean: float
-    std: float
-    classes: tuple[str, ...]
-
-
-DATASETS: dict[str, DatasetInfo] = {
-    "mnist": DatasetInfo("MNIST", 0.1307, 0.3081, tuple(str(d) for d in range(10))),
-    "fashion_mnist": DatasetInfo(
-        "FashionMNIST",
-        0.2860,
-        0.3530,
-        (
-            "T-shirt/top",
-            "Trouser",
-            "Pullover",
-            "Dress",
-            "Coat",
-            "Sandal",
-            "Shirt",
-            "Sneaker",
-            "Bag",
-            "Ankle boot",
-        ),
-    ),
-}
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-AUGMENTATIONS = ("affine",)
 
 
-class DataNotFoundError(FileNotFoundError):
+class DataNotFoundError(DataError, FileNotFoundError):
     """The dataset's files are not on disk and could not be downloaded."""
 
 
@@ -109,14 +80,14 @@ class MNISTDataModule(InMemoryDataModule):
             seed=seed,
             steps_per_execution=steps_per_execution,
         )
-        if name not in DATASETS:
-            raise ValueError(f"data.name={name!r} is not known; allowed: {', '.join(DATASETS)}")
-        if augment not in (None, *AUGMENTATIONS):
-            raise ValueError(
-                f"data.augment={augment!r} is not known; allowed: null, {', '.join(AUGMENTATIONS)}"
-            )
-        if int(val_size) < 0:
-            raise ValueError(f"data.val_size={val_size} must be >= 0")
+        check_data_args(
+            name=name,
+            data_dir=data_dir,
+            val_size=val_size,
+            download=download,
+            augment=augment,
+            num_workers=num_workers,
+        )
         self.name, self.info = name, DATASETS[name]
         self.data_dir = Path(data_dir or default_data_dir()).expanduser()
         self.val_size, self.download = int(val_size), bool(download)
@@ -209,7 +180,7 @@ class MNISTDataModule(InMemoryDataModule):
 
     def _train_val_indices(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self.val_size >= n:
-            raise ValueError(
+            raise ConfigError(
                 f"data.val_size={self.val_size} must be smaller than the {n} training images of {self.name}"
             )
         order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))

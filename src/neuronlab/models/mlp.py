@@ -14,6 +14,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from neuronlab.errors import ConfigError
+from neuronlab.models.checks import check_activation, check_net_args, check_size
+
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
     "sigmoid": nn.Sigmoid,
@@ -23,26 +26,8 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 }
 
 
-MAX_WIDTH = 1 << 16  # a layer wider than this is a typo (or a hostile checkpoint), not an MLP
-MAX_LAYERS = 64
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _check_size(name: str, value: Any) -> None:
-    if not (isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_WIDTH):
-        raise ValueError(f"{name}={value!r} must be an integer in 1..{MAX_WIDTH}")
-
-
 def _activation(name: str) -> nn.Module:
-    try:
-        return ACTIVATIONS[name]()
-    except KeyError:
-        raise ValueError(
-            f"model.activation={name!r} is not known; allowed: {', '.join(ACTIVATIONS)}"
-        ) from None
+    return ACTIVATIONS[check_activation(name)]()
 
 
 class MLP(nn.Module):
@@ -60,20 +45,16 @@ class MLP(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        # strict types: these values also come back from checkpoints, which may come from anyone
-        _check_size("model.input_size", input_size)
-        _check_size("model.output_size", output_size)
-        if isinstance(hidden_sizes, str | bytes) or not isinstance(hidden_sizes, Sequence):
-            raise ValueError(f"model.hidden_sizes={hidden_sizes!r} must be a list of integers > 0")
-        if not 0 < len(hidden_sizes) <= MAX_LAYERS:
-            raise ValueError(f"model.hidden_sizes={list(hidden_sizes)} must hold 1 to {MAX_LAYERS} sizes")
-        for h in hidden_sizes:
-            _check_size("model.hidden_sizes", h)
+        # the same checks the entry points make before torch is imported (strict types: these values
+        # also come back from checkpoints, which may come from anyone)
+        check_net_args(
+            input_size=input_size,
+            hidden_sizes=hidden_sizes,
+            output_size=output_size,
+            activation=activation,
+            dropout=dropout,
+        )
         hidden_sizes = [int(h) for h in hidden_sizes]
-        if not isinstance(activation, str):
-            raise ValueError(f"model.activation={activation!r} must be one of {', '.join(ACTIVATIONS)}")
-        if not _is_number(dropout) or not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"model.dropout={dropout!r} must be a number in [0, 1)")
         self.input_size = int(input_size)
         self.hidden_sizes = hidden_sizes
         self.output_size = int(output_size)
@@ -126,7 +107,7 @@ class SimpleNN(MLP):
         activation: str = "relu",
         dropout: float = 0.0,
     ) -> None:
-        _check_size("model.hidden_size", hidden_size)
+        check_size("model.hidden_size", hidden_size)
         super().__init__(input_size, [hidden_size], output_size, activation, dropout)
 
     def config(self) -> dict[str, Any]:
@@ -168,20 +149,21 @@ def build_net(config: Mapping[str, Any]) -> MLP:
     """Rebuild a net from :meth:`MLP.config` values (e.g. read from a checkpoint, so untrusted).
 
     The ``_target_`` must be one of :data:`NETS`; the other keys must be exactly its constructor's
-    arguments, each checked by the constructor. Raises ``ValueError`` naming what is wrong.
+    arguments, each checked by the constructor. Raises :class:`ConfigError` (a ``ValueError``) naming
+    what is wrong.
     """
     if not isinstance(config, Mapping):
-        raise ValueError(f"expected a mapping of plain values, got {type(config).__name__}")
+        raise ConfigError(f"expected a mapping of plain values, got {type(config).__name__}")
     config = dict(config)
     target = config.pop("_target_", None)
     cls = NETS.get(target) if isinstance(target, str) else None
     if cls is None:
-        raise ValueError(f"not a neuronlab network: {target!r} (allowed: {', '.join(NETS)})")
+        raise ConfigError(f"not a neuronlab network: {target!r} (allowed: {', '.join(NETS)})")
     params = inspect.signature(cls.__init__).parameters
     allowed = [n for n, p in params.items() if n != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
     if cls is MNISTClassifier:
         allowed = [n for n in inspect.signature(ModernNetwork.__init__).parameters if n != "self"]
     unknown = sorted(set(map(str, config)) - set(allowed))
     if unknown:
-        raise ValueError(f"unknown keys {unknown} for {cls.__name__} (allowed: {', '.join(allowed)})")
+        raise ConfigError(f"unknown keys {unknown} for {cls.__name__} (allowed: {', '.join(allowed)})")
     return cls(**config)

@@ -9,7 +9,6 @@ Config: ``conf/scratch.yaml``. Output: the truth table with predictions, progres
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import hydra
@@ -17,6 +16,7 @@ import numpy as np
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from neuronlab.errors import ConfigError, run_command
 from neuronlab.paths import CONF_DIR
 from neuronlab.scratch.gates import GATES, LINEARLY_SEPARABLE, truth_table
 from neuronlab.scratch.network import LOSSES, NeuralNetwork
@@ -25,8 +25,8 @@ from neuronlab.scratch.perceptron import Perceptron
 MODELS = ("perceptron", "numpy_net")
 
 
-def _bad(key: str, value: object, allowed: str) -> ValueError:
-    return ValueError(f"invalid {key}={value!r}; allowed: {allowed}")
+def _bad(key: str, value: object, allowed: str) -> ConfigError:
+    return ConfigError(f"invalid {key}={value!r}; allowed: {allowed}")
 
 
 def _is_int(value: object) -> bool:
@@ -118,12 +118,13 @@ ConfigStore.instance().store(name="scratch", node=OmegaConf.load(Path(CONF_DIR) 
 
 @hydra.main(version_base="1.3", config_path=None, config_name="scratch")
 def main(cfg: DictConfig) -> None:
-    try:
+    """Entry point of ``neuronlab-scratch``: a bad value is one ``error:`` line and exit 2."""
+
+    def body() -> None:
         validate(cfg)
-    except ValueError as err:  # one line and exit code 2, as every neuronlab command
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    run(cfg)
+        run(cfg)
+
+    run_command(body)
 
 
 if __name__ == "__main__":
