@@ -244,7 +244,7 @@ def bad_input_cases(data: Path, tmp_path: Path) -> dict[str, tuple[list[str], li
         "lr <= 0": (["optimizer.lr=-0.1"], ["optimizer.lr=-0.1", "a number > 0"]),
         "dropout outside [0,1)": (["model.dropout=1.0"], ["model.dropout=1.0", "[0, 1)"]),
         "zero hidden size": ([*mnist, "model.hidden_sizes=[256,0]"], ["model.hidden_sizes=[256, 0]", "> 0"]),
-        "batch size <= 0": ([*mnist, "data.batch_size=0"], ["data.batch_size=0", "an integer > 0"]),
+        "batch size <= 0": ([*mnist, "data.batch_size=0"], ["data.batch_size=0", "a positive integer"]),
         "val_size too big": ([*mnist[:2], "data.val_size=600"], ["data.val_size=600", "600 training images"]),
         "input size mismatch": (
             ["data=mnist", f"paths.data_dir={data}", "data.val_size=100"],

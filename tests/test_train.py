@@ -271,8 +271,20 @@ def test_gpu_bf16_steps_per_execution_16_matches_1(compose_cfg, mnist_dir, tmp_p
         ["trainer.precision=abc"],
         ["model.activation=abc"],
         ["resume=/nowhere"],
+        ["data.gate=xnor"],
+        ["model.dropout=2"],
     ],
-    ids=["help", "cfg", "info", "bad-value", "bad-precision", "bad-activation", "bad-resume"],
+    ids=[
+        "help",
+        "cfg",
+        "info",
+        "bad-value",
+        "bad-precision",
+        "bad-activation",
+        "bad-resume",
+        "bad-data",
+        "bad-net",
+    ],
 )
 def test_help_config_and_config_errors_answer_without_importing_torch_or_lightning(tmp_path, args):
     import os

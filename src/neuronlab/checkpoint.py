@@ -26,7 +26,7 @@ from typing import IO, Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from neuronlab.errors import NeuronlabError
+from neuronlab.errors import CheckpointError
 from neuronlab.tasks import Classifier
 
 
@@ -54,7 +54,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.replace(tmp, path)
         except OSError as err:  # a full disk, a file size limit: name the file, say what was kept
             kept = f"the previous {path.name} is kept" if path.is_file() else f"no {path.name} was written"
-            raise NeuronlabError(
+            raise CheckpointError(
                 f"cannot write {path} ({err.strerror or err}); {kept}: free some space or "
                 "choose another paths.root_dir"
             ) from None
@@ -69,15 +69,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint file, or a run folder (its ``checkpoints/last.ckpt``, else ``interrupted.ckpt``)."""
+    if not isinstance(path, str | Path) or not str(path):  # ckpt_path=null or ckpt_path= on the command line
+        raise CheckpointError(f"ckpt_path={path!r}: pass ckpt_path=<a .ckpt file or a run folder>")
     path = Path(path).expanduser()
     if path.is_dir():
         for name in ("last.ckpt", "interrupted.ckpt"):
             for candidate in (path / "checkpoints" / name, path / name):
                 if candidate.is_file():
                     return candidate
-        raise NeuronlabError(f"ckpt_path={path} is a folder without checkpoints/last.ckpt")
+        raise CheckpointError(f"ckpt_path={path} is a folder without checkpoints/last.ckpt")
     if not path.is_file():
-        raise NeuronlabError(
+        raise CheckpointError(
             f"ckpt_path={path}: no such checkpoint file (expected a .ckpt file or a run folder)"
         )
     return path
@@ -91,7 +93,7 @@ def load_checkpoint(path: str | Path | IO[bytes], map_location: Any = None) -> d
     try:
         checkpoint = torch.load(path, map_location=map_location or "cpu", weights_only=True)
     except Exception as err:  # torch.load fails in many ways on a damaged file (KeyError, OSError, ...)
-        raise NeuronlabError(
+        raise CheckpointError(
             f"ckpt_path={path} is not a readable checkpoint ({_first_line(err)}); it may be damaged, "
             "truncated or not a checkpoint: copy it again or pick another file"
         ) from None
@@ -165,11 +167,11 @@ def check_checkpoint(checkpoint: Any, path: Any) -> None:
     tampered value would crash training halfway or steer it. Each field is checked here, once, before use.
     """
 
-    def bad(field: str, expected: str) -> NeuronlabError:
-        return NeuronlabError(f"ckpt_path={path}: {field} is not valid (expected {expected}); not loaded")
+    def bad(field: str, expected: str) -> CheckpointError:
+        return CheckpointError(f"ckpt_path={path}: {field} is not valid (expected {expected}); not loaded")
 
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), Mapping):
-        raise NeuronlabError(
+        raise CheckpointError(
             f"ckpt_path={path} is not a Lightning checkpoint (no state_dict inside): neuronlab reads the "
             ".ckpt files it writes (checkpoints/best.ckpt, last.ckpt); a bare state dict of another program "
             "has no description of its net"
@@ -243,24 +245,24 @@ def classifier_from_checkpoint(
     :func:`load_classifier` and ``Classifier.load_from_checkpoint``)."""
     hparams = checkpoint.get("hyper_parameters")
     if not isinstance(hparams, Mapping) or "net" not in hparams:
-        raise NeuronlabError(
+        raise CheckpointError(
             f"ckpt_path={path} was not written by neuronlab (no net description in its hyper_parameters)"
         )
     allowed = {"net", "num_classes", "optimizer", "scheduler", "compile"}
     unknown = sorted(set(map(str, hparams)) - allowed)
     if unknown:
-        raise NeuronlabError(f"ckpt_path={path}: hyper_parameters has unknown keys {unknown}; not loaded")
+        raise CheckpointError(f"ckpt_path={path}: hyper_parameters has unknown keys {unknown}; not loaded")
     kwargs = {k: hparams[k] for k in allowed if k in hparams}
     kwargs.update(overrides)
     try:
         _check_weight_count(kwargs["net"], checkpoint["state_dict"])
         task = Classifier(**kwargs)
     except ValueError as err:
-        raise NeuronlabError(f"ckpt_path={path}: the stored hyper_parameters are not valid: {err}") from None
+        raise CheckpointError(f"ckpt_path={path}: the stored hyper_parameters are not valid: {err}") from None
     try:
         task.load_state_dict(checkpoint["state_dict"], strict=strict)
     except RuntimeError as err:
-        raise NeuronlabError(
+        raise CheckpointError(
             f"ckpt_path={path}: weights do not fit {type(task.net).__name__}: {_first_line(err)}"
         ) from None
     return task
@@ -341,30 +343,30 @@ def datamodule_from_checkpoint(
     """
     data_cfg = checkpoint.get("datamodule_hyper_parameters")
     if not isinstance(data_cfg, Mapping) or "_target_" not in data_cfg:
-        raise NeuronlabError(f"ckpt_path={path} does not record its data: pass data=<option>")
+        raise CheckpointError(f"ckpt_path={path} does not record its data: pass data=<option>")
     values = dict(data_cfg)
     target = values.pop("_target_")
     known = _datamodules()
     if not isinstance(target, str) or target not in known:
-        raise NeuronlabError(
+        raise CheckpointError(
             f"ckpt_path={path}: datamodule_hyper_parameters._target_={target!r} is not a neuronlab "
             f"DataModule (allowed: {', '.join(known)}); not loaded"
         )
     cls, schema = known[target]
     for key, value in values.items():
         if key not in schema:
-            raise NeuronlabError(
+            raise CheckpointError(
                 f"ckpt_path={path}: datamodule_hyper_parameters.{key} is not an argument of "
                 f"{cls.__name__} (allowed: {', '.join(schema)}); not loaded"
             )
         kinds, words = schema[key]
         if (isinstance(value, bool) and kinds is not bool) or not isinstance(value, kinds):
-            raise NeuronlabError(
+            raise CheckpointError(
                 f"ckpt_path={path}: datamodule_hyper_parameters.{key}={value!r} is not valid "
                 f"(expected {words}); not loaded"
             )
     if int(values.get("repeats", 1)) > MAX_REPEATS or int(values.get("num_workers", 0)) > MAX_WORKERS:
-        raise NeuronlabError(
+        raise CheckpointError(
             f"ckpt_path={path}: datamodule_hyper_parameters asks for too many repeats or workers "
             f"(at most {MAX_REPEATS} and {MAX_WORKERS}); not loaded"
         )
@@ -378,7 +380,7 @@ def datamodule_from_checkpoint(
     try:
         datamodule = cls(**values)
     except ValueError as err:
-        raise NeuronlabError(f"ckpt_path={path}: datamodule_hyper_parameters: {err}") from None
+        raise CheckpointError(f"ckpt_path={path}: datamodule_hyper_parameters: {err}") from None
     name = str(values.get("name") or values.get("gate") or "data")
     return datamodule, name
 
@@ -387,14 +389,14 @@ def check_same_architecture(checkpoint: dict[str, Any], net_config: dict[str, An
     """Refuse to resume or test a checkpoint of another architecture, naming both."""
     saved = (checkpoint.get("hyper_parameters") or {}).get("net")
     if saved is not None and not isinstance(saved, Mapping):
-        raise NeuronlabError(f"ckpt_path={path}: hyper_parameters.net is not a net description")
+        raise CheckpointError(f"ckpt_path={path}: hyper_parameters.net is not a net description")
     if saved is not None and dict(saved) != net_config:
         diffs = [
             f"{k}: checkpoint {saved.get(k)!r} vs config {net_config.get(k)!r}"
             for k in sorted(set(map(str, saved)) | set(net_config))
             if saved.get(k) != net_config.get(k)
         ]
-        raise NeuronlabError(f"ckpt_path={path} holds another architecture ({'; '.join(diffs)})")
+        raise CheckpointError(f"ckpt_path={path} holds another architecture ({'; '.join(diffs)})")
 
 
 def check_same_training(checkpoint: dict[str, Any], task: Classifier, path: str | Path) -> None:
@@ -410,7 +412,7 @@ def check_same_training(checkpoint: dict[str, Any], task: Classifier, path: str 
         my_name = mine["name"] if mine else None
         if what in hparams and stored_name != my_name:
             option = (stored_name or "none").rsplit(".", 1)[-1].lower()
-            raise NeuronlabError(
+            raise CheckpointError(
                 f"ckpt_path={path} was trained with {what} {stored_name or 'none'}, but this run uses "
                 f"{my_name or 'none'}: continue it with {what}={_option_hint(what, option)}, or start "
                 "afresh without ckpt_path"

@@ -50,7 +50,8 @@ def user_message(err: BaseException) -> str | None:
     """The one-line message for errors caused by input, or ``None`` for a bug (keep its traceback).
 
     Decided by the error's type: the family above, Hydra's instantiation error unwrapped to its cause,
-    OmegaConf's missing or unresolvable values, a write refused by the disk, a diverged training."""
+    OmegaConf's missing or unresolvable values, a file system refusing a named path (a full, read-only
+    or forbidden disk; a folder that is a file...), a diverged training."""
     from hydra.errors import InstantiationException
     from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
@@ -64,9 +65,11 @@ def user_message(err: BaseException) -> str | None:
         return f"{getattr(err, 'full_key', None) or 'a value'} cannot be resolved: {first}"
     if isinstance(err, NeuronlabError | FloatingPointError):  # FloatingPointError: the loss diverged
         return str(err)
-    if isinstance(err, OSError) and getattr(err, "errno", None) in _WRITE_ERRORS:
-        target = getattr(err, "filename", None) or "a file of the run folder"
+    if isinstance(err, OSError) and err.errno in _WRITE_ERRORS:
+        target = err.filename2 or err.filename or "a file of the run folder"
         return f"cannot write {target}: {err.strerror}; free some space or choose another paths.root_dir"
+    if isinstance(err, OSError) and err.filename is not None:  # a path the user gave: missing, a file...
+        return f"{err.filename2 or err.filename}: {err.strerror}"
     return None
 
 

@@ -104,9 +104,14 @@ def run(cfg: DictConfig) -> Path:
         fig = loss_curve_figure(history, f"loss ({cfg.loss})", name)
 
     out_dir = Path(cfg.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     png = out_dir / "loss_curve.png"
-    fig.savefig(png, dpi=100)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fig.savefig(png, dpi=100)
+    except OSError as err:
+        raise ConfigError(
+            f"out_dir={out_dir}: cannot write {png.name} ({err.strerror}): choose another out_dir=..."
+        ) from None
     print(f"\nloss curve: {png}")
     return png
 

@@ -1,0 +1,148 @@
+"""Every command ends a user error the same way (errors.run_command): one ``error:`` line, exit code 2,
+``result.json`` where the command has a run folder; interrupts exit 130/143; bugs keep their traceback.
+Each case here used to end in a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from neuronlab.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    ImageError,
+    NeuronlabError,
+    run_command,
+    user_message,
+)
+from tests.conftest import run_cli, run_entry
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
+    return lines[0]
+
+
+@pytest.fixture(autouse=True)
+def no_full_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+
+
+@pytest.mark.parametrize("command", ["eval", "predict", "export"])
+def test_a_checkpoint_command_without_a_checkpoint_is_one_line(outputs, monkeypatch, capsys, command):
+    extra = ["inputs=[[0,1]]"] if command == "predict" else []
+    code, _, err = run_entry(monkeypatch, capsys, command, "ckpt_path=null", *extra)
+    line = one_error_line(err)
+    assert code == 2 and "ckpt_path=None" in line and "pass ckpt_path=<a .ckpt file or a run folder>" in line
+    if command == "eval":  # the one of the three with a run folder: it says why, with the same words
+        result = json.loads(next(outputs.rglob("result.json")).read_text())
+        assert result["status"] == "failed" and f"error: {result['error']}" == line
+
+
+def test_train_with_a_checkpoint_folder_it_cannot_make_is_one_line_and_recorded(tmp_path):
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    target = blocker / "checkpoints"
+    args = [f"callbacks.model_checkpoint.dirpath={target}", "trainer.max_epochs=1"]
+    done = run_cli("neuronlab.train", *args, cwd=tmp_path)
+    line = one_error_line(done.stderr)
+    assert done.returncode == 2 and str(target) in line and "Not a directory" in line
+    result = json.loads(next((tmp_path / "outputs").rglob("result.json")).read_text())
+    assert result["status"] == "failed" and f"error: {result['error']}" == line
+
+
+def test_summary_that_cannot_write_its_table_is_one_line(tmp_path, monkeypatch, capsys):
+    job = tmp_path / "sweep" / "0"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("- seed=1\n")
+    (job / "result.json").write_text(json.dumps({"status": "completed", "metrics": {"val/acc": 1.0}}))
+    (tmp_path / "sweep" / "summary.md").mkdir()  # where the table goes: a folder
+    code, _, err = run_entry(monkeypatch, capsys, "summary", str(tmp_path / "sweep"))
+    line = one_error_line(err)
+    assert code == 2 and str(tmp_path / "sweep" / "summary.md") in line
+
+
+def test_scratch_with_an_out_dir_it_cannot_write_is_one_line(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    code, _, err = run_entry(monkeypatch, capsys, "scratch.cli", f"out_dir={blocker / 'x'}", "epochs=2")
+    line = one_error_line(err)
+    assert code == 2 and line.startswith(f"error: out_dir={blocker / 'x'}: cannot write loss_curve.png")
+
+
+# --- the wrapper itself ----------------------------------------------------------------------------
+
+
+def test_user_errors_are_known_by_type_not_by_their_words():
+    for err in (ConfigError("x"), DataError("x"), CheckpointError("x"), ImageError("x"), NeuronlabError("x")):
+        assert user_message(err) == "x"
+    assert issubclass(ConfigError, ValueError) and issubclass(ImageError, ValueError)
+    assert user_message(ValueError("model.hidden_size=0 must be ...")) is None  # a bug's words do not count
+    assert user_message(KeyError("data.")) is None
+    assert user_message(NotADirectoryError(20, "Not a directory", "/x/y")) == "/x/y: Not a directory"
+    assert user_message(OSError(28, "No space left on device", "/r/a")).startswith("cannot write /r/a")
+    assert user_message(OSError("no file named")) is None  # no path: not the user's
+
+
+def test_the_data_and_io_errors_of_the_data_package_are_in_the_family():
+    from neuronlab.data.idx import IDXError
+    from neuronlab.data.mnist import DataNotFoundError
+    from neuronlab.paths import RunLocked
+
+    assert issubclass(IDXError, DataError) and issubclass(IDXError, ValueError)
+    assert issubclass(DataNotFoundError, DataError) and issubclass(DataNotFoundError, FileNotFoundError)
+    assert issubclass(RunLocked, NeuronlabError)
+
+
+def test_a_user_error_is_one_line_exit_2_and_recorded(capsys):
+    records: list[tuple[str, str]] = []
+
+    def bad() -> None:
+        raise ConfigError("data.gate='x' is not known")
+
+    with pytest.raises(SystemExit) as done:
+        run_command(bad, lambda *r: records.append(r))
+    assert done.value.code == 2 and capsys.readouterr().err == "error: data.gate='x' is not known\n"
+    assert records == [("failed", "data.gate='x' is not known")]
+    with pytest.raises(NeuronlabError, match="^data.gate='x' is not known$"):  # a sweep job, the notebook
+        run_command(bad, raise_errors=True)
+
+
+def test_hydra_full_error_keeps_the_traceback_and_a_bug_keeps_it_always(monkeypatch):
+    records: list[tuple[str, str]] = []
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    with pytest.raises(ConfigError):
+        run_command(lambda: (_ for _ in ()).throw(ConfigError("bad")), lambda *r: records.append(r))
+    monkeypatch.delenv("HYDRA_FULL_ERROR")
+    with pytest.raises(TypeError):
+        run_command(lambda: (_ for _ in ()).throw(TypeError("oops")), lambda *r: records.append(r))
+    assert records == [("failed", "bad"), ("failed", "TypeError: oops")]
+
+
+@pytest.mark.parametrize(
+    ("stop", "code"), [(KeyboardInterrupt(), 130), (type("SIGTERMException", (Exception,), {})(), 143)]
+)
+def test_interrupts_exit_with_their_signal_codes(capsys, stop, code):
+    records: list[tuple[str, str]] = []
+    with pytest.raises(SystemExit) as done:
+        run_command(lambda: (_ for _ in ()).throw(stop), lambda *r: records.append(r))
+    assert done.value.code == code and records == [("interrupted", "SIGINT" if code == 130 else "SIGTERM")]
+    assert "stopped by" in capsys.readouterr().err
+
+
+def test_the_owner_checks_import_no_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, neuronlab.validate, neuronlab.models.checks, neuronlab.data.checks;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lightning')))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip() == "[]"
