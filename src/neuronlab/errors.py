@@ -44,6 +44,16 @@ class ImageError(NeuronlabError, ValueError):
 
 # what a file write fails with when the user's disk or permissions are the cause
 _WRITE_ERRORS = (errno.EACCES, errno.ENOSPC, errno.EROFS)
+# what the file system answers for a path that cannot be what it is used as
+_PATH_ERRORS = (
+    errno.ENOENT,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.EEXIST,
+    errno.ENAMETOOLONG,
+    errno.ELOOP,
+    errno.EPERM,
+)
 
 
 def user_message(err: BaseException) -> str | None:
@@ -68,8 +78,8 @@ def user_message(err: BaseException) -> str | None:
     if isinstance(err, OSError) and err.errno in _WRITE_ERRORS:
         target = err.filename2 or err.filename or "a file of the run folder"
         return f"cannot write {target}: {err.strerror}; free some space or choose another paths.root_dir"
-    if isinstance(err, OSError) and err.filename is not None:  # a path the user gave: missing, a file...
-        return f"{err.filename2 or err.filename}: {err.strerror}"
+    if isinstance(err, OSError) and err.errno in _PATH_ERRORS and err.filename is not None:
+        return f"{err.filename2 or err.filename}: {err.strerror}"  # a path given: missing, a file, a folder
     return None
 
 

@@ -114,14 +114,19 @@ def run(cfg: DictConfig, raise_errors: bool = False) -> float | None:
     from hydra.types import RunMode
 
     from neuronlab import report
+    from neuronlab.errors import run_command
     from neuronlab.paths import is_main_process, run_lock
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    lock = run_lock(run_dir) if is_main_process() else contextlib.nullcontext()  # RunLocked: not recorded
-    with lock, report.run_log():
-        return _run(cfg, run_dir, multirun, raise_errors=multirun or raise_errors)
+
+    def locked_run() -> float | None:
+        with run_lock(run_dir) if is_main_process() else contextlib.nullcontext(), report.run_log():
+            return _run(cfg, run_dir, multirun, raise_errors=multirun or raise_errors)
+
+    # no record here: a run refused its folder's lock (RunLocked) leaves that folder as it is
+    return run_command(locked_run, raise_errors=multirun or raise_errors)
 
 
 def _run(cfg: DictConfig, run_dir: Path, multirun: bool, raise_errors: bool) -> float | None:
