@@ -26,6 +26,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
 from PIL import Image, ImageDraw, ImageFont
 
+from neuronlab.errors import ConfigError
+
 CELL_H, CELL_W = 42, 34  # montage cell in pixels of the 28x28 images: room for a label above each
 SCALE = 2  # montage pixels per image pixel
 # colour maps as stops between 0 and 1 (matplotlib's RdBu_r and Blues, sampled)
@@ -299,7 +301,7 @@ class FiguresCallback(L.Callback):
     def __init__(self, every_n_epochs: int | None = None, num_images: int = 24, graph: bool = True) -> None:
         super().__init__()
         if every_n_epochs is not None and int(every_n_epochs) <= 0:
-            raise ValueError(
+            raise ConfigError(
                 f"callbacks.figures.every_n_epochs={every_n_epochs} must be a positive integer or null"
             )
         self.every_n_epochs = every_n_epochs

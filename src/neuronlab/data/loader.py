@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from neuronlab.data.checks import check_data_args
+
 
 class InMemoryLoader:
     """Iterate ``(x, y)`` batches of in-memory tensors, reshuffled each epoch from a seeded generator.
@@ -40,8 +42,7 @@ class InMemoryLoader:
             raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
         if batch_size <= 0:
             raise ValueError(f"batch_size={batch_size} must be positive")
-        if int(steps_per_execution) <= 0:
-            raise ValueError(f"data.steps_per_execution={steps_per_execution} must be a positive integer")
+        check_data_args(steps_per_execution=steps_per_execution)
         self.x, self.y = x, y
         self.batch_size = int(batch_size)
         self.shuffle = shuffle

@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import ConfusionMatrix, MaxMetric, Metric
 
+from neuronlab.errors import ConfigError
+
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
 
@@ -159,9 +161,9 @@ class Classifier(L.LightningModule):
         if num_classes is not None and not (
             isinstance(num_classes, int) and not isinstance(num_classes, bool) and num_classes >= 2
         ):
-            raise ValueError(f"num_classes={num_classes!r} must be an integer >= 2")
+            raise ConfigError(f"num_classes={num_classes!r} must be an integer >= 2")
         if not isinstance(compile, bool):
-            raise ValueError(f"model.compile={compile!r} must be true or false")
+            raise ConfigError(f"model.compile={compile!r} must be true or false")
         self.net = net
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -171,7 +173,7 @@ class Classifier(L.LightningModule):
         self.binary = out == 1
         self.num_classes = int(num_classes or (2 if self.binary else out))
         if out != self.num_classes and not (self.binary and self.num_classes == 2):
-            raise ValueError(f"the net has {out} outputs but the data has {self.num_classes} classes")
+            raise ConfigError(f"the net has {out} outputs but the data has {self.num_classes} classes")
         task = "binary" if self.binary else "multiclass"
         kwargs: dict[str, Any] = (
             {"task": task} if self.binary else {"task": task, "num_classes": self.num_classes}
