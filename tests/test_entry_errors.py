@@ -34,13 +34,15 @@ def no_full_error(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("command", ["eval", "predict", "export"])
-def test_a_checkpoint_command_without_a_checkpoint_is_one_line(outputs, monkeypatch, capsys, command):
+def test_a_checkpoint_command_without_a_checkpoint_is_one_line(tmp_path, command):
     extra = ["inputs=[[0,1]]"] if command == "predict" else []
-    code, _, err = run_entry(monkeypatch, capsys, command, "ckpt_path=null", *extra)
-    line = one_error_line(err)
-    assert code == 2 and "ckpt_path=None" in line and "pass ckpt_path=<a .ckpt file or a run folder>" in line
+    # a subprocess: eval configures Hydra's logging, which would outlive this test in this process
+    done = run_cli(f"neuronlab.{command}", "ckpt_path=null", *extra, cwd=tmp_path)
+    line = one_error_line(done.stderr)
+    assert done.returncode == 2 and "ckpt_path=None" in line
+    assert "pass ckpt_path=<a .ckpt file or a run folder>" in line
     if command == "eval":  # the one of the three with a run folder: it says why, with the same words
-        result = json.loads(next(outputs.rglob("result.json")).read_text())
+        result = json.loads(next((tmp_path / "outputs").rglob("result.json")).read_text())
         assert result["status"] == "failed" and f"error: {result['error']}" == line
 
 
@@ -67,12 +69,14 @@ def test_summary_that_cannot_write_its_table_is_one_line(tmp_path, monkeypatch, 
     assert code == 2 and str(tmp_path / "sweep" / "summary.md") in line
 
 
-def test_scratch_with_an_out_dir_it_cannot_write_is_one_line(tmp_path, monkeypatch, capsys):
+def test_scratch_with_an_out_dir_it_cannot_write_is_one_line(tmp_path):
     blocker = tmp_path / "a file"
     blocker.write_text("not a folder")
-    code, _, err = run_entry(monkeypatch, capsys, "scratch.cli", f"out_dir={blocker / 'x'}", "epochs=2")
-    line = one_error_line(err)
-    assert code == 2 and line.startswith(f"error: out_dir={blocker / 'x'}: cannot write loss_curve.png")
+    done = run_cli("neuronlab.scratch.cli", f"out_dir={blocker / 'x'}", "epochs=2", cwd=tmp_path)
+    line = one_error_line(done.stderr)
+    assert done.returncode == 2 and line.startswith(
+        f"error: out_dir={blocker / 'x'}: cannot write loss_curve.png"
+    )
 
 
 # --- the wrapper itself ----------------------------------------------------------------------------
