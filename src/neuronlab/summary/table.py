@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from neuronlab.summary.jobs import Job, optimized_metric, find_jobs, read_importance, read_job
+from neuronlab.summary.jobs import Job, find_jobs, optimized_metric, read_importance, read_job
 
 SHOWN_METRICS = ("val/acc_best", "test/acc")
 TIE_BREAK = "val/loss"
