@@ -12,6 +12,7 @@ import torch
 import yaml
 from hydra.utils import instantiate
 
+from neuronlab import report
 from neuronlab.models import NETS
 from neuronlab.paths import CONF_DIR
 from neuronlab.tasks import Classifier
@@ -54,6 +55,8 @@ def test_one_instantiate_builds_the_task_around_net_optimizer_and_scheduler(
     assert (task.scheduler_factory and task.scheduler_factory.func) is scheduler
     assert task.compile_net is compile and task.hparams["compile"] is compile
     assert "compile" not in cfg.model
+    hparams = report.hparams_of(cfg)  # what TensorBoard, MLflow and the sweep summaries are given
+    assert hparams["task.compile"] is compile and "model.compile" not in hparams
 
 
 @pytest.mark.parametrize(

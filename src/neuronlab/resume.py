@@ -24,7 +24,7 @@ from neuronlab.paths import CONF_DIR, hydra_quote, hydra_value
 # top-level keys a saved override may set; paths, loggers and Hydra's own keys are not among them
 SETTABLE = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "seed", "task_name", "test")
 SETTABLE += ("optimized_metric", "task")
-# saved keys that have moved since (a run folder from an older neuronlab resumes with the new name)
+# keys that have moved: a saved run folder resumes with the new name, a command line is told it
 RENAMED = {"model.compile": "task.compile"}
 # keys that name a place on disk: a run folder never chooses them
 PATH_KEYS = {"data_dir", "root_dir", "run_dir", "dirpath", "save_dir", "default_root_dir", "filename"}

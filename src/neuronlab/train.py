@@ -268,18 +268,15 @@ def check_search_mode(argv: list[str]) -> None:
             )
 
 
-# keys that moved to another place in the config: an old command line is told the new name
-MOVED_KEYS = {"model.compile": "task.compile"}
-
-
 def check_moved_keys(argv: list[str]) -> None:
     """``model.compile=true`` is ``task.compile=true`` now (the task compiles its net): say so, instead of
-    Hydra's "Key 'compile' is not in struct"."""
+    Hydra's "Key 'compile' is not in struct" (a saved run folder's overrides are renamed by resume)."""
     from neuronlab.errors import NeuronlabError
+    from neuronlab.resume import RENAMED
 
     for arg in argv[1:]:
         key, sep, value = arg.partition("=")
-        moved = MOVED_KEYS.get(key.lstrip("+~"))
+        moved = RENAMED.get(key.lstrip("+~"))
         if sep and moved:
             raise NeuronlabError(f"{key.lstrip('+~')} is now {moved}: pass {moved}={value}")
 
