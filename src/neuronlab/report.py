@@ -110,7 +110,7 @@ def hparams_of(cfg: DictConfig, choices: dict[str, str] | None = None) -> dict[s
     for group in ("model", "optimizer", "scheduler", "data"):
         node = cfg.get(group)
         walk(group, OmegaConf.to_container(node, resolve=True) if node else {})
-    for key in ("seed", "trainer.max_epochs", "trainer.precision", "trainer.devices"):
+    for key in ("task.compile", "seed", "trainer.max_epochs", "trainer.precision", "trainer.devices"):
         value = OmegaConf.select(cfg, key)
         if value is not None:
             flat[key] = value if isinstance(value, bool | int | float | str) else str(value)

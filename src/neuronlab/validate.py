@@ -75,7 +75,7 @@ RULES: list[Rule] = [
         "a non-empty list of integers > 0, e.g. [256,128]",
     ),
     ("model.activation", lambda v: isinstance(v, str), lambda v: v in ACTIVATIONS, ", ".join(ACTIVATIONS)),
-    ("model.compile", _is_bool, _any, "true or false"),
+    ("task.compile", _is_bool, _any, "true or false"),
     ("data.batch_size", lambda v: v is None or _is_int(v), lambda v: v is None or v > 0, "an integer > 0"),
     (
         "data.eval_batch_size",

@@ -40,6 +40,7 @@ class GatesDataModule(InMemoryDataModule):
         if float(noise) < 0:
             raise ValueError(f"data.noise={noise} must be >= 0")
         self.gate, self.repeats, self.noise = gate, int(repeats), float(noise)
+        self.name = gate  # the data option (data=xor): named in messages
         self._save_config(gate=gate, repeats=self.repeats, noise=self.noise, batch_size=batch_size, seed=seed)
 
     def setup(self, stage: str | None = None) -> None:
