@@ -20,8 +20,9 @@ class GatesDataModule(InMemoryDataModule):
     """Train on the truth table (optionally repeated, with Gaussian input noise); validate/test on the
     four exact points. ``batch_size: null`` puts the whole training set in one batch, as the lesson does."""
 
-    input_size = 2
-    num_classes = 2
+    kind = "points"
+    classes = ("0", "1")
+    input_shape = (2,)
 
     def __init__(
         self,
@@ -40,6 +41,7 @@ class GatesDataModule(InMemoryDataModule):
         if float(noise) < 0:
             raise ValueError(f"data.noise={noise} must be >= 0")
         self.gate, self.repeats, self.noise = gate, int(repeats), float(noise)
+        self.name = gate
         self._save_config(gate=gate, repeats=self.repeats, noise=self.noise, batch_size=batch_size, seed=seed)
 
     def setup(self, stage: str | None = None) -> None:
