@@ -8,6 +8,8 @@ values inside matters as much, so nothing read from a checkpoint chooses code or
 - the fields Lightning restores (epoch, steps, optimizer and callback states, RNG states) are checked
   for type before Lightning sees them (:func:`check_checkpoint`);
 - a recorded data folder is only read, never written (no download into it);
+- the data's facts (kind of input, classes, normalisation, input shape: :func:`data_facts`) are plain
+  typed values, and the kind and shape must be those of the allow-listed DataModule class;
 - paths in callback states are kept only inside the run's own ``checkpoints/`` folder
   (:class:`neuronlab.callbacks.ModelCheckpoint`).
 One loader serves ``neuronlab-eval``/``predict``/``export``, resuming (through :class:`AtomicCheckpointIO`)
@@ -389,8 +391,8 @@ def datamodule_from_checkpoint(
 def data_facts(checkpoint: dict[str, Any], path: str | Path) -> DataFacts:
     """The :class:`~neuronlab.data.DataFacts` of the data a checkpoint was trained on (kind of input,
     classes, normalisation, input shape): those it stores, checked value by value, or, in a checkpoint
-    written before facts were stored, those of the allow-listed DataModule it names. The stored kind and
-    input shape must be the class's own: a file never turns points into images."""
+    written before facts were stored, those of the allow-listed DataModule it names. The stored kind,
+    input shape and number of classes must be the class's own: a file never turns points into images."""
     from neuronlab.data import DataFacts
 
     data_cfg = checkpoint.get("datamodule_hyper_parameters")
@@ -411,10 +413,12 @@ def data_facts(checkpoint: dict[str, Any], path: str | Path) -> DataFacts:
         facts = DataFacts.from_plain(dict(stored["facts"]) if isinstance(stored["facts"], Mapping) else None)
     except (ValueError, TypeError) as err:
         raise NeuronlabError(f"ckpt_path={path}: {key} is not valid: {err}; not loaded") from None
-    if (facts.kind, facts.input_shape) != (own.kind, own.input_shape):
+    shape = (facts.kind, list(facts.input_shape), facts.num_classes)
+    if shape != (own.kind, list(own.input_shape), own.num_classes):
         raise NeuronlabError(
-            f"ckpt_path={path}: {key}.facts says {facts.kind} of shape {list(facts.input_shape)}, but "
-            f"{type(datamodule).__name__} serves {own.kind} of shape {list(own.input_shape)}; not loaded"
+            f"ckpt_path={path}: {key}.facts says {shape[0]} of shape {shape[1]} in {shape[2]} classes, but "
+            f"{type(datamodule).__name__} serves {own.kind} of shape {list(own.input_shape)} in "
+            f"{own.num_classes} classes; not loaded"
         )
     return facts
 

@@ -1,11 +1,11 @@
 """``neuronlab-export ckpt_path=... format=onnx|torchscript``: the net as a file other programs can run.
 
 The exported model returns probabilities, as ``Classifier.predict_step`` does: ``(N, C)`` softmax for the
-MNIST family, ``(N,)`` P(class 1) for a single-output gate net. Its input is what the DataModule serves:
-``(N, 1, 28, 28)`` images normalised as ``(pixel / 255 - mean) / std``, or ``(N, 2)`` points; the batch
-dimension is dynamic. The file is checked against the checkpoint on a batch (the first test samples of
-the checkpoint's data when readable, else random inputs) and refused if they differ by more than
-``tolerance``.
+MNIST family, ``(N,)`` P(class 1) for a single-output gate net. Its input is what the DataModule serves, as
+its facts stored in the checkpoint say (:func:`neuronlab.checkpoint.data_facts`): ``(N, 1, 28, 28)`` images
+normalised as ``(pixel / 255 - mean) / std``, or ``(N, 2)`` points; the batch dimension is dynamic. The
+file is checked against the checkpoint on a batch (the first test samples of the checkpoint's data when
+readable, else random inputs) and refused if they differ by more than ``tolerance``.
 """
 
 from __future__ import annotations

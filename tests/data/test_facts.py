@@ -101,6 +101,7 @@ def test_old_checkpoints_without_facts_take_them_from_their_datamodule_class():
             "GatesDataModule serves points",
         ),
         ({"kind": "points", "classes": "01", "input_shape": [2]}, "classes"),
+        ({"kind": "points", "classes": ["0", "1", "2"], "input_shape": [2]}, "in 3 classes"),
         ({"kind": "points", "classes": ["0", "1"], "input_shape": [2], "std": 0.0}, "std"),
         ({"kind": "points", "classes": ["0", "1"], "input_shape": [2], "code": "os.system"}, "keys among"),
         ({"kind": "points", "classes": ["0", "1"], "input_shape": [True, 1]}, "input_shape"),

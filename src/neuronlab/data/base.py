@@ -55,8 +55,8 @@ class DataFacts:
             and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)
             and math.prod(shape) <= MAX_INPUT_SIZE
         ):
-            raise fail("input_shape", f"positive sizes, (channels, height, width) for images, (features,) "
-                       f"for points, at most {MAX_INPUT_SIZE} values")  # fmt: skip
+            layout = "(channels, height, width)" if self.kind == "images" else "(features,)"
+            raise fail("input_shape", f"{layout} of positive sizes, at most {MAX_INPUT_SIZE} values")
         for field in ("mean", "std"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
