@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -29,6 +28,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from neuronlab.errors import NeuronlabError
+from neuronlab.files import atomic_write
 from neuronlab.tasks import Classifier
 
 if TYPE_CHECKING:
@@ -36,8 +36,9 @@ if TYPE_CHECKING:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write each checkpoint to a temporary file in its own folder, then rename it over the final name;
-    read each one through :func:`load_checkpoint` (safe and checked), resuming included.
+    """Write each checkpoint through :func:`neuronlab.files.atomic_write` (a temporary file in its own
+    folder, renamed over the final name); read each one through :func:`load_checkpoint` (safe and
+    checked), resuming included.
 
     A kill, a full disk or a crash mid-write leaves the previous checkpoint intact, never half a file
     under ``last.ckpt`` (Lightning's own save moves a temporary file across filesystems, which copies).
@@ -48,23 +49,16 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)  # serialise first: a full disk then fails as a plain OSError
         try:
-            with open(tmp, "wb") as f:
-                f.write(buffer.getbuffer())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            atomic_write(path, buffer.getbuffer())
         except OSError as err:  # a full disk, a file size limit: name the file, say what was kept
             kept = f"the previous {path.name} is kept" if path.is_file() else f"no {path.name} was written"
             raise NeuronlabError(
                 f"cannot write {path} ({err.strerror or err}); {kept}: free some space or "
                 "choose another paths.root_dir"
             ) from None
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def load_checkpoint(
         self, path: Any, map_location: Any | None = None, weights_only: bool | None = None

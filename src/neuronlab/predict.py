@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,10 +204,10 @@ def write_predictions(path: Path, rows: list[Row]) -> None:
     """Write the rows as CSV (top-3 spread over columns) or JSON (a list of objects), to a temporary
     file beside ``path`` renamed over it at the end: never half a file under its name."""
     from neuronlab.errors import NeuronlabError
+    from neuronlab.files import atomic_file
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with tmp.open("w", newline="", encoding="utf-8") as out:
+        with atomic_file(path, "w", newline="", encoding="utf-8") as out:
             if path.suffix.lower() == ".json":
                 out.write("[\n")
                 for n, row in enumerate(rows):
@@ -223,9 +222,7 @@ def write_predictions(path: Path, rows: list[Row]) -> None:
                     top += [""] * (6 - len(top))
                     fixed = (record["input"], record["status"], record["class"], record["class_name"])
                     writer.writerow([*fixed, *top, record["preprocessing"], record["error"]])
-        tmp.replace(path)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         raise NeuronlabError(f"cannot write output={path}: {err.strerror}") from None
 
 
