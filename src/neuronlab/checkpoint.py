@@ -8,6 +8,8 @@ values inside matters as much, so nothing read from a checkpoint chooses code or
 - the fields Lightning restores (epoch, steps, optimizer and callback states, RNG states) are checked
   for type before Lightning sees them (:func:`check_checkpoint`);
 - a recorded data folder is only read, never written (no download into it);
+- the data's facts (kind of input, classes, normalisation, input shape: :func:`data_facts`) are plain
+  typed values, and the kind and shape must be those of the allow-listed DataModule class;
 - paths in callback states are kept only inside the run's own ``checkpoints/`` folder
   (:class:`neuronlab.callbacks.ModelCheckpoint`).
 One loader serves ``neuronlab-eval``/``predict``/``export``, resuming (through :class:`AtomicCheckpointIO`)
@@ -20,7 +22,7 @@ import io
 import itertools
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
@@ -28,6 +30,9 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from neuronlab.errors import NeuronlabError
 from neuronlab.files import atomic_write
 from neuronlab.tasks import Classifier
+
+if TYPE_CHECKING:
+    from neuronlab.data import DataFacts
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -290,9 +295,20 @@ def load_classifier(path: str | Path) -> tuple[Classifier, dict[str, Any]]:
 
 def _datamodules() -> dict[str, tuple[type, dict[str, tuple[type | tuple[type, ...], str]]]]:
     """The DataModules a checkpoint may name, with the type of each argument it may store."""
-    from neuronlab.data import GatesDataModule, MNISTDataModule
+    from neuronlab.data import FashionMNISTDataModule, GatesDataModule, MNISTDataModule
 
     optional_int = (int, type(None))
+    mnist_schema: dict[str, tuple[type | tuple[type, ...], str]] = {
+        "name": (str, "a dataset name"),
+        "data_dir": ((str, type(None)), "a folder"),
+        "val_size": (int, "an integer"),
+        "batch_size": (optional_int, "an integer or null"),
+        "eval_batch_size": (optional_int, "an integer or null"),
+        "download": (bool, "true or false"),
+        "augment": ((str, type(None)), "an augmentation name or null"),
+        "num_workers": (int, "an integer"),
+        "seed": (int, "an integer"),
+    }
     return {
         f"{GatesDataModule.__module__}.{GatesDataModule.__qualname__}": (
             GatesDataModule,
@@ -304,20 +320,10 @@ def _datamodules() -> dict[str, tuple[type, dict[str, tuple[type | tuple[type, .
                 "seed": (int, "an integer"),
             },
         ),
-        f"{MNISTDataModule.__module__}.{MNISTDataModule.__qualname__}": (
-            MNISTDataModule,
-            {
-                "name": (str, "a dataset name"),
-                "data_dir": ((str, type(None)), "a folder"),
-                "val_size": (int, "an integer"),
-                "batch_size": (optional_int, "an integer or null"),
-                "eval_batch_size": (optional_int, "an integer or null"),
-                "download": (bool, "true or false"),
-                "augment": ((str, type(None)), "an augmentation name or null"),
-                "num_workers": (int, "an integer"),
-                "seed": (int, "an integer"),
-            },
-        ),
+        **{
+            f"{cls.__module__}.{cls.__qualname__}": (cls, mnist_schema)
+            for cls in (MNISTDataModule, FashionMNISTDataModule)
+        },
     }
 
 
@@ -373,8 +379,42 @@ def datamodule_from_checkpoint(
         datamodule = cls(**values)
     except ValueError as err:
         raise NeuronlabError(f"ckpt_path={path}: datamodule_hyper_parameters: {err}") from None
-    name = str(values.get("name") or values.get("gate") or "data")
-    return datamodule, name
+    return datamodule, datamodule.name
+
+
+def data_facts(checkpoint: dict[str, Any], path: str | Path) -> DataFacts:
+    """The :class:`~neuronlab.data.DataFacts` of the data a checkpoint was trained on (kind of input,
+    classes, normalisation, input shape): those it stores, checked value by value, or, in a checkpoint
+    written before facts were stored, those of the allow-listed DataModule it names. The stored kind,
+    input shape and number of classes must be the class's own: a file never turns points into images."""
+    from neuronlab.data import DataFacts
+
+    data_cfg = checkpoint.get("datamodule_hyper_parameters")
+    if not isinstance(data_cfg, Mapping) or "_target_" not in data_cfg:
+        raise NeuronlabError(
+            f"ckpt_path={path} does not record the data it was trained on (kind of input, classes): "
+            "use a checkpoint written by neuronlab-train"
+        )
+    datamodule, _ = datamodule_from_checkpoint(checkpoint, path)
+    own = datamodule.facts()
+    key = type(datamodule).__qualname__  # where Lightning keeps the DataModule's state_dict()
+    stored = checkpoint.get(key)
+    if stored is None:
+        return own
+    try:
+        if not isinstance(stored, Mapping) or set(stored) != {"facts"}:
+            raise ValueError("expected {'facts': {...}}")
+        facts = DataFacts.from_plain(dict(stored["facts"]) if isinstance(stored["facts"], Mapping) else None)
+    except (ValueError, TypeError) as err:
+        raise NeuronlabError(f"ckpt_path={path}: {key} is not valid: {err}; not loaded") from None
+    shape = (facts.kind, list(facts.input_shape), facts.num_classes)
+    if shape != (own.kind, list(own.input_shape), own.num_classes):
+        raise NeuronlabError(
+            f"ckpt_path={path}: {key}.facts says {shape[0]} of shape {shape[1]} in {shape[2]} classes, but "
+            f"{type(datamodule).__name__} serves {own.kind} of shape {list(own.input_shape)} in "
+            f"{own.num_classes} classes; not loaded"
+        )
+    return facts
 
 
 def check_same_architecture(checkpoint: dict[str, Any], net_config: dict[str, Any], path: str | Path) -> None:

@@ -20,8 +20,9 @@ class GatesDataModule(InMemoryDataModule):
     """Train on the truth table (optionally repeated, with Gaussian input noise); validate/test on the
     four exact points. ``batch_size: null`` puts the whole training set in one batch, as the lesson does."""
 
-    input_size = 2
-    num_classes = 2
+    kind = "points"
+    classes = ("0", "1")
+    input_shape = (2,)
 
     def __init__(
         self,

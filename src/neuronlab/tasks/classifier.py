@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import ConfusionMatrix, MaxMetric, Metric
 
+from neuronlab.models.mlp import probabilities
+
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
 
@@ -262,8 +264,8 @@ class Classifier(L.LightningModule):
         x, y = batch
         logits = self.net(x)
         if self.binary:
-            logits = logits.squeeze(-1)
-            return F.binary_cross_entropy_with_logits(logits, y.float()), torch.sigmoid(logits), y
+            loss = F.binary_cross_entropy_with_logits(logits.squeeze(-1), y.float())
+            return loss, probabilities(logits), y
         return F.cross_entropy(logits, y), logits, y
 
     def _correct(self, preds: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -376,8 +378,7 @@ class Classifier(L.LightningModule):
     def predict_step(self, batch: Any, batch_idx: int = 0) -> torch.Tensor:
         """Probabilities: ``(N,)`` P(class 1) for binary tasks (sigmoid), ``(N, C)`` softmax otherwise."""
         x = batch[0] if isinstance(batch, list | tuple) else batch
-        logits = self.net(x)
-        return torch.sigmoid(logits.squeeze(-1)) if self.binary else torch.softmax(logits, dim=-1)
+        return probabilities(self.net(x))
 
     def _log_epoch(self, stage: str, stats: EpochStats) -> tuple[torch.Tensor, torch.Tensor]:
         """Compute (synchronised over processes), log once, reset. Returns (loss, accuracy)."""
