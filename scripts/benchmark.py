@@ -15,7 +15,7 @@ to the first training step, and ``neuronlab-train --help`` against ``import ligh
 
     python scripts/benchmark.py --data fashion_mnist --seeds 3   # Debian's dataset-fashion-mnist files
     python scripts/benchmark.py --data mnist --data-dir data     # a real MNIST folder
-    python scripts/benchmark.py --variants compile,bf16          # also time model.compile / bf16-mixed
+    python scripts/benchmark.py --variants compile,bf16          # also time task.compile / bf16-mixed
     python scripts/benchmark.py --device cuda --variants bf16    # the GPU rows (trainer=gpu)
     python scripts/benchmark.py --quick                          # a short check that everything runs
 """
@@ -291,7 +291,7 @@ def main() -> None:
     rows["c"] = c_run(args.epochs, [])
     rows["c"]["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     for variant in filter(None, args.variants.split(",")):
-        extra = {"compile": ["model.compile=true"], "bf16": ["trainer.precision=bf16-mixed"]}[variant]
+        extra = {"compile": ["task.compile=true"], "bf16": ["trainer.precision=bf16-mixed"]}[variant]
         rows[f"c+{variant}"] = c_run(2, extra)
 
     train_loader, test_loader = lesson_loaders(

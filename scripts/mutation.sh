@@ -54,7 +54,7 @@ tests/test_atomic_write.py::test_epochs_done_reads_lightnings_count_and_nothing_
 FILES[resume]="src/neuronlab/resume.py"
 PATTERNS[resume]="*resume_argv* *check_not_complete* *_saved_max_epochs* *_read_result*"
 TESTS[resume]="$RESUME_TESTS"
-FILES[summary]="src/neuronlab/summary.py"
+FILES[summary]="src/neuronlab/summary/table.py"
 PATTERNS[summary]="*summarize*"
 TESTS[summary]="tests/test_summary_ranking.py::test_equal_metrics_rank_the_lower_validation_loss_first
 tests/test_summary_ranking.py::test_jobs_without_the_metric_or_with_an_unknown_status_rank_last

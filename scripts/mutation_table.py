@@ -65,7 +65,7 @@ MUTATIONS = [
     Mutation(
         "tie-break",
         "equal metrics in a sweep summary: the lower val/loss ranks first",
-        "summary.py",
+        "summary/table.py",
         "loss if math.isfinite(loss) else math.inf",
         "-loss if math.isfinite(loss) else math.inf",
         ("tests/test_summary_ranking.py",),
@@ -100,17 +100,17 @@ MUTATIONS = [
     Mutation(
         "not-atomic",
         "a checkpoint is written to a temporary file, then renamed over its name",
-        "checkpoint.py",
-        '        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")\n',
-        "        tmp = path\n",
+        "files.py",
+        "    tmp = temporary_path(path)\n",
+        "    tmp = path\n",
         ("tests/test_atomic_write.py",),
     ),
     Mutation(
         "not-atomic-real-run",
         "a checkpoint is written to a temporary file, then renamed (a real run whose disk fills up)",
-        "checkpoint.py",
-        '        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")\n',
-        "        tmp = path\n",
+        "files.py",
+        "    tmp = temporary_path(path)\n",
+        "    tmp = path\n",
         ("tests/test_atomic_write.py::test_a_run_whose_disk_fills_up_keeps_its_last_good_checkpoints",),
     ),
     Mutation(
@@ -172,7 +172,7 @@ MUTATIONS = [
     Mutation(
         "summary-per-job",
         "a sweep's summary is rewritten after each job (a killed sweep keeps it)",
-        "summary.py",
+        "summary/cli.py",
         "            write_summary(Path(config.hydra.sweep.dir))\n",
         "            pass\n",
         ("tests/test_summary_ranking.py::test_a_killed_sweep_keeps_the_summary_of_every_finished_job",),

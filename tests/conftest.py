@@ -89,6 +89,7 @@ def compose_cfg(tmp_path: Path) -> Iterator:
 
     yield _compose
     GlobalHydra.instance().clear()
+    HydraConfig.instance().cfg = None  # as Hydra leaves it after a job: later tests start clean
 
 
 def run_cli(

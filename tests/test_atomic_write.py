@@ -112,3 +112,32 @@ def test_epochs_done_reads_lightnings_count_and_nothing_else():
     assert epochs_done(loops(7)) == 7
     assert epochs_done({}) == epochs_done({"loops": "tampered"}) == 0
     assert epochs_done(loops(-3)) == epochs_done(loops("7")) == epochs_done(loops(True)) == 0
+
+
+@pytest.mark.parametrize("failing", ["write", "fsync", "replace"])
+def test_every_writer_shares_the_atomic_write_and_a_failure_keeps_the_previous_file(
+    tmp_path, monkeypatch, failing
+):
+    """``neuronlab.files`` serves result.json, summaries, predictions and checkpoints alike: a failure
+    while writing, syncing or renaming keeps the previous bytes and leaves no temporary file."""
+    from neuronlab.files import atomic_file, atomic_write, atomic_write_json
+
+    path = tmp_path / "result.json"
+    atomic_write_json(path, {"status": "completed", "wall_time": 1.5, "at": tmp_path})
+    before = path.read_bytes()
+    assert json.loads(before) == {"status": "completed", "wall_time": 1.5, "at": str(tmp_path)}
+
+    if failing == "write":  # the writer itself fails part way (savefig, csv): the error reaches the caller
+        with pytest.raises(ValueError, match="half"), atomic_file(path) as handle:
+            handle.write(b'{"status": ')
+            raise ValueError("half a file")
+    else:
+        monkeypatch.setattr(os, failing, no_space)
+        with pytest.raises(OSError, match="No space left"):
+            atomic_write(path, "ü" * 10_000)
+        monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+    atomic_write(path, "ü\n")  # text as UTF-8, whatever the locale
+    assert path.read_bytes() == "ü\n".encode()

@@ -139,6 +139,13 @@ def test_interrupts_exit_with_their_signal_codes(capsys, stop, code):
     assert "stopped by" in capsys.readouterr().err
 
 
+def test_the_early_checks_know_the_datasets_the_data_package_serves():
+    from neuronlab.data import DATASETS
+    from neuronlab.data.checks import DATASET_NAMES
+
+    assert tuple(DATASETS) == DATASET_NAMES
+
+
 def test_the_owner_checks_import_no_torch():
     import subprocess
     import sys

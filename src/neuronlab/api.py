@@ -45,6 +45,7 @@ def train(overrides: Sequence[str] = ()) -> Run:
 
     entry.check_outputs_writable(["neuronlab.train", *overrides])
     entry.check_search_mode(["neuronlab.train", *overrides])  # a search needs the command line's -m
+    entry.check_moved_keys(["neuronlab.train", *overrides])
     try:
         argv = resume_argv(["neuronlab.train", *overrides])  # resume=<run>: its checked overrides
     except AlreadyComplete as done:  # nothing to train: that run's record, as it is

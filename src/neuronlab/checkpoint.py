@@ -8,6 +8,8 @@ values inside matters as much, so nothing read from a checkpoint chooses code or
 - the fields Lightning restores (epoch, steps, optimizer and callback states, RNG states) are checked
   for type before Lightning sees them (:func:`check_checkpoint`);
 - a recorded data folder is only read, never written (no download into it);
+- the data's facts (kind of input, classes, normalisation, input shape: :func:`data_facts`) are plain
+  typed values, and the kind and shape must be those of the allow-listed DataModule class;
 - paths in callback states are kept only inside the run's own ``checkpoints/`` folder
   (:class:`neuronlab.callbacks.ModelCheckpoint`).
 One loader serves ``neuronlab-eval``/``predict``/``export``, resuming (through :class:`AtomicCheckpointIO`)
@@ -18,21 +20,25 @@ from __future__ import annotations
 
 import io
 import itertools
-import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from neuronlab.errors import CheckpointError
+from neuronlab.files import atomic_write
 from neuronlab.tasks import Classifier
+
+if TYPE_CHECKING:
+    from neuronlab.data import DataFacts
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write each checkpoint to a temporary file in its own folder, then rename it over the final name;
-    read each one through :func:`load_checkpoint` (safe and checked), resuming included.
+    """Write each checkpoint through :func:`neuronlab.files.atomic_write` (a temporary file in its own
+    folder, renamed over the final name); read each one through :func:`load_checkpoint` (safe and
+    checked), resuming included.
 
     A kill, a full disk or a crash mid-write leaves the previous checkpoint intact, never half a file
     under ``last.ckpt`` (Lightning's own save moves a temporary file across filesystems, which copies).
@@ -43,23 +49,16 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)  # serialise first: a full disk then fails as a plain OSError
         try:
-            with open(tmp, "wb") as f:
-                f.write(buffer.getbuffer())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            atomic_write(path, buffer.getbuffer())
         except OSError as err:  # a full disk, a file size limit: name the file, say what was kept
             kept = f"the previous {path.name} is kept" if path.is_file() else f"no {path.name} was written"
             raise CheckpointError(
                 f"cannot write {path} ({err.strerror or err}); {kept}: free some space or "
                 "choose another paths.root_dir"
             ) from None
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def load_checkpoint(
         self, path: Any, map_location: Any | None = None, weights_only: bool | None = None
@@ -298,9 +297,20 @@ def load_classifier(path: str | Path) -> tuple[Classifier, dict[str, Any]]:
 
 def _datamodules() -> dict[str, tuple[type, dict[str, tuple[type | tuple[type, ...], str]]]]:
     """The DataModules a checkpoint may name, with the type of each argument it may store."""
-    from neuronlab.data import GatesDataModule, MNISTDataModule
+    from neuronlab.data import FashionMNISTDataModule, GatesDataModule, MNISTDataModule
 
     optional_int = (int, type(None))
+    mnist_schema: dict[str, tuple[type | tuple[type, ...], str]] = {
+        "name": (str, "a dataset name"),
+        "data_dir": ((str, type(None)), "a folder"),
+        "val_size": (int, "an integer"),
+        "batch_size": (optional_int, "an integer or null"),
+        "eval_batch_size": (optional_int, "an integer or null"),
+        "download": (bool, "true or false"),
+        "augment": ((str, type(None)), "an augmentation name or null"),
+        "num_workers": (int, "an integer"),
+        "seed": (int, "an integer"),
+    }
     return {
         f"{GatesDataModule.__module__}.{GatesDataModule.__qualname__}": (
             GatesDataModule,
@@ -312,20 +322,10 @@ def _datamodules() -> dict[str, tuple[type, dict[str, tuple[type | tuple[type, .
                 "seed": (int, "an integer"),
             },
         ),
-        f"{MNISTDataModule.__module__}.{MNISTDataModule.__qualname__}": (
-            MNISTDataModule,
-            {
-                "name": (str, "a dataset name"),
-                "data_dir": ((str, type(None)), "a folder"),
-                "val_size": (int, "an integer"),
-                "batch_size": (optional_int, "an integer or null"),
-                "eval_batch_size": (optional_int, "an integer or null"),
-                "download": (bool, "true or false"),
-                "augment": ((str, type(None)), "an augmentation name or null"),
-                "num_workers": (int, "an integer"),
-                "seed": (int, "an integer"),
-            },
-        ),
+        **{
+            f"{cls.__module__}.{cls.__qualname__}": (cls, mnist_schema)
+            for cls in (MNISTDataModule, FashionMNISTDataModule)
+        },
     }
 
 
@@ -381,8 +381,42 @@ def datamodule_from_checkpoint(
         datamodule = cls(**values)
     except ValueError as err:
         raise CheckpointError(f"ckpt_path={path}: datamodule_hyper_parameters: {err}") from None
-    name = str(values.get("name") or values.get("gate") or "data")
-    return datamodule, name
+    return datamodule, datamodule.name
+
+
+def data_facts(checkpoint: dict[str, Any], path: str | Path) -> DataFacts:
+    """The :class:`~neuronlab.data.DataFacts` of the data a checkpoint was trained on (kind of input,
+    classes, normalisation, input shape): those it stores, checked value by value, or, in a checkpoint
+    written before facts were stored, those of the allow-listed DataModule it names. The stored kind,
+    input shape and number of classes must be the class's own: a file never turns points into images."""
+    from neuronlab.data import DataFacts
+
+    data_cfg = checkpoint.get("datamodule_hyper_parameters")
+    if not isinstance(data_cfg, Mapping) or "_target_" not in data_cfg:
+        raise CheckpointError(
+            f"ckpt_path={path} does not record the data it was trained on (kind of input, classes): "
+            "use a checkpoint written by neuronlab-train"
+        )
+    datamodule, _ = datamodule_from_checkpoint(checkpoint, path)
+    own = datamodule.facts()
+    key = type(datamodule).__qualname__  # where Lightning keeps the DataModule's state_dict()
+    stored = checkpoint.get(key)
+    if stored is None:
+        return own
+    try:
+        if not isinstance(stored, Mapping) or set(stored) != {"facts"}:
+            raise ValueError("expected {'facts': {...}}")
+        facts = DataFacts.from_plain(dict(stored["facts"]) if isinstance(stored["facts"], Mapping) else None)
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"ckpt_path={path}: {key} is not valid: {err}; not loaded") from None
+    shape = (facts.kind, list(facts.input_shape), facts.num_classes)
+    if shape != (own.kind, list(own.input_shape), own.num_classes):
+        raise CheckpointError(
+            f"ckpt_path={path}: {key}.facts says {shape[0]} of shape {shape[1]} in {shape[2]} classes, but "
+            f"{type(datamodule).__name__} serves {own.kind} of shape {list(own.input_shape)} in "
+            f"{own.num_classes} classes; not loaded"
+        )
+    return facts
 
 
 def check_same_architecture(checkpoint: dict[str, Any], net_config: dict[str, Any], path: str | Path) -> None:

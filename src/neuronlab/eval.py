@@ -22,7 +22,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     from hydra.utils import instantiate
 
     from neuronlab import ddp, report
-    from neuronlab.build import build_list, build_trainer, check_compatible
+    from neuronlab.build import build_list, build_trainer
     from neuronlab.checkpoint import datamodule_from_checkpoint, load_classifier, resolve_checkpoint
     from neuronlab.validate import validate
 
@@ -36,10 +36,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     task, checkpoint = load_classifier(ckpt_path)
     if cfg.get("data"):
         datamodule = instantiate(cfg.data)
-        data_name = hydra_cfg.runtime.choices.get("data", "?")
-    else:
-        datamodule, data_name = datamodule_from_checkpoint(checkpoint, ckpt_path, cfg.get("data_dir"))
-    check_compatible(task.net, datamodule, data_name)
+    else:  # the task checks the net against the data as the test starts
+        datamodule, _ = datamodule_from_checkpoint(checkpoint, ckpt_path, cfg.get("data_dir"))
     loggers = build_list(cfg.get("logger"))
     trainer: L.Trainer = build_trainer(
         cfg.trainer, logger=loggers, callbacks=build_list(cfg.get("callbacks"))

@@ -1,64 +1,64 @@
 """``neuronlab-export ckpt_path=... format=onnx|torchscript``: the net as a file other programs can run.
 
 The exported model returns probabilities, as ``Classifier.predict_step`` does: ``(N, C)`` softmax for the
-MNIST family, ``(N,)`` P(class 1) for a single-output gate net. Its input is what the DataModule serves:
-``(N, 1, 28, 28)`` images normalised as ``(pixel / 255 - mean) / std``, or ``(N, 2)`` points; the batch
-dimension is dynamic. The file is checked against the checkpoint on a batch (the first test samples of
-the checkpoint's data when readable, else random inputs) and refused if they differ by more than
-``tolerance``.
+MNIST family, ``(N,)`` P(class 1) for a single-output gate net. Its input is what the DataModule serves, as
+its facts stored in the checkpoint say (:func:`neuronlab.checkpoint.data_facts`): ``(N, 1, 28, 28)`` images
+normalised as ``(pixel / 255 - mean) / std``, or ``(N, 2)`` points; the batch dimension is dynamic. The
+file is checked against the checkpoint on a batch (the first test samples of the checkpoint's data when
+readable, else random inputs) and refused if they differ by more than ``tolerance``.
 """
 
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from neuronlab.models import probabilities
 from neuronlab.paths import CONF_DIR
+
+if TYPE_CHECKING:
+    from neuronlab.data import DataFacts
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 
 
 class Probabilities(nn.Module):
-    """The net followed by sigmoid (one output) or softmax: what a user of the exported file wants."""
+    """The net followed by :func:`neuronlab.models.probabilities` (sigmoid for one output, else softmax):
+    what a user of the exported file wants."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
-        self.binary = int(getattr(net, "output_size", 0)) == 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.net(x)
-        return torch.sigmoid(logits.squeeze(-1)) if self.binary else torch.softmax(logits, dim=-1)
+        return probabilities(self.net(x))
 
 
 def check_batch(
-    checkpoint: dict[str, Any], net: nn.Module, size: int, data_dir: str | None, ckpt_path: Path | str = ""
+    checkpoint: dict[str, Any], facts: DataFacts, size: int, data_dir: str | None, ckpt_path: Path | str = ""
 ) -> tuple[torch.Tensor, str]:
-    """The first ``size`` test samples of the checkpoint's data, or random inputs of the same shape."""
+    """The first ``size`` test samples of the checkpoint's data, or random inputs of the shape its data
+    serves (``facts.input_shape``)."""
     from neuronlab.checkpoint import datamodule_from_checkpoint
 
-    data_cfg = checkpoint.get("datamodule_hyper_parameters") or {}
-    mnist = getattr(net, "input_size", 0) == 784
-    reason = "the checkpoint does not record its data"
-    if "_target_" in data_cfg:
-        # a tampered description is one clear error; exporting never downloads a dataset
-        datamodule, name = datamodule_from_checkpoint(checkpoint, ckpt_path, data_dir, download=False)
-        try:
-            datamodule.setup("test")
-            x = datamodule.splits["test"][0][:size]
-            return x, f"{len(x)} test samples of {name}"
-        except Exception as err:  # missing or moved data: random inputs still check the file
-            first = str(err).splitlines()[0] if str(err) else type(err).__name__
-            reason = f"its data is not readable: {first}"
+    # exporting never downloads a dataset (the description was checked by data_facts already)
+    datamodule, name = datamodule_from_checkpoint(checkpoint, ckpt_path, data_dir, download=False)
+    try:
+        datamodule.setup("test")
+        x = datamodule.splits["test"][0][:size]
+        return x, f"{len(x)} test samples of {name}"
+    except Exception as err:  # missing or moved data: random inputs still check the file
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        reason = f"its data is not readable: {first}"
     generator = torch.Generator().manual_seed(0)
-    shape = (size, 1, 28, 28) if mnist else (size, int(getattr(net, "input_size", 2)))
-    return torch.randn(shape, generator=generator), f"{size} random inputs ({reason})"
+    x = torch.randn((size, *facts.input_shape), generator=generator)
+    return x, f"{size} random inputs ({reason})"
 
 
 def export_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> Any:
@@ -111,7 +111,7 @@ def export(cfg: DictConfig) -> float:
     from rich.console import Console
     from rich.table import Table
 
-    from neuronlab.checkpoint import load_classifier, resolve_checkpoint
+    from neuronlab.checkpoint import data_facts, load_classifier, resolve_checkpoint
     from neuronlab.errors import NeuronlabError
     from neuronlab.validate import EXPORT_RULES, validate
 
@@ -122,6 +122,7 @@ def export(cfg: DictConfig) -> float:
     tolerance = float(cfg.tolerance)
     ckpt_path = resolve_checkpoint(cfg.ckpt_path)
     task, checkpoint = load_classifier(ckpt_path)
+    facts = data_facts(checkpoint, ckpt_path)  # what the net takes: points or images, their shape
     model = Probabilities(task.net).eval()
     path = Path(cfg.output) if cfg.get("output") else ckpt_path.with_suffix(FORMATS[fmt])
     if _same_file(path, ckpt_path):
@@ -131,7 +132,7 @@ def export(cfg: DictConfig) -> float:
             f"{FORMATS[fmt]})"
         )
     check_writable(path, FORMATS[fmt])
-    x, described = check_batch(checkpoint, task.net, int(cfg.batch_size), cfg.get("data_dir"), ckpt_path)
+    x, described = check_batch(checkpoint, facts, int(cfg.batch_size), cfg.get("data_dir"), ckpt_path)
     run = export_onnx(model, x, path) if fmt == "onnx" else export_torchscript(model, x, path)
     with torch.no_grad():
         # the whole batch, and one sample alone: the batch dimension really is dynamic
@@ -142,17 +143,15 @@ def export(cfg: DictConfig) -> float:
     table.add_column(overflow="fold")
     table.add_row("checkpoint", str(ckpt_path))
     table.add_row("file", f"{path} ({path.stat().st_size / 1e6:.2f} MB)")
-    data = checkpoint.get("datamodule_hyper_parameters") or {}
-    inputs = f"float32 ({', '.join(['batch', *map(str, x.shape[1:])])})"
-    if x.ndim == 4:
-        from neuronlab.data.mnist import DATASETS
-
-        info = DATASETS.get(str(data.get("name")), DATASETS["mnist"])
-        inputs += f", normalised: (pixel / 255 - {info.mean}) / {info.std}"
+    inputs = f"float32 ({', '.join(['batch', *map(str, facts.input_shape)])}) {facts.kind}"
+    if facts.kind == "images":
+        inputs += f", normalised: (pixel / 255 - {facts.mean}) / {facts.std}"
     table.add_row("input", inputs)
+    binary = int(task.net.output_size) == 1
     table.add_row(
-        "output", "probabilities " + ("[batch] P(class 1)" if model.binary else "[batch, classes] softmax")
+        "output", "probabilities " + ("[batch] P(class 1)" if binary else "[batch, classes] softmax")
     )
+    table.add_row("classes", ", ".join(facts.classes))
     table.add_row("checked on", described)
     table.add_row("max abs difference", f"{diff:.3g} (tolerance {tolerance:g})")
     Console(soft_wrap=True).print(table)

@@ -27,6 +27,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from PIL import Image, ImageDraw, ImageFont
 
 from neuronlab.errors import ConfigError
+from neuronlab.models import probabilities
 
 CELL_H, CELL_W = 42, 34  # montage cell in pixels of the 28x28 images: room for a label above each
 SCALE = 2  # montage pixels per image pixel
@@ -268,8 +269,8 @@ def activations_figure() -> Picture:
 
 
 def probability_of_one(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    logits = run_net(net, x)
-    return torch.sigmoid(logits[:, 0]) if logits.shape[1] == 1 else torch.softmax(logits, dim=1)[:, 1]
+    probs = probabilities(run_net(net, x))
+    return probs if probs.ndim == 1 else probs[:, 1]
 
 
 @functools.cache
@@ -387,9 +388,13 @@ class FiguresCallback(L.Callback):
             return
         x, y = split
         net = pl_module.net
-        if x.ndim == 2 and x.shape[1] == 2:  # the gates: four points in the plane
-            name = str(getattr(trainer.datamodule, "gate", "gate")).upper()
-            self.log_figure(trainer, f"{stage}/decision_boundary", boundary_figure(net, x, y, name))
+        kind = getattr(trainer.datamodule, "kind", None)  # the DataModule says what it serves
+        if kind == "points":
+            if trainer.datamodule.input_size == 2:  # a boundary in the plane (the gates)
+                name = str(trainer.datamodule.name).upper()
+                self.log_figure(trainer, f"{stage}/decision_boundary", boundary_figure(net, x, y, name))
+            return
+        if kind != "images":
             return
         classes = self._classes(trainer, int(y.max()) + 1)
         n = self.num_images

@@ -14,6 +14,8 @@ from lightning.pytorch import loggers
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
 
+from neuronlab.files import atomic_write
+
 
 class TensorBoardLogger(loggers.TensorBoardLogger):
     """Lightning's TensorBoard logger, but ``fit`` ending only flushes: the ``test`` stage that follows
@@ -141,9 +143,7 @@ class MLFlowLogger(loggers.MLFlowLogger):
             run = client.create_run(self._experiment_id, run_name=self._run_name, tags=tags)
             self._run_id = run.info.run_id
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            tmp = self.run_dir / f".{RUN_ID_FILE}.tmp"
-            tmp.write_text(self._run_id + "\n")
-            tmp.replace(self.run_dir / RUN_ID_FILE)
+            atomic_write(self.run_dir / RUN_ID_FILE, self._run_id + "\n")
         self._initialized = True
         return client
 

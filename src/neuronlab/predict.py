@@ -12,17 +12,19 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from neuronlab import api
 from neuronlab.paths import CONF_DIR
+
+if TYPE_CHECKING:
+    from neuronlab.data import DataFacts
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 
@@ -47,7 +49,7 @@ def as_list(inputs: Any) -> list[Any]:
         return []
     if not isinstance(inputs, list):
         return [inputs]
-    if len(inputs) == 2 and all(isinstance(v, int | float) and not isinstance(v, bool) for v in inputs):
+    if inputs and all(isinstance(v, int | float) and not isinstance(v, bool) for v in inputs):
         return [inputs]  # inputs=[0,1]: one point
     return inputs
 
@@ -76,17 +78,13 @@ def top_k(probs: Any, classes: tuple[str, ...], k: int = 3) -> str:
     return "  ".join(f"{classes[i]} {v:.3f}" for v, i in zip(values.tolist(), indices.tolist(), strict=True))
 
 
-def predict_images(task: Any, checkpoint: dict[str, Any], inputs: list[Any], fit: str) -> list[Row]:
+def predict_images(task: Any, facts: DataFacts, inputs: list[Any], fit: str) -> list[Row]:
     """Rows for image files, classified with the dataset's class names and normalisation."""
     import torch
 
-    from neuronlab.data.mnist import DATASETS
     from neuronlab.images import ImageError, load_image, prepare
 
-    data = checkpoint.get("datamodule_hyper_parameters") or {}
-    name = str(data.get("name") or "mnist")
-    info = DATASETS.get(name, DATASETS["mnist"])
-    fashion = name == "fashion_mnist"  # Fashion-MNIST items fill the frame; digits sit in a 20x20 box
+    fills = facts.fills_frame  # Fashion-MNIST items fill the frame; digits sit in a 20x20 box
     rows, samples = [], []
     for path in expand_files(inputs):
         row = Row(str(path))
@@ -94,7 +92,7 @@ def predict_images(task: Any, checkpoint: dict[str, Any], inputs: list[Any], fit
         try:
             if path.is_dir():
                 raise ImageError("a folder without image files")
-            prepared = prepare(load_image(path), box=28 if fashion else 20, by_mass=not fashion, fit=fit)
+            prepared = prepare(load_image(path), box=28 if fills else 20, by_mass=not fills, fit=fit)
         except ImageError as err:
             row.error = str(err)
             continue
@@ -102,52 +100,57 @@ def predict_images(task: Any, checkpoint: dict[str, Any], inputs: list[Any], fit
         samples.append((row, torch.from_numpy(prepared.pixels)))
     if samples:
         x = torch.stack([pixels for _, pixels in samples]).unsqueeze(1)
-        x = (x - info.mean) / info.std
+        x = (x - facts.mean) / facts.std
         with torch.no_grad():
             probs = task.predict_step(x)
         for (row, _), p in zip(samples, probs, strict=True):
-            row.prediction = info.classes[int(p.argmax())]
-            row.details = top_k(p, info.classes)
-            row.top = top_classes(p, info.classes)
+            row.prediction = facts.classes[int(p.argmax())]
+            row.details = top_k(p, facts.classes)
+            row.top = top_classes(p, facts.classes)
     return rows
 
 
-def predict_points(task: Any, inputs: list[Any]) -> list[Row]:
-    """Rows for gate inputs ``[x, y]``: P(1) and the class (1 when P(1) > 0.5)."""
+def predict_points(task: Any, facts: DataFacts, inputs: list[Any]) -> list[Row]:
+    """Rows for points of ``facts.input_size`` numbers (``[x, y]`` for the gates): P(class 1) and the
+    class (the second when P > 0.5)."""
     import torch
 
+    size = facts.input_size
+    example = ",".join(["0"] * (size - 1) + ["1"])
     rows, points = [], []
     for item in inputs:
         row = Row(str(item))
         rows.append(row)
         if (
             isinstance(item, list | tuple)
-            and len(item) == 2
+            and len(item) == size
             and all(isinstance(v, int | float) and not isinstance(v, bool) for v in item)
         ):
             if all(math.isfinite(v) for v in item):
                 points.append((row, [float(v) for v in item]))
             else:
-                row.error = "not a finite point: x and y must be numbers (no nan or inf)"
+                row.error = "not a finite point: its coordinates must be numbers (no nan or inf)"
         else:
-            row.error = "expected a point [x, y], e.g. inputs=[[0,1],[1,1]]"
+            what = "[x, y]" if size == 2 else f"of {size} numbers"
+            row.error = f"expected a point {what}, e.g. inputs=[[{example}]]"
     if points:
         with torch.no_grad():
             probs = task.predict_step(torch.tensor([p for _, p in points]))
-        if probs.ndim == 2:  # a two-output (softmax) gate net
+        if probs.ndim == 2:  # a two-output (softmax) net
             probs = probs[:, 1]
+        no, yes = facts.classes[:2]
         for (row, point), p in zip(points, probs.tolist(), strict=True):
-            row.name = f"[{point[0]:g}, {point[1]:g}]"
+            row.name = "[" + ", ".join(f"{v:g}" for v in point) + "]"
             if not math.isfinite(p):  # e.g. [1e308, 1e308]: the net overflows
                 row.error = "the net's output is not finite for this point (values far outside [0, 1]?)"
                 continue
-            row.prediction, row.details = str(int(p > 0.5)), f"P(1) = {p:.4f}"
-            row.top = sorted([(1, "1", p), (0, "0", 1 - p)], key=lambda t: -t[2])
+            row.prediction, row.details = (yes if p > 0.5 else no), f"P({yes}) = {p:.4f}"
+            row.top = sorted([(1, yes, p), (0, no, 1 - p)], key=lambda t: -t[2])
     return rows
 
 
 def predict_in_batches(
-    task: Any, checkpoint: dict[str, Any], inputs: list[Any], fit: str, batch_size: int
+    task: Any, facts: DataFacts, inputs: list[Any], fit: str, batch_size: int
 ) -> Iterator[Row]:
     """:func:`predict_images` over ``batch_size`` files at a time: a folder of any size goes through
     bounded memory (one batch of pictures at once), with a progress bar when there is more than one."""
@@ -159,7 +162,7 @@ def predict_in_batches(
         progress = bar.add_task("classifying", total=len(files))
         for start in range(0, len(files), batch_size):
             chunk = files[start : start + batch_size]
-            yield from predict_images(task, checkpoint, chunk, fit)
+            yield from predict_images(task, facts, chunk, fit)
             bar.advance(progress, len(chunk))
 
 
@@ -201,10 +204,10 @@ def write_predictions(path: Path, rows: list[Row]) -> None:
     """Write the rows as CSV (top-3 spread over columns) or JSON (a list of objects), to a temporary
     file beside ``path`` renamed over it at the end: never half a file under its name."""
     from neuronlab.errors import NeuronlabError
+    from neuronlab.files import atomic_file
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with tmp.open("w", newline="", encoding="utf-8") as out:
+        with atomic_file(path, "w", newline="", encoding="utf-8") as out:
             if path.suffix.lower() == ".json":
                 out.write("[\n")
                 for n, row in enumerate(rows):
@@ -219,9 +222,7 @@ def write_predictions(path: Path, rows: list[Row]) -> None:
                     top += [""] * (6 - len(top))
                     fixed = (record["input"], record["status"], record["class"], record["class_name"])
                     writer.writerow([*fixed, *top, record["preprocessing"], record["error"]])
-        tmp.replace(path)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         raise NeuronlabError(f"cannot write output={path}: {err.strerror}") from None
 
 
@@ -256,7 +257,7 @@ def print_rows(rows: list[Row], title: str, points: bool, limit: int | None = No
 
 def predict(cfg: DictConfig) -> list[Row]:
     """Load ``cfg.ckpt_path``, classify ``cfg.inputs``, print the table; returns the rows."""
-    from neuronlab.checkpoint import load_classifier, resolve_checkpoint
+    from neuronlab.checkpoint import data_facts, load_classifier, resolve_checkpoint
     from neuronlab.errors import NeuronlabError
     from neuronlab.images import FITS
 
@@ -276,14 +277,13 @@ def predict(cfg: DictConfig) -> list[Row]:
     if output:  # checked before any work: never the checkpoint or an input
         output = check_output(str(output), [ckpt_path, *(Path(str(i)) for i in inputs)])
     task, checkpoint = load_classifier(ckpt_path)
-    data = checkpoint.get("datamodule_hyper_parameters") or {}
-    points = "gate" in data or task.net.input_size == 2
+    facts = data_facts(checkpoint, ckpt_path)  # the data's own word: points or images, classes, mean/std
+    points = facts.kind == "points"
     if points:
-        rows = predict_points(task, inputs)
-        title = f"{data.get('gate', 'gate')} ({ckpt_path})"
+        rows = predict_points(task, facts, inputs)
     else:
-        rows = list(predict_in_batches(task, checkpoint, inputs, str(cfg.fit), cfg.batch_size))
-        title = f"{data.get('name', 'mnist')} ({ckpt_path})"
+        rows = list(predict_in_batches(task, facts, inputs, str(cfg.fit), cfg.batch_size))
+    title = f"{facts.name} ({ckpt_path})"
     if output:
         write_predictions(output, rows)
     print_rows(rows, title, points, limit=cfg.show if output else None)

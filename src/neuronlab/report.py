@@ -17,6 +17,8 @@ from typing import Any
 from lightning_utilities.core.rank_zero import rank_zero_only  # Lightning's own, without importing it
 from omegaconf import DictConfig, OmegaConf
 
+from neuronlab.files import atomic_write_json
+
 RESULT_FILE = "result.json"
 # the run's own lines (folder, outcome): to the run's log file only, the console has the summary already
 run_logger = logging.getLogger("neuronlab.run")
@@ -29,13 +31,6 @@ if not hasattr(rank_zero_only, "rank"):  # what Lightning sets on import (it kee
     rank_zero_only.rank = next((int(os.environ[k]) for k in _RANK_KEYS if k in os.environ), 0)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temporary file and a rename: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    tmp.replace(path)
-
-
 @rank_zero_only
 def write_result(run_dir: Path, **fields: Any) -> None:
     """``result.json``: status, metrics, epochs, wall time; what ``neuronlab-summary`` reads.
@@ -43,7 +38,7 @@ def write_result(run_dir: Path, **fields: Any) -> None:
     A full or read-only disk only warns here: the error that matters is the run's own, not this one."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(
+        atomic_write_json(
             run_dir / RESULT_FILE, {"finished_at": time.strftime("%Y-%m-%d %H:%M:%S"), **fields}
         )
     except OSError as err:
@@ -85,7 +80,7 @@ def write_environment(run_dir: Path) -> None:
 
     commit = git("rev-parse", "HEAD")
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(
+    atomic_write_json(
         run_dir / "environment.json",
         {
             "python": platform.python_version(),
@@ -115,7 +110,7 @@ def hparams_of(cfg: DictConfig, choices: dict[str, str] | None = None) -> dict[s
     for group in ("model", "optimizer", "scheduler", "data"):
         node = cfg.get(group)
         walk(group, OmegaConf.to_container(node, resolve=True) if node else {})
-    for key in ("seed", "trainer.max_epochs", "trainer.precision", "trainer.devices"):
+    for key in ("task.compile", "seed", "trainer.max_epochs", "trainer.precision", "trainer.devices"):
         value = OmegaConf.select(cfg, key)
         if value is not None:
             flat[key] = value if isinstance(value, bool | int | float | str) else str(value)

@@ -23,7 +23,9 @@ from neuronlab.paths import CONF_DIR, hydra_quote, hydra_value
 
 # top-level keys a saved override may set; paths, loggers and Hydra's own keys are not among them
 SETTABLE = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "seed", "task_name", "test")
-SETTABLE += ("optimized_metric",)
+SETTABLE += ("optimized_metric", "task")
+# keys that have moved: a saved run folder resumes with the new name, a command line is told it
+RENAMED = {"model.compile": "task.compile"}
 # keys that name a place on disk: a run folder never chooses them
 PATH_KEYS = {"data_dir", "root_dir", "run_dir", "dirpath", "save_dir", "default_root_dir", "filename"}
 # what a run writes in its folder: none of it may be a symbolic link
@@ -120,7 +122,16 @@ def saved_overrides(run: Path, skip: set[str] | frozenset[str] = frozenset()) ->
     skip = {*skip, "optuna_trial"}  # the Optuna sweeper's note of the trial: a run resumed alone has none
     if not isinstance(saved, list):
         raise NeuronlabError(f"{source}: expected a list of overrides, found {type(saved).__name__}")
+    saved = [_renamed(o) for o in saved]
     return [check_saved_override(o, source) for o in saved if not (isinstance(o, str) and _key(o) in skip)]
+
+
+def _renamed(override: Any) -> Any:
+    """``model.compile=true`` saved by an older neuronlab -> ``task.compile=true``."""
+    if not isinstance(override, str) or "=" not in override:
+        return override
+    key, _, value = override.partition("=")
+    return f"{RENAMED[key]}={value}" if key in RENAMED else override
 
 
 def check_no_links(run: Path) -> None:

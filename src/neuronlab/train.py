@@ -38,7 +38,7 @@ def train(cfg: DictConfig, clock: Any = None) -> dict[str, float]:
     from hydra.utils import instantiate
 
     from neuronlab import ddp, report
-    from neuronlab.build import build_list, build_task, build_trainer
+    from neuronlab.build import build_list, build_trainer
     from neuronlab.checkpoint import (
         check_same_architecture,
         check_same_training,
@@ -61,8 +61,7 @@ def train(cfg: DictConfig, clock: Any = None) -> dict[str, float]:
         L.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data)
-    data_name = hydra_cfg.runtime.choices.get("data", "?")
-    task = build_task(cfg, datamodule, data_name)
+    task = instantiate(cfg.task)  # the net, optimizer and scheduler inside (conf/task/)
     loggers = build_list(cfg.get("logger"))
     report.log_params(loggers, report.hparams_of(cfg, dict(hydra_cfg.runtime.choices)))
     ckpt_path = None
@@ -257,6 +256,19 @@ def check_search_mode(argv: list[str]) -> None:
             raise ConfigError(f"{arg} is a search over many runs and needs -m: neuronlab-train -m {arg} ...")
 
 
+def check_moved_keys(argv: list[str]) -> None:
+    """``model.compile=true`` is ``task.compile=true`` now (the task compiles its net): say so, instead of
+    Hydra's "Key 'compile' is not in struct" (a saved run folder's overrides are renamed by resume)."""
+    from neuronlab.errors import ConfigError
+    from neuronlab.resume import RENAMED
+
+    for arg in argv[1:]:
+        key, sep, value = arg.partition("=")
+        moved = RENAMED.get(key.lstrip("+~"))
+        if sep and moved:
+            raise ConfigError(f"{key.lstrip('+~')} is now {moved}: pass {moved}={value}")
+
+
 def explicit_run_dir(argv: list[str]) -> Path | None:
     """The run folder named on the command line (``hydra.run.dir=...``, as a resume passes it), if any."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -290,6 +302,7 @@ def main() -> None:
     from neuronlab.resume import AlreadyComplete, resume_argv
 
     def start() -> None:
+        check_moved_keys(sys.argv)
         if not SHOW_ONLY & set(sys.argv[1:]):  # --help, completion, --cfg: nothing is written
             check_outputs_writable(sys.argv)
             check_search_mode(sys.argv)

@@ -69,7 +69,7 @@ RULES: list[Rule] = [
     ("optimizer.lr", _is_number, lambda v: v > 0, "a number > 0"),
     ("optimizer.weight_decay", _is_number, lambda v: v >= 0, "a number >= 0"),
     ("optimizer.momentum", _is_number, lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    ("model.compile", _is_bool, _any, "true or false"),
+    ("task.compile", _is_bool, _any, "true or false"),
     (
         "data.val_size",
         _is_int,

@@ -74,9 +74,9 @@ def test_lightning_sets_the_epoch_through_the_sampler_hook():
 def test_in_memory_and_torchvision_paths_reach_the_same_accuracy(compose_cfg, mnist_dir, tmp_path):
     """The same task, seed and epochs, once on neuronlab's loader and once on torchvision's DataLoader."""
     import lightning.pytorch as L
+    from hydra.utils import instantiate
     from torch.utils.data import DataLoader, Subset
 
-    from neuronlab.build import build_task
     from neuronlab.train import train
 
     common = ["experiment=mnist", f"paths.data_dir={mnist_dir}", "data.val_size=100", "trainer.max_epochs=2"]
@@ -85,7 +85,7 @@ def test_in_memory_and_torchvision_paths_reach_the_same_accuracy(compose_cfg, mn
     cfg = compose_cfg(common, run_dir=tmp_path / "torchvision")
     L.seed_everything(0)
     dm = MNISTDataModule(name="mnist", data_dir=str(mnist_dir), val_size=100, download=False)
-    task = build_task(cfg, dm, "mnist")
+    task = instantiate(cfg.task)
     train_set = torchvision_mnist(mnist_dir, train=True)
     train_idx, val_idx = dm._train_val_indices(len(train_set))
     trainer = L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False)

@@ -47,6 +47,42 @@ def test_output_size_must_match_classes():
         Classifier(MNISTClassifier(), num_classes=5)
 
 
+@pytest.mark.parametrize(
+    ("net", "gate", "message"),
+    [
+        (
+            MNISTClassifier(),
+            "xor",
+            "model.input_size=784 does not match data=xor, whose samples have 2 features: pick a model made "
+            "for it or set model.input_size=2",
+        ),
+        (
+            SimpleNN(output_size=3),
+            "and",
+            "model.output_size=3 does not match data=and, which has 2 classes: set model.output_size=2 "
+            "(or 1 for a single sigmoid output)",
+        ),
+    ],
+)
+@pytest.mark.parametrize("stage", ["fit", "test"])
+def test_the_net_is_checked_against_the_data_as_training_or_testing_starts(
+    tmp_path, net, gate, message, stage
+):
+    import lightning.pytorch as L
+
+    from neuronlab.data import GatesDataModule
+    from neuronlab.errors import NeuronlabError
+
+    task = Classifier(net, optimizer=functools.partial(torch.optim.SGD, lr=0.1))
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, default_root_dir=tmp_path)
+    with pytest.raises(NeuronlabError) as refused:
+        getattr(trainer, stage)(task, datamodule=GatesDataModule(gate=gate))
+    assert str(refused.value) == message
+    assert trainer.global_step == 0
+    fits = Classifier(SimpleNN(), optimizer=functools.partial(torch.optim.SGD, lr=0.1))
+    getattr(trainer, stage)(fits, datamodule=GatesDataModule(gate=gate))  # the same data, a net that fits
+
+
 class StepScheduledClassifier(Classifier):
     """The same task with its scheduler stepped after every optimizer step (Lightning's ``interval``)."""
 

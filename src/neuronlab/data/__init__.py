@@ -6,10 +6,13 @@ from importlib import import_module
 from typing import Any
 
 _WHERE = {
-    "DATASETS": "checks",
+    "DATASETS": "mnist",
     "GATES": "checks",
+    "DataFacts": "base",
+    "FashionMNISTDataModule": "mnist",
     "GatesDataModule": "gates",
     "IDXError": "idx",
+    "InMemoryDataModule": "base",
     "InMemoryLoader": "loader",
     "MNISTDataModule": "mnist",
     "read_idx": "idx",

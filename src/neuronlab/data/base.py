@@ -1,8 +1,11 @@
-"""What every neuronlab DataModule shares: in-memory splits served by :class:`InMemoryLoader`."""
+"""What every neuronlab DataModule shares: its facts as class attributes (as torchvision's datasets keep
+them), and in-memory splits served by :class:`InMemoryLoader`."""
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+import math
+from typing import Any, ClassVar
 
 import lightning.pytorch as L
 import torch
@@ -10,17 +13,127 @@ import torch
 from neuronlab.data.checks import check_data_args
 from neuronlab.data.loader import InMemoryLoader
 
+KINDS = ("points", "images")
+MAX_CLASSES = 1000  # a stored class list longer than this is not one of ours
+MAX_INPUT_SIZE = 1 << 16
+
+
+@dataclasses.dataclass(frozen=True)
+class DataFacts:
+    """What a net trained on some data needs from it afterwards (predict, export, figures), as plain
+    values: a checkpoint stores them (:meth:`InMemoryDataModule.state_dict`), so they are checked here.
+
+    ``kind``: ``points`` (rows of ``input_shape[0]`` numbers) or ``images`` (``input_shape`` is
+    ``(channels, height, width)``, pixels normalised as ``(pixel / 255 - mean) / std``). ``fills_frame``:
+    the dataset's objects fill the picture (Fashion-MNIST) rather than sit centred by mass in a 20x20
+    box (MNIST's digits). ``name``: what the data is called in titles (``xor``, ``mnist``).
+    """
+
+    kind: str
+    classes: tuple[str, ...]
+    input_shape: tuple[int, ...]
+    mean: float = 0.0
+    std: float = 1.0
+    fills_frame: bool = False
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        def fail(field: str, expected: str) -> ValueError:
+            return ValueError(f"{field}={getattr(self, field)!r} is not valid (expected {expected})")
+
+        if self.kind not in KINDS:
+            raise fail("kind", " or ".join(KINDS))
+        if not (
+            isinstance(self.classes, tuple)
+            and 2 <= len(self.classes) <= MAX_CLASSES
+            and all(isinstance(c, str) for c in self.classes)
+        ):
+            raise fail("classes", f"2 to {MAX_CLASSES} class names")
+        shape = self.input_shape
+        if not (
+            isinstance(shape, tuple)
+            and len(shape) == (3 if self.kind == "images" else 1)
+            and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)
+            and math.prod(shape) <= MAX_INPUT_SIZE
+        ):
+            layout = "(channels, height, width)" if self.kind == "images" else "(features,)"
+            raise fail("input_shape", f"{layout} of positive sizes, at most {MAX_INPUT_SIZE} values")
+        for field in ("mean", "std"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise fail(field, "a finite number")
+        if not self.std > 0:
+            raise fail("std", "a number > 0")
+        if not isinstance(self.fills_frame, bool):
+            raise fail("fills_frame", "true or false")
+        if not isinstance(self.name, str):
+            raise fail("name", "a string")
+
+    @property
+    def input_size(self) -> int:
+        return math.prod(self.input_shape)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def to_plain(self) -> dict[str, Any]:
+        """Plain values (lists, not tuples) for a checkpoint."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_plain(cls, values: Any) -> DataFacts:
+        """Facts read back from a checkpoint: only known fields, each of its type (``ValueError`` else)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(values, dict) or not set(values) <= fields:
+            raise ValueError(f"expected a mapping with keys among {', '.join(sorted(fields))}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        return cls(**values)
+
 
 class InMemoryDataModule(L.LightningDataModule):
     """A DataModule whose splits are tensors in memory; subclasses fill ``self.splits`` in ``setup``.
 
-    ``input_size`` and ``num_classes`` are the facts a model is checked against before training.
+    Each subclass states its facts as class attributes: ``kind`` (``points`` or ``images``), ``classes``,
+    normalisation ``mean``/``std``, ``input_shape`` (one sample); ``input_size`` and ``num_classes``
+    follow from them. A model is checked against them before training, checkpoints store them
+    (:meth:`facts`), and predict, export and figures ask them instead of guessing from sizes.
     ``steps_per_execution``: mini-batches the training loader hands over at once (optimizer steps per
     Lightning step); a speed setting only, not stored in checkpoints (every K gives the same run).
     """
 
-    input_size: int
-    num_classes: int
+    kind: ClassVar[str]
+    classes: ClassVar[tuple[str, ...]]
+    input_shape: ClassVar[tuple[int, ...]]
+    mean: ClassVar[float] = 0.0
+    std: ClassVar[float] = 1.0
+    fills_frame: ClassVar[bool] = False
+    input_size: ClassVar[int]  # derived from input_shape for each subclass
+    num_classes: ClassVar[int]  # derived from classes
+    name: str = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "input_shape" in cls.__dict__:
+            cls.input_size = math.prod(cls.input_shape)
+        if "classes" in cls.__dict__:
+            cls.num_classes = len(cls.classes)
+
+    def facts(self) -> DataFacts:
+        """This data's facts (what a checkpoint stores beside the net)."""
+        return DataFacts(
+            kind=self.kind,
+            classes=tuple(self.classes),
+            input_shape=tuple(self.input_shape),
+            mean=float(self.mean),
+            std=float(self.std),
+            fills_frame=bool(self.fills_frame),
+            name=str(self.name),
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Lightning stores this in every checkpoint (under the class's name): the data's facts."""
+        return {"facts": self.facts().to_plain()}
 
     def __init__(
         self,

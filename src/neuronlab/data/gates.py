@@ -14,8 +14,9 @@ class GatesDataModule(InMemoryDataModule):
     """Train on the truth table (optionally repeated, with Gaussian input noise); validate/test on the
     four exact points. ``batch_size: null`` puts the whole training set in one batch, as the lesson does."""
 
-    input_size = 2
-    num_classes = 2
+    kind = "points"
+    classes = ("0", "1")
+    input_shape = (2,)
 
     def __init__(
         self,
@@ -29,6 +30,7 @@ class GatesDataModule(InMemoryDataModule):
         super().__init__(batch_size=batch_size, seed=seed, steps_per_execution=steps_per_execution)
         check_data_args(gate=gate, repeats=repeats, noise=noise)
         self.gate, self.repeats, self.noise = gate, int(repeats), float(noise)
+        self.name = gate  # the data option (data=xor): named in messages
         self._save_config(gate=gate, repeats=self.repeats, noise=self.noise, batch_size=batch_size, seed=seed)
 
     def setup(self, stage: str | None = None) -> None:

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from neuronlab.data.base import InMemoryDataModule
-from neuronlab.data.checks import DATASETS, check_data_args
+from neuronlab.data.checks import check_data_args
 from neuronlab.data.idx import IDXError, read_idx
 from neuronlab.errors import ConfigError, DataError
 
@@ -56,14 +56,30 @@ class AugmentedDataset(Dataset):
 
 
 class MNISTDataModule(InMemoryDataModule):
-    """MNIST or Fashion-MNIST: 60,000 training images split into train/val, and 10,000 test images."""
+    """MNIST: 60,000 training images split into train/val, and 10,000 test images.
 
-    input_size = 784
-    num_classes = 10
+    Each dataset of the family is a subclass stating its own facts (as torchvision's ``FashionMNIST``
+    subclasses ``MNIST``); ``MNISTDataModule(name=...)`` builds the one of that name from :data:`DATASETS`,
+    so ``data.name=fashion_mnist`` and checkpoints that record ``name`` keep working.
+    """
+
+    name = "mnist"
+    folder = "MNIST"  # torchvision's folder name under data_dir
+    kind = "images"
+    classes = tuple(str(d) for d in range(10))
+    input_shape = (1, 28, 28)
+    mean, std = 0.1307, 0.3081
+    fills_frame = False  # digits sit centred by mass in a 20x20 box
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> MNISTDataModule:
+        name = kwargs.get("name", args[0] if args else None)
+        if cls is MNISTDataModule and isinstance(name, str) and name in DATASETS:
+            cls = DATASETS[name]
+        return super().__new__(cls)
 
     def __init__(
         self,
-        name: str = "mnist",
+        name: str | None = None,
         data_dir: str | None = None,
         val_size: int = 5000,
         batch_size: int = 64,
@@ -88,13 +104,16 @@ class MNISTDataModule(InMemoryDataModule):
             augment=augment,
             num_workers=num_workers,
         )
-        self.name, self.info = name, DATASETS[name]
+        if name is not None and name != self.name:
+            raise ConfigError(
+                f"data.name={name!r} does not fit {type(self).__name__} (data.name={self.name})"
+            )
         self.data_dir = Path(data_dir or default_data_dir()).expanduser()
         self.val_size, self.download = int(val_size), bool(download)
         self.augment, self.num_workers = augment, int(num_workers)
         self._raw: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._save_config(
-            name=name,
+            name=self.name,
             data_dir=str(self.data_dir),
             val_size=self.val_size,
             batch_size=batch_size,
@@ -105,20 +124,16 @@ class MNISTDataModule(InMemoryDataModule):
             seed=seed,
         )
 
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self.info.classes
-
     def _missing(self) -> list[str]:
         return [
             stem
             for stems in FILES.values()
             for stem in stems
-            if find_file(self.data_dir, self.info.folder, stem) is None
+            if find_file(self.data_dir, self.folder, stem) is None
         ]
 
     def _not_found(self, reason: str) -> DataNotFoundError:
-        folder = self.data_dir / self.info.folder / "raw"
+        folder = self.data_dir / self.folder / "raw"
         files = ", ".join(f"{s}[.gz]" for stems in FILES.values() for s in stems)
         return DataNotFoundError(
             f"{self.name} data not found: expected the four files {files} in {folder} "
@@ -133,7 +148,7 @@ class MNISTDataModule(InMemoryDataModule):
             raise self._not_found("download is off: set data.download=true or data.data_dir=<your folder>")
         from torchvision import datasets
 
-        dataset_cls = getattr(datasets, self.info.folder)
+        dataset_cls = getattr(datasets, self.folder)
         try:
             for train in (True, False):
                 dataset_cls(str(self.data_dir), train=train, download=True)
@@ -146,7 +161,7 @@ class MNISTDataModule(InMemoryDataModule):
             missing = self._missing()
             if missing:
                 raise self._not_found(f"missing: {', '.join(missing)}")
-            images_file, labels_file = (find_file(self.data_dir, self.info.folder, s) for s in FILES[split])
+            images_file, labels_file = (find_file(self.data_dir, self.folder, s) for s in FILES[split])
             images, labels = read_idx(images_file), read_idx(labels_file)
             if images.dtype != torch.uint8:  # e.g. float32 pixels in [0, 1]: would train on garbage
                 raise IDXError(
@@ -176,7 +191,7 @@ class MNISTDataModule(InMemoryDataModule):
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 -> float32 in the same operations as torchvision's ``ToTensor`` + ``Normalize``."""
-        return images.float().div(255).sub_(self.info.mean).div_(self.info.std)
+        return images.float().div(255).sub_(self.mean).div_(self.std)
 
     def _train_val_indices(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self.val_size >= n:
@@ -209,7 +224,7 @@ class MNISTDataModule(InMemoryDataModule):
             [
                 v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1)),
                 v2.ToDtype(torch.float32, scale=True),
-                v2.Normalize([self.info.mean], [self.info.std]),
+                v2.Normalize([self.mean], [self.std]),
             ]
         )
         dataset = AugmentedDataset(images[train_idx], labels[train_idx], transform)
@@ -221,3 +236,30 @@ class MNISTDataModule(InMemoryDataModule):
             persistent_workers=self.num_workers > 0,
             generator=torch.Generator().manual_seed(self.seed),
         )
+
+
+class FashionMNISTDataModule(MNISTDataModule):
+    """Fashion-MNIST: the same shapes and splits as MNIST, ten kinds of clothing."""
+
+    name = "fashion_mnist"
+    folder = "FashionMNIST"
+    classes = (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    )
+    mean, std = 0.2860, 0.3530
+    fills_frame = True  # clothes fill the 28x28 frame
+
+
+DATASETS: dict[str, type[MNISTDataModule]] = {
+    cls.name: cls for cls in (MNISTDataModule, FashionMNISTDataModule)
+}
+"""The MNIST family by ``data.name``: each class holds its dataset's facts (folder, classes, mean, std)."""

@@ -5,7 +5,16 @@ Imported lazily (PEP 562): ``neuronlab.models.checks`` is read before torch is i
 from importlib import import_module
 from typing import Any
 
-__all__ = ["ACTIVATIONS", "MLP", "NETS", "MNISTClassifier", "ModernNetwork", "SimpleNN", "build_net"]
+__all__ = [
+    "ACTIVATIONS",
+    "MLP",
+    "NETS",
+    "MNISTClassifier",
+    "ModernNetwork",
+    "SimpleNN",
+    "build_net",
+    "probabilities",
+]
 
 
 def __getattr__(name: str) -> Any:

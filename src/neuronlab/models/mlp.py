@@ -1,7 +1,8 @@
 """Multi-layer perceptrons of the lesson.
 
 Every net returns raw logits (the loss is computed on logits for numerical stability); the sigmoid/softmax
-the lesson shows is applied where probabilities are wanted (``predict_proba``). Each net can describe
+the lesson shows is applied where probabilities are wanted, by :func:`probabilities` (the one probability
+head: training metrics, ``predict_proba``, predict, export and figures all use it). Each net can describe
 itself as plain values (``config()``) so a checkpoint can rebuild it without pickling any object.
 """
 
@@ -28,6 +29,12 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 
 def _activation(name: str) -> nn.Module:
     return ACTIVATIONS[check_activation(name)]()
+
+
+def probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Logits ``(N, 1)`` -> ``(N,)`` P(class 1) by sigmoid (a single-output binary net); ``(N, C)`` ->
+    ``(N, C)`` softmax. Torch only, traceable: the exported files run this same head."""
+    return torch.sigmoid(logits.squeeze(-1)) if logits.shape[-1] == 1 else torch.softmax(logits, dim=-1)
 
 
 class MLP(nn.Module):
@@ -80,9 +87,8 @@ class MLP(nn.Module):
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Probabilities: sigmoid for a single-logit (binary) net, softmax otherwise."""
-        logits = self(x)
-        return torch.sigmoid(logits) if self.output_size == 1 else torch.softmax(logits, dim=-1)
+        """Probabilities (:func:`probabilities`): ``(N,)`` P(class 1) for a single-logit net, else softmax."""
+        return probabilities(self(x))
 
     def config(self) -> dict[str, Any]:
         """Plain values that rebuild this net with :func:`build_net` (safe in a checkpoint)."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from neuronlab.errors import NeuronlabError
+from neuronlab.files import atomic_write_json
 
 RESUME_FILE = "sweep_resume.json"
 
@@ -49,12 +50,6 @@ def _metrics(result: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    from neuronlab.report import write_json_atomic
-
-    write_json_atomic(path, data)
-
-
 def start_job(cfg: Any, run_dir: Path, overrides: list[str]) -> JobStart:
     """Decide, from the job's folder, whether this sweep job is skipped, resumed or run; record its start.
 
@@ -79,13 +74,15 @@ def start_job(cfg: Any, run_dir: Path, overrides: list[str]) -> JobStart:
     start = JobStart()
     if same and previous is not None and previous["status"] == "completed":
         start.skipped = _metrics(previous)
-        _write_json(run_dir / RESUME_FILE, {"action": "skipped", "at": time.strftime("%Y-%m-%d %H:%M:%S")})
+        atomic_write_json(
+            run_dir / RESUME_FILE, {"action": "skipped", "at": time.strftime("%Y-%m-%d %H:%M:%S")}
+        )
         return start
     if checkpoint is not None and not cfg.get("ckpt_path"):
         start.resumed_epoch = epochs_done(load_checkpoint(checkpoint))
         with open_dict(cfg):
             cfg.ckpt_path = str(checkpoint)
-        _write_json(
+        atomic_write_json(
             run_dir / RESUME_FILE,
             {"action": "resumed", "epoch": start.resumed_epoch, "at": time.strftime("%Y-%m-%d %H:%M:%S")},
         )

@@ -598,7 +598,7 @@ def write_results(study: Any, sweep_dir: Path, ran: int) -> None:
     import yaml
     from optuna.trial import TrialState
 
-    from neuronlab.summary import _write_text_atomic
+    from neuronlab.files import atomic_write
 
     counts: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False):
@@ -611,5 +611,5 @@ def write_results(study: Any, sweep_dir: Path, ran: int) -> None:
         log.info(f"Best trial {best.number}: value {best.value}, parameters {best.params}")
     results["importance"] = importances(study)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    _write_text_atomic(sweep_dir / "optimization_results.yaml", yaml.safe_dump(results, sort_keys=False))
+    atomic_write(sweep_dir / "optimization_results.yaml", yaml.safe_dump(results, sort_keys=False))
     log.info(f"This run ran {ran} trials; the study has {counts}")

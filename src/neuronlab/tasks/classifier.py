@@ -29,6 +29,7 @@ from torch import nn
 from torchmetrics import ConfusionMatrix, MaxMetric, Metric
 
 from neuronlab.errors import ConfigError
+from neuronlab.models.mlp import probabilities
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
@@ -156,14 +157,14 @@ class Classifier(L.LightningModule):
             raise ValueError(f"net: expected a mapping of plain values (a net description), got {net!r}")
         if isinstance(optimizer, Mapping):
             optimizer = factory_from_description(optimizer, OPTIMIZERS, "optimizer")
-        if isinstance(scheduler, Mapping):
-            scheduler = factory_from_description(scheduler, SCHEDULERS, "scheduler")
+        if isinstance(scheduler, Mapping):  # empty: conf/scheduler/none.yaml, no schedule
+            scheduler = factory_from_description(scheduler or None, SCHEDULERS, "scheduler")
         if num_classes is not None and not (
             isinstance(num_classes, int) and not isinstance(num_classes, bool) and num_classes >= 2
         ):
             raise ConfigError(f"num_classes={num_classes!r} must be an integer >= 2")
         if not isinstance(compile, bool):
-            raise ConfigError(f"model.compile={compile!r} must be true or false")
+            raise ConfigError(f"task.compile={compile!r} must be true or false")
         self.net = net
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -225,6 +226,35 @@ class Classifier(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def setup(self, stage: str) -> None:
+        """Lightning calls this once the DataModule is set up, before training or testing starts."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None:
+            self.check_data(datamodule)
+
+    def check_data(self, datamodule: Any) -> None:
+        """A net whose input or output size does not fit the data is refused (the one place this is
+        checked: train and eval both reach it through :meth:`setup`)."""
+        from neuronlab.errors import NeuronlabError
+
+        net, name = self.net, getattr(datamodule, "name", None) or type(datamodule).__name__
+        inputs, outputs = getattr(net, "input_size", None), getattr(net, "output_size", None)
+        features, classes = getattr(datamodule, "input_size", None), getattr(datamodule, "num_classes", None)
+        if inputs is not None and features is not None and inputs != features:
+            raise NeuronlabError(
+                f"model.input_size={inputs} does not match data={name}, whose samples have "
+                f"{features} features: pick a model made for it or set model.input_size={features}"
+            )
+        if outputs is None or classes is None:
+            return
+        expected = 1 if classes == 2 and outputs == 1 else classes
+        if outputs != expected:
+            raise NeuronlabError(
+                f"model.output_size={outputs} does not match data={name}, which has "
+                f"{classes} classes: set model.output_size={classes}"
+                + (" (or 1 for a single sigmoid output)" if classes == 2 else "")
+            )
+
     def configure_model(self) -> None:
         if self.compile_net:
             self.net.compile()  # in place: state_dict keys stay those of the plain net
@@ -235,8 +265,8 @@ class Classifier(L.LightningModule):
         x, y = batch
         logits = self.net(x)
         if self.binary:
-            logits = logits.squeeze(-1)
-            return F.binary_cross_entropy_with_logits(logits, y.float()), torch.sigmoid(logits), y
+            loss = F.binary_cross_entropy_with_logits(logits.squeeze(-1), y.float())
+            return loss, probabilities(logits), y
         return F.cross_entropy(logits, y), logits, y
 
     def _correct(self, preds: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -349,8 +379,7 @@ class Classifier(L.LightningModule):
     def predict_step(self, batch: Any, batch_idx: int = 0) -> torch.Tensor:
         """Probabilities: ``(N,)`` P(class 1) for binary tasks (sigmoid), ``(N, C)`` softmax otherwise."""
         x = batch[0] if isinstance(batch, list | tuple) else batch
-        logits = self.net(x)
-        return torch.sigmoid(logits.squeeze(-1)) if self.binary else torch.softmax(logits, dim=-1)
+        return probabilities(self.net(x))
 
     def _log_epoch(self, stage: str, stats: EpochStats) -> tuple[torch.Tensor, torch.Tensor]:
         """Compute (synchronised over processes), log once, reset. Returns (loss, accuracy)."""

@@ -1,0 +1,161 @@
+"""Writing the summary: after each job and at the end of a sweep (the Hydra callback
+:class:`SweepSummary`) and on demand (``neuronlab-summary <sweep folder>``), one writer at a time."""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from neuronlab.errors import NeuronlabError, run_command
+from neuronlab.files import atomic_file, atomic_write
+from neuronlab.paths import launcher_rank
+from neuronlab.summary.jobs import find_jobs
+from neuronlab.summary.plot import figure
+from neuronlab.summary.table import Summary, groups_csv, rows, summarize, to_csv, to_markdown
+
+log = logging.getLogger(__name__)
+
+LOCK_FILE = ".summary.lock"
+
+
+@contextmanager
+def _locked(sweep_dir: Path) -> Iterator[None]:
+    """One writer at a time, so the last job to finish writes a summary that includes every job."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the atomic renames still keep every file whole
+        yield
+        return
+    with open(sweep_dir / LOCK_FILE, "a") as handle:
+        with suppress(OSError):  # a file system without locks
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def write_summary(sweep_dir: Path | str, final: bool = False) -> Summary:
+    """Read the sweep's jobs and write ``summary.md``, ``summary.csv`` and ``summary.png`` at its root."""
+    sweep_dir = Path(sweep_dir)
+    find_jobs(sweep_dir)  # a clear message, before anything is written
+    with _locked(sweep_dir):
+        summary = summarize(sweep_dir, final)
+        atomic_write(sweep_dir / "summary.md", to_markdown(summary))
+        atomic_write(sweep_dir / "summary.csv", to_csv(summary))
+        if summary.groups:
+            atomic_write(sweep_dir / "summary_groups.csv", groups_csv(summary))
+        with atomic_file(sweep_dir / "summary.png") as png:
+            figure(summary).savefig(png, format="png", dpi=100)
+    return summary
+
+
+def print_summary(summary: Summary) -> None:
+    """The table in the terminal, with where the files are."""
+    from rich.console import Console
+    from rich.table import Table
+
+    header, body = rows(summary)
+    table = Table(
+        title=f"Sweep summary: {summary.title()}",
+        title_justify="left",
+        caption=f"{summary.sweep_dir}/summary.md, summary.csv, summary.png",
+        caption_justify="left",
+    )
+    n_keys = len(summary.swept)
+    for i, name in enumerate(header):
+        numeric = i < 2 or 2 + n_keys <= i < len(header) - 1
+        table.add_column(name, justify="right" if numeric else "left", overflow="fold")
+    styles = {"completed": None, "failed": "red"}  # unfinished, interrupted: yellow
+    for i, (job, row) in enumerate(zip(summary.jobs, body, strict=True)):
+        best = i == 0 and job.status == "completed"
+        table.add_row(*row, style="bold green" if best else styles.get(job.status, "yellow"))
+    console = Console()
+    if not console.is_terminal:  # a log file: the whole table on one line per job, not folded to 80 columns
+        console.width = max(
+            console.width, console.measure(table, options=console.options.update_width(500)).maximum
+        )
+    console.print(table)
+
+
+# ------------------------------------------------------------------------------------------ callback
+
+
+def _quoted(value: str) -> str:
+    """A string as a quoted Hydra override value (spaces, commas and ``=`` are safe inside quotes)."""
+    return "'" + value.replace("'", "\\'") + "'"
+
+
+class SweepSummary(Callback):
+    """Hydra callback (``hydra.callbacks`` in ``conf/hydra/default.yaml``): the sweep summary, kept current.
+
+    - At the start of a sweep: makes ``${hydra:...}`` resolvable in the sweep folder's path (Hydra sets it
+      only inside jobs), and pins that folder: each job composes its own config, and jobs that change
+      ``task_name`` (``data=xor,and``: each data's recipe names it) would otherwise scatter the sweep.
+    - After each job (wherever it ran: here, a joblib worker, a SLURM node): rewrites the summary.
+    - At the end: writes the final summary and prints it. The basic sweeper raises on a failed job before
+      ``on_multirun_end``, so the same also runs at interpreter exit when the end was never reached.
+    """
+
+    def __init__(self) -> None:
+        self._sweep_dir: Path | None = None
+        self._done = False
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from hydra.core.hydra_config import HydraConfig
+        from omegaconf import open_dict, read_write
+
+        HydraConfig.instance().set_config(config)
+        sweep_dir = str(config.hydra.sweep.dir)
+        with read_write(config.hydra), open_dict(config.hydra):
+            config.hydra.sweep.dir = sweep_dir
+            # launchers compose each job from the master's hydra overrides: the same folder for all
+            config.hydra.overrides.hydra.append(f"hydra.sweep.dir={_quoted(sweep_dir)}")
+        self._sweep_dir = Path(sweep_dir)
+        self._done = False
+        atexit.register(self._finish)
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        from hydra.types import RunMode
+
+        if config.hydra.mode != RunMode.MULTIRUN or launcher_rank() != 0:  # one writer per DDP job on SLURM
+            return
+        try:
+            write_summary(Path(config.hydra.sweep.dir))
+        except Exception as err:  # a summary must never fail the job it describes
+            log.warning(f"could not write the sweep summary: {err}")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._finish()
+
+    def _finish(self) -> None:
+        if self._done or self._sweep_dir is None or not self._sweep_dir.is_dir():
+            return
+        self._done = True
+        try:
+            summary = write_summary(self._sweep_dir, final=True)
+        except NeuronlabError:  # no job got as far as its folder
+            return
+        except Exception as err:
+            log.warning(f"could not write the sweep summary: {err}")
+            return
+        print_summary(summary)
+
+
+# ----------------------------------------------------------------------------------------------- CLI
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``neuronlab-summary <sweep folder>``: (re)write and print the summary of a sweep, finished or not."""
+    parser = argparse.ArgumentParser(
+        prog="neuronlab-summary",
+        description="Write summary.md, summary.csv and summary.png at a sweep's root; print the table.",
+    )
+    parser.add_argument("sweep_dir", type=Path, help="a sweep folder: outputs/<task>/multiruns/<time>")
+    args = parser.parse_args(argv)
+    print_summary(run_command(lambda: write_summary(args.sweep_dir)))

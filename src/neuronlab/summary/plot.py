@@ -1,0 +1,107 @@
+"""``summary.png``: the sweep's metric against each swept value, one panel per key."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from neuronlab.summary.table import Summary
+
+
+def _as_numbers(values: list[str]) -> list[float] | None:
+    try:
+        return [float(v) for v in values]
+    except ValueError:
+        return None
+
+
+def _spread(values: list[str], i: int) -> float:
+    """A small offset that sets apart the jobs sharing a category, so that none hides another."""
+    same = [j for j, v in enumerate(values) if v == values[i]]
+    return 0.3 * (same.index(i) / (len(same) - 1) - 0.5) if len(same) > 1 else 0.0
+
+
+def figure(summary: Summary) -> Any:
+    """One panel per swept key: the metric of every finished job against that key's value.
+
+    Values drawn from a range (Optuna's) go on a numeric axis, logarithmic when they span a decade or more
+    (learning rates); a grid's few values, names and lists of sizes are categories, jobs sharing one set a
+    little apart. Failed jobs are red crosses on the floor.
+    """
+    from matplotlib.figure import Figure
+
+    keys = summary.swept or ["job"]
+    ncols = min(len(keys), 3)
+    nrows = math.ceil(len(keys) / ncols)
+    fig = Figure(figsize=(4.2 * ncols, 3.4 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[len(keys) :]:
+        ax.set_visible(False)
+    for ax, key in zip(axes, keys, strict=False):
+        _panel(ax, summary, key)
+    fig.suptitle(f"{summary.sweep_dir.name}: {summary.counts()} (best circled)", fontsize="medium")
+    return fig
+
+
+def _panel(ax: Any, summary: Summary, key: str) -> None:
+    from matplotlib.transforms import blended_transform_factory
+
+    percent = "acc" in summary.metric
+    scale = 100.0 if percent else 1.0
+    ax.set_xlabel(key)
+    ax.set_ylabel(f"{summary.metric} (%)" if percent else summary.metric)
+    ax.grid(alpha=0.3)
+    jobs = [j for j in summary.jobs if j.status in ("completed", "pruned", "failed")]
+    if not jobs:
+        ax.text(0.5, 0.5, "no job has finished yet", ha="center", transform=ax.transAxes)
+        return
+    raw = [str(j.num) if key == "job" else j.params.get(key, "(default)") for j in jobs]
+    numbers = _as_numbers(raw)
+    distinct = len(set(raw))
+    if numbers is None or distinct < 2 or distinct <= len(raw) / 2:  # names, or a grid's few values
+        categories = sorted(set(raw), key=float if numbers else None)
+        xs = [categories.index(v) + _spread(raw, i) for i, v in enumerate(raw)]
+        ax.set_xticks(range(len(categories)), categories, rotation=30 if len(categories) > 3 else 0)
+        ax.set_xlim(-0.5, len(categories) - 0.5)
+        position = {v: float(categories.index(v)) for v in categories}
+    else:
+        xs = numbers
+        position = {v: x for v, x in zip(raw, xs, strict=True)}
+        if min(xs) > 0 and max(xs) / min(xs) >= 10:
+            ax.set_xscale("log")
+    if key not in ("seed", "job") and summary.groups:  # each seed group: its mean and std
+        bars = [(position[g.params[key]], *g.stats[summary.metric][:2]) for g in summary.groups]
+        bars = [
+            (x, m * scale, s * scale if math.isfinite(s) else 0.0) for x, m, s in bars if math.isfinite(m)
+        ]
+        ax.errorbar(
+            [b[0] for b in bars],
+            [b[1] for b in bars],
+            yerr=[b[2] for b in bars],
+            fmt="_",
+            markersize=14,
+            color="black",
+            capsize=5,
+            zorder=5,
+            label="mean ± std over seeds",
+        )
+        ax.legend(loc="best", fontsize="small")
+    pruned = [(x, j.metrics.get(summary.metric, math.nan) * scale) for x, j in zip(xs, jobs, strict=True)]
+    pruned = [(x, y) for (x, y), j in zip(pruned, jobs, strict=True) if j.status == "pruned"]
+    if pruned:
+        ax.scatter(*zip(*pruned, strict=True), marker="v", color="tab:gray", alpha=0.7, label="pruned")
+        ax.legend(loc="best", fontsize="small")
+    done = [(x, j.metrics.get(summary.metric, math.nan) * scale) for x, j in zip(xs, jobs, strict=True)]
+    done = [(x, y) for (x, y), j in zip(done, jobs, strict=True) if j.status == "completed"]
+    ax.scatter([x for x, _ in done], [y for _, y in done], color="tab:blue", alpha=0.8, zorder=3)
+    if summary.jobs[0].status == "completed":  # the best job, first in rank order
+        ax.scatter(*done[0], s=140, facecolors="none", edgecolors="tab:orange", linewidths=2, zorder=4)
+    if percent and done:
+        ax.set_ylim(top=min(ax.get_ylim()[1], 101))
+    failed = [x for x, j in zip(xs, jobs, strict=True) if j.status == "failed"]
+    if failed:
+        floor = blended_transform_factory(ax.transData, ax.transAxes)
+        ax.scatter(failed, [0.03] * len(failed), marker="x", color="tab:red", transform=floor, label="failed")
+        ax.update_datalim([(x, ax.dataLim.y0) for x in failed], updatey=False)  # keep them in view
+        ax.autoscale_view()
+        ax.legend(loc="best", fontsize="small")

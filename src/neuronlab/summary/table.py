@@ -1,0 +1,350 @@
+"""A sweep's jobs ranked best first, its seed groups, and the table written as Markdown, CSV and rows
+for the terminal.
+
+Ranking: completed jobs by the sweep's ``optimized_metric`` (equal values: the lower ``val/loss`` first),
+then pruned, unfinished or interrupted, failed, and any status from elsewhere last.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from neuronlab.summary.jobs import Job, find_jobs, optimized_metric, read_importance, read_job
+
+SHOWN_METRICS = ("val/acc_best", "test/acc")
+TIE_BREAK = "val/loss"
+STATUS_ORDER = {"completed": 0, "pruned": 1, "unfinished": 2, "interrupted": 2, "failed": 3}
+UNKNOWN_STATUS = 4  # a status from elsewhere ranks after every known one, failed included
+GROUP_METRICS = ("test/acc", "test/loss")  # summarised per seed group, after the optimized metric
+MIN_GROUP_SEEDS = 2
+
+
+@dataclass
+class Group:
+    """The completed jobs that differ only by ``seed``: one setting, several seeds."""
+
+    params: dict[str, str]  # the swept values other than the seed
+    jobs: list[Job]
+    stats: dict[str, tuple[float, float, int]]  # metric -> (mean, sample std, n); nan where undefined
+
+
+@dataclass
+class Summary:
+    """A sweep's jobs, ranked, and what varies between them."""
+
+    sweep_dir: Path
+    jobs: list[Job]  # best first; then unfinished, then failed
+    metric: str
+    maximize: bool
+    swept: list[str]  # override keys whose value differs between jobs: one column and one plot panel each
+    fixed: dict[str, str]  # overrides shared by every job
+    groups: list[Group] = field(default_factory=list)  # jobs differing only by seed, best mean first
+    importance: dict[str, float] = field(default_factory=dict)  # Optuna's parameter importances
+
+    @property
+    def metrics(self) -> list[str]:
+        return [self.metric, *(m for m in SHOWN_METRICS if m != self.metric)]
+
+    @property
+    def metrics_grouped(self) -> list[str]:
+        return [self.metric, *(m for m in GROUP_METRICS if m != self.metric)]
+
+    def counts(self) -> str:
+        counts: dict[str, int] = {}
+        for job in self.jobs:
+            counts[job.status] = counts.get(job.status, 0) + 1
+        return ", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=_status_key))
+
+    def title(self) -> str:
+        jobs = f"{len(self.jobs)} job{'s' if len(self.jobs) != 1 else ''}"
+        direction = "higher is better" if self.maximize else "lower is better"
+        return f"{jobs} ({self.counts()}), ranked by {self.metric} ({direction})"
+
+
+def _status_key(item: tuple[str, int]) -> int:
+    return STATUS_ORDER.get(item[0], UNKNOWN_STATUS)
+
+
+def summarize(sweep_dir: Path | str, final: bool = False) -> Summary:
+    """Read every job of ``sweep_dir`` and rank them by the sweep's ``optimized_metric``."""
+    sweep_dir = Path(sweep_dir)
+    job_dirs = find_jobs(sweep_dir)
+    jobs = [read_job(folder, final) for folder in job_dirs]
+    metric = optimized_metric(job_dirs)
+    maximize = not metric.endswith("loss")
+
+    keys = list(dict.fromkeys(k for job in jobs for k in job.params))
+    values = {k: [job.params.get(k, "") for job in jobs] for k in keys}
+    swept = [k for k in keys if len(set(values[k])) > 1]
+    fixed = {k: values[k][0] for k in keys if k not in swept}
+
+    def rank_key(job: Job) -> tuple[int, float, float, int]:
+        value = job.metrics.get(metric, math.nan)
+        score = (-value if maximize else value) if math.isfinite(value) else math.inf
+        loss = job.metrics.get(TIE_BREAK, math.inf)  # equal accuracies (easy data): the lower loss first
+        return (
+            STATUS_ORDER.get(job.status, UNKNOWN_STATUS),
+            score,
+            loss if math.isfinite(loss) else math.inf,
+            job.num,
+        )
+
+    jobs.sort(key=rank_key)
+    summary = Summary(sweep_dir, jobs, metric, maximize, swept, fixed)
+    summary.groups = seed_groups(summary)
+    summary.importance = read_importance(sweep_dir)
+    return summary
+
+
+def seed_groups(summary: Summary) -> list[Group]:
+    """When a sweep varies ``seed``: its completed jobs grouped by the other swept values, best mean first."""
+    if "seed" not in summary.swept:
+        return []
+    keys = [k for k in summary.swept if k != "seed"]
+    grouped: dict[tuple[str, ...], list[Job]] = {}
+    for job in summary.jobs:
+        if job.status == "completed":
+            grouped.setdefault(tuple(job.params.get(k, "(default)") for k in keys), []).append(job)
+    groups = []
+    for values, jobs in grouped.items():
+        stats = {}
+        for name in summary.metrics_grouped:
+            xs = [j.metrics[name] for j in jobs if math.isfinite(j.metrics.get(name, math.nan))]
+            mean = statistics.fmean(xs) if xs else math.nan
+            std = statistics.stdev(xs) if len(xs) >= MIN_GROUP_SEEDS else math.nan
+            stats[name] = (mean, std, len(xs))
+        groups.append(Group(dict(zip(keys, values, strict=True)), jobs, stats))
+
+    def mean_key(group: Group) -> float:
+        mean = group.stats[summary.metric][0]
+        return (-mean if summary.maximize else mean) if math.isfinite(mean) else math.inf
+
+    return sorted(groups, key=mean_key)
+
+
+# -------------------------------------------------------------------------------------------- format
+
+
+def format_metric(name: str, value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "–"
+    return f"{100 * value:.2f} %" if "acc" in name else f"{value:.4f}"
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def format_value(value: str) -> str:
+    """An override value for reading: 0.007231563192959944 -> 0.007232 (the CSV keeps it whole)."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return f"{number:.4g}" if any(c in value for c in ".eE") and math.isfinite(number) else value
+
+
+def _status_cell(job: Job) -> str:
+    cell = f"{job.status}: {job.error}" if job.error and job.status != "completed" else job.status
+    if job.status == "pruned" and job.pruned_epoch is not None:
+        cell = f"pruned at epoch {job.pruned_epoch}"
+    return f"{cell} ({job.resume})" if job.resume else cell
+
+
+def format_stat(name: str, mean: float, std: float, n: int) -> str:
+    """``mean ± std (n)``: 97.10 ± 0.35 % (3)."""
+    if not math.isfinite(mean):
+        return "–"
+    spread = f" ± {format_metric(name, std).removesuffix(' %')}" if math.isfinite(std) else ""
+    if "acc" in name:
+        return f"{100 * mean:.2f}{spread} % ({n})"
+    return f"{mean:.4f}{spread} ({n})"
+
+
+def group_rows(summary: Summary) -> tuple[list[str], list[list[str]]]:
+    """The seed groups' table: rank, the swept values but the seed, ``mean ± std (n)`` per metric."""
+    keys = [k for k in summary.swept if k != "seed"]
+    header = ["rank", *keys, *summary.metrics_grouped]
+    body = [
+        [
+            str(i),
+            *(format_value(g.params[k]) for k in keys),
+            *(format_stat(m, *g.stats[m]) for m in summary.metrics_grouped),
+        ]
+        for i, g in enumerate(summary.groups, start=1)
+    ]
+    return header, body
+
+
+def groups_csv(summary: Summary) -> str:
+    """``summary_groups.csv``: one row per seed group, raw means and sample standard deviations."""
+    keys = [k for k in summary.swept if k != "seed"]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    stat_columns = [f"{m}_{s}" for m in summary.metrics_grouped for s in ("mean", "std")]
+    writer.writerow(["rank", *keys, *stat_columns, "n", "jobs"])
+    for i, g in enumerate(summary.groups, start=1):
+        stats = [g.stats[m][j] for m in summary.metrics_grouped for j in (0, 1)]
+        writer.writerow(
+            [
+                i,
+                *(g.params[k] for k in keys),
+                *("" if not math.isfinite(v) else v for v in stats),
+                len(g.jobs),
+                " ".join(str(j.num) for j in sorted(g.jobs, key=lambda j: j.num)),
+            ]
+        )
+    return out.getvalue()
+
+
+def rows(summary: Summary) -> tuple[list[str], list[list[str]]]:
+    """The table as people read it: header and formatted cells (shared by Markdown and the terminal)."""
+    header = ["rank", "job", *summary.swept, *summary.metrics, "epochs", "wall time", "status"]
+    body = []
+    for i, job in enumerate(summary.jobs, start=1):
+        epochs = job.metrics.get("epochs")
+        body.append(
+            [
+                str(i) if job.status == "completed" else "–",
+                str(job.num),
+                *(format_value(job.params.get(k, "(default)")) for k in summary.swept),
+                *(format_metric(m, job.metrics.get(m)) for m in summary.metrics),
+                str(int(epochs)) if epochs is not None else "–",
+                format_duration(job.wall_time),
+                _status_cell(job),
+            ]
+        )
+    return header, body
+
+
+def to_markdown(summary: Summary) -> str:
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    header, body = rows(summary)
+    n_keys = len(summary.swept)
+    align = ["---:", "---:", *["---"] * n_keys, *["---:"] * (len(summary.metrics) + 3)]
+    align[-1] = "---"
+    lines = [
+        "# Sweep summary",
+        "",
+        f"`{summary.sweep_dir}`: {summary.title()}. Updated {time.strftime('%Y-%m-%d %H:%M:%S')}.",
+        "",
+    ]
+    if summary.fixed:
+        lines += ["Same in every job: " + ", ".join(f"`{k}={v}`" for k, v in summary.fixed.items()), ""]
+    lines += [
+        "| " + " | ".join(cell(h) for h in header) + " |",
+        "| " + " | ".join(align) + " |",
+        *("| " + " | ".join(cell(c) for c in row) + " |" for row in body),
+        "",
+        f"Ties are broken by the lower {TIE_BREAK}. `job` is the number that starts the job's folder name "
+        "(an Optuna trial's number). `unfinished`: no result yet (still running, or killed); "
+        "`interrupted`: stopped by a signal, or without a result when the sweep ended; `pruned`: stopped "
+        "early by the Optuna pruner (its metrics are those of that epoch; not tested).",
+    ]
+    best = summary.jobs[0]
+    if best.status == "completed":
+        lines += ["", f"Best: `{best.folder}`."]
+    lines += _resume_note(summary)
+    if summary.groups:
+        g_header, g_body = group_rows(summary)
+        lines += [
+            "",
+            "## Seed groups",
+            "",
+            f"Completed jobs that differ only by `seed`, ranked by their mean {summary.metric}: "
+            "`mean ± std (n)`, the sample standard deviation over n seeds (`summary_groups.csv`).",
+            "",
+            "| " + " | ".join(cell(h) for h in g_header) + " |",
+            "| "
+            + " | ".join(["---:", *["---"] * (len(g_header) - 1 - len(summary.metrics_grouped))])
+            + " | ---:" * len(summary.metrics_grouped)
+            + " |",
+            *("| " + " | ".join(cell(c) for c in row) + " |" for row in g_body),
+        ]
+    if summary.importance:
+        lines += [
+            "",
+            "Parameter importances (Optuna's `optuna.importance.get_param_importances`; they add up to 1): "
+            + ", ".join(f"`{k}` {v:.2f}" for k, v in summary.importance.items())
+            + ".",
+        ]
+    lines += [
+        "",
+        f"Compare the jobs' curves and hyper-parameters: `tensorboard --logdir {summary.sweep_dir}`"
+        " (HPARAMS tab).",
+        "",
+        "![the metric against each swept value](summary.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _resume_note(summary: Summary) -> list[str]:
+    """Which jobs a re-run of the sweep in its folder skipped or resumed."""
+    skipped = [str(j.num) for j in sorted(summary.jobs, key=lambda j: j.num) if j.resume == "skipped"]
+    resumed = [
+        f"{j.num} ({j.resume})"
+        for j in sorted(summary.jobs, key=lambda j: j.num)
+        if j.resume.startswith("resumed")
+    ]
+    if not skipped and not resumed:
+        return []
+    parts = []
+    if skipped:
+        parts.append(f"skipped the completed job{'s' if len(skipped) > 1 else ''} {', '.join(skipped)}")
+    if resumed:
+        parts.append(f"resumed {', '.join(resumed)} from {'their' if len(resumed) > 1 else 'its'} last.ckpt")
+    return ["", f"This sweep was run again in its folder: it {' and '.join(parts)}."]
+
+
+def to_csv(summary: Summary) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(
+        [
+            "rank",
+            "job",
+            "folder",
+            *summary.swept,
+            *summary.metrics,
+            "epochs",
+            "wall_time_s",
+            "status",
+            "error",
+            "pruned_epoch",
+            "resume",
+        ]
+    )
+    for i, job in enumerate(summary.jobs, start=1):
+        epochs = job.metrics.get("epochs")
+        writer.writerow(
+            [
+                i if job.status == "completed" else "",
+                job.num,
+                job.folder,
+                *(job.params.get(k, "") for k in summary.swept),
+                *(job.metrics.get(m, "") for m in summary.metrics),
+                int(epochs) if epochs is not None else "",
+                f"{job.wall_time:.2f}" if job.wall_time is not None else "",
+                job.status,
+                job.error,
+                "" if job.pruned_epoch is None else job.pruned_epoch,
+                job.resume,
+            ]
+        )
+    return out.getvalue()
