@@ -47,7 +47,7 @@ from omegaconf import open_dict
 
 from neuronlab.data.mnist import DATASETS, FILES, find_file
 from neuronlab.models import MNISTClassifier
-from neuronlab.paths import CONF_DIR
+from neuronlab.run.paths import CONF_DIR
 
 DEBIAN_FASHION = "/usr/share/datasets/fashion-mnist"
 SCRIPTS = Path(__file__).resolve().parent

@@ -132,7 +132,7 @@ EOF
   echo
 } >"$MD"
 
-step import 60 "$PY" -c "import neuronlab.train, neuronlab.tasks, neuronlab.figures; print('ok')"
+step import 60 "$PY" -c "import neuronlab.train, neuronlab.tasks, neuronlab.run.figures; print('ok')"
 step help 60 "$PY" -m neuronlab.train --help
 
 # the GPU tests: every test that skips without CUDA (they also run, and skip, in CPU mode)

@@ -44,14 +44,14 @@ tests/test_train.py::test_every_part_swaps[overrides2-expected2]
 tests/test_train.py::test_every_part_swaps[overrides3-expected3]
 tests/test_robustness.py::test_diverging_training_stops_naming_epoch_and_step_and_keeps_the_last_good_checkpoint
 tests/test_robustness.py::test_resume_continues_bit_for_bit_and_the_curves_exactly"
-FILES[checkpoint]="src/neuronlab/checkpoint.py"
+FILES[checkpoint]="src/neuronlab/io/checkpoint.py"
 PATTERNS[checkpoint]="*AtomicCheckpointIO* *resolve_checkpoint* *epochs_done*"
 TESTS[checkpoint]="$RESUME_TESTS
 tests/test_atomic_write.py::test_a_failed_write_keeps_the_previous_checkpoint_byte_for_byte
 tests/test_atomic_write.py::test_the_first_write_failing_leaves_no_file_under_the_name
 tests/test_atomic_write.py::test_lightning_resumes_through_the_safe_loader_and_missing_files_are_named
 tests/test_atomic_write.py::test_epochs_done_reads_lightnings_count_and_nothing_else"
-FILES[resume]="src/neuronlab/resume.py"
+FILES[resume]="src/neuronlab/run/resume.py"
 PATTERNS[resume]="*resume_argv* *check_not_complete* *_saved_max_epochs* *_read_result*"
 TESTS[resume]="$RESUME_TESTS"
 FILES[summary]="src/neuronlab/summary/table.py"

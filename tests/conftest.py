@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from neuronlab.data.idx import write_idx
-from neuronlab.paths import CONF_DIR
+from neuronlab.run.paths import CONF_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -79,7 +79,7 @@ def test_errors_are_the_command_lines(outputs, tmp_path):
 @contextmanager
 def held_lock(run_dir: Path) -> Iterator[subprocess.Popen]:
     """Another process holding ``run_dir``'s run lock while the block runs."""
-    code = "import time\nfrom neuronlab.paths import run_lock\n"
+    code = "import time\nfrom neuronlab.run.paths import run_lock\n"
     code += f"with run_lock({str(run_dir)!r}): time.sleep(120)"
     holder = subprocess.Popen([sys.executable, "-c", code])
     try:

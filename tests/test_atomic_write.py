@@ -11,8 +11,8 @@ import os
 import pytest
 import torch
 
-from neuronlab.checkpoint import AtomicCheckpointIO, epochs_done, load_checkpoint, resolve_checkpoint
 from neuronlab.errors import NeuronlabError
+from neuronlab.io.checkpoint import AtomicCheckpointIO, epochs_done, load_checkpoint, resolve_checkpoint
 from neuronlab.models import SimpleNN
 from neuronlab.tasks import Classifier
 from tests.conftest import only, run_cli
@@ -118,9 +118,9 @@ def test_epochs_done_reads_lightnings_count_and_nothing_else():
 def test_every_writer_shares_the_atomic_write_and_a_failure_keeps_the_previous_file(
     tmp_path, monkeypatch, failing
 ):
-    """``neuronlab.files`` serves result.json, summaries, predictions and checkpoints alike: a failure
+    """``neuronlab.io.files`` serves result.json, summaries, predictions and checkpoints alike: a failure
     while writing, syncing or renaming keeps the previous bytes and leaves no temporary file."""
-    from neuronlab.files import atomic_file, atomic_write, atomic_write_json
+    from neuronlab.io.files import atomic_file, atomic_write, atomic_write_json
 
     path = tmp_path / "result.json"
     atomic_write_json(path, {"status": "completed", "wall_time": 1.5, "at": tmp_path})

@@ -12,8 +12,8 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from neuronlab.checkpoint import load_classifier
-from neuronlab.paths import launcher_rank, run_id
+from neuronlab.io.checkpoint import load_classifier
+from neuronlab.run.paths import launcher_rank, run_id
 from tests.conftest import flip_labels, only, read_scalars, run_cli, write_mnist
 from tests.probes import read_probe, tests_importable
 

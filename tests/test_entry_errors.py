@@ -96,7 +96,7 @@ def test_user_errors_are_known_by_type_not_by_their_words():
 def test_the_data_and_io_errors_of_the_data_package_are_in_the_family():
     from neuronlab.data.idx import IDXError
     from neuronlab.data.mnist import DataNotFoundError
-    from neuronlab.paths import RunLocked
+    from neuronlab.run.paths import RunLocked
 
     assert issubclass(IDXError, DataError) and issubclass(IDXError, ValueError)
     assert issubclass(DataNotFoundError, DataError) and issubclass(DataNotFoundError, FileNotFoundError)
@@ -151,7 +151,7 @@ def test_the_owner_checks_import_no_torch():
     import sys
 
     code = (
-        "import sys, neuronlab.validate, neuronlab.models.checks, neuronlab.data.checks;"
+        "import sys, neuronlab.run.validate, neuronlab.models.checks, neuronlab.data.checks;"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lightning')))"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}

@@ -7,9 +7,9 @@ import shutil
 import pytest
 import torch
 
-from neuronlab.checkpoint import load_classifier
 from neuronlab.errors import run_command
 from neuronlab.export import export
+from neuronlab.io.checkpoint import load_classifier
 from neuronlab.train import train
 
 

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from neuronlab.figures import FiguresCallback, boundary_figure, prediction_grid, to_rgb
 from neuronlab.models import SimpleNN
+from neuronlab.run.figures import FiguresCallback, boundary_figure, prediction_grid, to_rgb
 from neuronlab.train import train
 from tests.conftest import read_scalars
 
@@ -89,7 +89,7 @@ def test_gates_run_logs_the_decision_boundary_every_n_epochs(compose_cfg, tmp_pa
 
 def test_without_a_tensorboard_logger_the_callback_is_a_no_op(compose_cfg, tmp_path):
     cfg = compose_cfg(["experiment=xor", "trainer.max_epochs=20", "logger=csv"])
-    assert cfg.callbacks.figures._target_ == "neuronlab.figures.FiguresCallback"
+    assert cfg.callbacks.figures._target_ == "neuronlab.run.figures.FiguresCallback"
     metrics = train(cfg)
     assert "test/acc" in metrics
     assert not list((tmp_path / "run").rglob("events.out.tfevents.*"))

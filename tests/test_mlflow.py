@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from neuronlab.errors import NeuronlabError
-from neuronlab.loggers import RUN_ID_FILE, MLFlowLogger
+from neuronlab.run.loggers import RUN_ID_FILE, MLFlowLogger
 from tests.conftest import only, run_cli, write_mnist
 from tests.test_robustness import run_main, runs, start, wait_for_last_checkpoint
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from neuronlab.errors import run_command
-from neuronlab.images import prepare
+from neuronlab.io.images import prepare
 from neuronlab.predict import predict
 from neuronlab.train import train
 from tests.conftest import make_images, run_cli

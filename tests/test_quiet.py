@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import warnings
 
-from neuronlab import quiet
+from neuronlab.run import quiet
 from tests.conftest import only, run_cli
 
 NOISE = (

@@ -20,9 +20,9 @@ import pytest
 import torch
 from PIL import Image
 
-from neuronlab.checkpoint import load_checkpoint
 from neuronlab.data.idx import write_idx
-from neuronlab.images import ImageError, load_image, prepare
+from neuronlab.io.checkpoint import load_checkpoint
+from neuronlab.io.images import ImageError, load_image, prepare
 from tests.conftest import make_images, only, read_scalars, run_cli, write_mnist
 from tests.test_robustness import run_main, runs, small_disk, start, wait_for_last_checkpoint  # noqa: F401
 
@@ -76,7 +76,7 @@ def test_runs_started_in_the_same_instant_get_their_own_folders_and_a_log(tmp_pa
 
 
 def test_folder_names_are_unique_and_sortable(compose_cfg):
-    from neuronlab.paths import run_id
+    from neuronlab.run.paths import run_id
 
     names = [run_id() for _ in range(50)]
     assert len(set(names)) == 50 and all(len(n) == 26 and n[19] == "_" for n in names)
@@ -138,7 +138,7 @@ def test_a_second_writer_is_refused_and_a_killed_run_leaves_no_stuck_lock(tmp_pa
 
 
 def test_the_resume_command_printed_after_ctrl_c_is_quoted_for_a_shell(tmp_path, capsys):
-    from neuronlab.report import print_interrupted
+    from neuronlab.run.report import print_interrupted
 
     run = tmp_path / "my runs, ü=1 'x' $HOME" / "run"
     print_interrupted(run, "SIGTERM")
@@ -147,7 +147,7 @@ def test_the_resume_command_printed_after_ctrl_c_is_quoted_for_a_shell(tmp_path,
 
 
 def test_the_resume_command_printed_after_ctrl_c_works_in_a_shell(tmp_path, monkeypatch, capsys):
-    from neuronlab.report import print_interrupted
+    from neuronlab.run.report import print_interrupted
 
     root = tmp_path / "my runs, ü=1 'x'"
     monkeypatch.setenv("NEURONLAB_OUTPUT_ROOT", str(root))
@@ -497,10 +497,10 @@ def test_predict_folder_with_an_oversized_a_blank_and_a_good_picture(compose_cfg
 
 
 def test_run_lock_is_reentrant_in_a_process_and_exclusive_across_processes(tmp_path):
-    from neuronlab.paths import RunLocked, run_lock
+    from neuronlab.run.paths import RunLocked, run_lock
 
     with run_lock(tmp_path / "run"), run_lock(tmp_path / "run"):  # the entry point, then the run
-        code = f"from neuronlab.paths import run_lock\nwith run_lock({str(tmp_path / 'run')!r}): pass"
+        code = f"from neuronlab.run.paths import run_lock\nwith run_lock({str(tmp_path / 'run')!r}): pass"
         other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert (
             other.returncode != 0 and "RunLocked" in other.stderr and "is in use by process" in other.stderr

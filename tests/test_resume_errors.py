@@ -85,7 +85,7 @@ def hand_made_run(root: Path, status: str | None, max_epochs: int = 20, done: in
 
     import yaml
 
-    from neuronlab.checkpoint import AtomicCheckpointIO
+    from neuronlab.io.checkpoint import AtomicCheckpointIO
     from neuronlab.models import SimpleNN
     from neuronlab.tasks import Classifier
 
@@ -109,8 +109,8 @@ def hand_made_run(root: Path, status: str | None, max_epochs: int = 20, done: in
 
 
 def test_resume_argv_gives_the_runs_checked_overrides_its_folder_and_last_checkpoint(tmp_path):
-    from neuronlab.paths import hydra_quote
-    from neuronlab.resume import resume_argv
+    from neuronlab.run.paths import hydra_quote
+    from neuronlab.run.resume import resume_argv
 
     run = hand_made_run(tmp_path, status=None)
     where = [
@@ -143,7 +143,7 @@ def test_a_run_saved_with_model_compile_resumes_with_task_compile(tmp_path):
     """``model.compile`` moved to ``task.compile``: a run folder of an older neuronlab still resumes."""
     import yaml
 
-    from neuronlab.resume import resume_argv
+    from neuronlab.run.resume import resume_argv
 
     run = hand_made_run(tmp_path, status=None)
     overrides = run / ".hydra" / "overrides.yaml"
@@ -165,7 +165,7 @@ def test_a_run_saved_with_model_compile_resumes_with_task_compile(tmp_path):
     ],
 )
 def test_a_completed_run_is_left_alone_unless_asked_for_more_epochs(tmp_path, given, complete):
-    from neuronlab.resume import AlreadyComplete, resume_argv
+    from neuronlab.run.resume import AlreadyComplete, resume_argv
 
     run = hand_made_run(tmp_path, status="completed")
     argv = ["neuronlab-train", f"resume={run}", *given]
@@ -181,7 +181,7 @@ def test_a_completed_run_is_left_alone_unless_asked_for_more_epochs(tmp_path, gi
 
 
 def test_a_run_that_stopped_early_says_how_to_train_on(tmp_path):
-    from neuronlab.resume import AlreadyComplete, resume_argv
+    from neuronlab.run.resume import AlreadyComplete, resume_argv
 
     run = hand_made_run(tmp_path, status="completed", max_epochs=1000, done=30)
     with pytest.raises(
@@ -207,7 +207,7 @@ def test_resume_argv_refuses_what_cannot_resume(tmp_path, change, args, message)
     import shutil as sh
 
     from neuronlab.errors import NeuronlabError
-    from neuronlab.resume import resume_argv
+    from neuronlab.run.resume import resume_argv
 
     run = hand_made_run(tmp_path, status=None)
     if change == "no overrides":
@@ -220,7 +220,7 @@ def test_resume_argv_refuses_what_cannot_resume(tmp_path, change, args, message)
 
 
 def test_a_run_of_one_epoch_and_odd_records(tmp_path):
-    from neuronlab.resume import AlreadyComplete, resume_argv
+    from neuronlab.run.resume import AlreadyComplete, resume_argv
 
     run = hand_made_run(tmp_path, status="completed", max_epochs=1, done=1)
     with pytest.raises(

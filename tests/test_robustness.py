@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from neuronlab.checkpoint import load_checkpoint
+from neuronlab.io.checkpoint import load_checkpoint
 from tests.conftest import flip_labels, only, read_scalars, run_cli, run_entry, write_mnist
 
 
@@ -310,9 +310,9 @@ def test_corrupt_checkpoint_and_checkpoint_of_another_architecture(tiny, tmp_pat
         code == 2 and "holds another architecture" in err and "hidden_size: checkpoint 4 vs config 8" in err
     )
 
-    from neuronlab.checkpoint import load_classifier
     from neuronlab.errors import NeuronlabError
     from neuronlab.eval import evaluate  # noqa: F401  (eval's path uses the same loader)
+    from neuronlab.io.checkpoint import load_classifier
 
     with pytest.raises(NeuronlabError, match="not a readable checkpoint"):
         load_classifier(corrupt)

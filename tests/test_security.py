@@ -16,8 +16,8 @@ import pytest
 import torch
 import yaml
 
-from neuronlab.checkpoint import load_checkpoint, load_classifier
 from neuronlab.errors import NeuronlabError
+from neuronlab.io.checkpoint import load_checkpoint, load_classifier
 from neuronlab.tasks import Classifier
 from tests.conftest import run_cli, run_entry
 
@@ -125,7 +125,7 @@ def test_a_pickle_as_checkpoint_runs_nothing_and_never_suggests_weights_only_fal
 
 
 def test_a_recorded_data_folder_is_read_never_written():
-    from neuronlab.checkpoint import datamodule_from_checkpoint
+    from neuronlab.io.checkpoint import datamodule_from_checkpoint
 
     stored = {"_target_": "neuronlab.data.mnist.MNISTDataModule", "name": "mnist", "data_dir": "/x"}
     stored["download"] = True
@@ -171,7 +171,7 @@ def test_a_run_folder_cannot_add_code_hydra_keys_or_paths(run, tmp_path, monkeyp
 
 
 def test_the_user_may_give_what_a_run_folder_may_not(run, tmp_path):
-    from neuronlab.resume import resume_argv
+    from neuronlab.run.resume import resume_argv
 
     (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["callbacks.figures.num_images=4"]))
     (run / "result.json").write_text(json.dumps({"status": "interrupted"}))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from neuronlab.checkpoint import load_checkpoint, load_classifier
+from neuronlab.io.checkpoint import load_checkpoint, load_classifier
 from neuronlab.train import train
 from tests.conftest import only, read_scalars, run_cli, run_entry
 from tests.probes import read_probe
@@ -315,8 +315,8 @@ def test_validate_knows_the_activations_and_precisions_that_torch_and_lightning_
 
     from lightning.fabric.connector import _PRECISION_INPUT
 
-    from neuronlab import validate
     from neuronlab.models.mlp import ACTIVATIONS
+    from neuronlab.run import validate
 
     assert tuple(ACTIVATIONS) == validate.ACTIVATIONS
     lightning = {str(v) for group in typing.get_args(_PRECISION_INPUT) for v in typing.get_args(group)}

@@ -40,8 +40,8 @@ def train(overrides: Sequence[str] = ()) -> Run:
     """``neuronlab-train <overrides>``: fit, test the best checkpoint, print the summary; ``resume=<run
     folder>`` continues a run. A bad value raises :class:`~neuronlab.errors.NeuronlabError`."""
     from neuronlab import train as entry
-    from neuronlab.paths import run_lock
-    from neuronlab.resume import AlreadyComplete, resume_argv
+    from neuronlab.run.paths import run_lock
+    from neuronlab.run.resume import AlreadyComplete, resume_argv
 
     entry.check_outputs_writable(["neuronlab.train", *overrides])
     entry.check_search_mode(["neuronlab.train", *overrides])  # a search needs the command line's -m
@@ -81,9 +81,9 @@ def _finished(run_dir: Path) -> Run:
 
 def eval(overrides: Sequence[str] = ()) -> Run:  # the command's name
     """``neuronlab-eval <overrides>``: re-test ``ckpt_path=...``; returns its test metrics."""
-    from neuronlab import report
-    from neuronlab.checkpoint import resolve_checkpoint
     from neuronlab.eval import evaluate
+    from neuronlab.io.checkpoint import resolve_checkpoint
+    from neuronlab.run import report
 
     with _job("eval", overrides) as cfg:
         run_dir = Path(cfg.hydra.runtime.output_dir)  # a failed eval's folder says why, as the CLI's
@@ -109,8 +109,8 @@ def _job(config_name: str, overrides: Sequence[str]) -> Iterator[Any]:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf, open_dict
 
-    from neuronlab import quiet
-    from neuronlab.paths import CONF_DIR
+    from neuronlab.run import quiet
+    from neuronlab.run.paths import CONF_DIR
 
     with _errors(), initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name=config_name):
         cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)

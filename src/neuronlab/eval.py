@@ -12,7 +12,7 @@ import hydra
 from omegaconf import DictConfig
 
 from neuronlab import api
-from neuronlab.paths import CONF_DIR
+from neuronlab.run.paths import CONF_DIR
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
@@ -21,10 +21,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
-    from neuronlab import ddp, report
-    from neuronlab.build import build_list, build_trainer
-    from neuronlab.checkpoint import datamodule_from_checkpoint, load_classifier, resolve_checkpoint
-    from neuronlab.validate import validate
+    from neuronlab.io.checkpoint import datamodule_from_checkpoint, load_classifier, resolve_checkpoint
+    from neuronlab.run import ddp, report
+    from neuronlab.run.build import build_list, build_trainer
+    from neuronlab.run.validate import validate
 
     validate(cfg)  # the same checks as training: trainer.*, data.*, seed
     hydra_cfg = HydraConfig.get()
@@ -54,8 +54,8 @@ def main(cfg: DictConfig) -> None:
     """Entry point of ``neuronlab-eval`` and ``python -m neuronlab.eval``."""
     from hydra.core.hydra_config import HydraConfig
 
-    from neuronlab import quiet, report
     from neuronlab.errors import run_command
+    from neuronlab.run import quiet, report
 
     quiet.install()
     run_dir = Path(HydraConfig.get().runtime.output_dir)  # a failed eval's folder says why, too

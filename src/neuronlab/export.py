@@ -2,7 +2,7 @@
 
 The exported model returns probabilities, as ``Classifier.predict_step`` does: ``(N, C)`` softmax for the
 MNIST family, ``(N,)`` P(class 1) for a single-output gate net. Its input is what the DataModule serves, as
-its facts stored in the checkpoint say (:func:`neuronlab.checkpoint.data_facts`): ``(N, 1, 28, 28)`` images
+its facts stored in the checkpoint say (:func:`neuronlab.io.checkpoint.data_facts`): ``(N, 1, 28, 28)`` images
 normalised as ``(pixel / 255 - mean) / std``, or ``(N, 2)`` points; the batch dimension is dynamic. The
 file is checked against the checkpoint on a batch (the first test samples of the checkpoint's data when
 readable, else random inputs) and refused if they differ by more than ``tolerance``.
@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from neuronlab.models import probabilities
-from neuronlab.paths import CONF_DIR
+from neuronlab.run.paths import CONF_DIR
 
 if TYPE_CHECKING:
     from neuronlab.data import DataFacts
@@ -45,7 +45,7 @@ def check_batch(
 ) -> tuple[torch.Tensor, str]:
     """The first ``size`` test samples of the checkpoint's data, or random inputs of the shape its data
     serves (``facts.input_shape``)."""
-    from neuronlab.checkpoint import datamodule_from_checkpoint
+    from neuronlab.io.checkpoint import datamodule_from_checkpoint
 
     # exporting never downloads a dataset (the description was checked by data_facts already)
     datamodule, name = datamodule_from_checkpoint(checkpoint, ckpt_path, data_dir, download=False)
@@ -111,9 +111,9 @@ def export(cfg: DictConfig) -> float:
     from rich.console import Console
     from rich.table import Table
 
-    from neuronlab.checkpoint import data_facts, load_classifier, resolve_checkpoint
     from neuronlab.errors import NeuronlabError
-    from neuronlab.validate import EXPORT_RULES, validate
+    from neuronlab.io.checkpoint import data_facts, load_classifier, resolve_checkpoint
+    from neuronlab.run.validate import EXPORT_RULES, validate
 
     fmt = str(cfg.format)
     if fmt not in FORMATS:
@@ -185,8 +185,8 @@ def check_writable(path: Path, suffix: str) -> None:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")
 def main(cfg: DictConfig) -> None:
     """Entry point of ``neuronlab-export`` and ``python -m neuronlab.export``."""
-    from neuronlab import quiet
     from neuronlab.errors import run_command
+    from neuronlab.run import quiet
 
     quiet.install()
     run_command(lambda: export(cfg))

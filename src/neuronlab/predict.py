@@ -1,6 +1,6 @@
 """``neuronlab-predict ckpt_path=... inputs=...``: classify image files (MNIST family) or points (gates).
 
-Each image is brought to MNIST's format first (:mod:`neuronlab.images`) and the table says what was done.
+Each image is brought to MNIST's format first (:mod:`neuronlab.io.images`) and the table says what was done.
 A file that cannot be read gets its own error row while the others are classified; the exit code is 1
 if any input failed, 2 for a bad checkpoint or option, 0 otherwise. ``output=<file>.csv|.json`` also
 writes the rows to a file (atomically; never over the checkpoint or an input); pictures are classified
@@ -21,7 +21,7 @@ import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from neuronlab import api
-from neuronlab.paths import CONF_DIR
+from neuronlab.run.paths import CONF_DIR
 
 if TYPE_CHECKING:
     from neuronlab.data import DataFacts
@@ -82,7 +82,7 @@ def predict_images(task: Any, facts: DataFacts, inputs: list[Any], fit: str) -> 
     """Rows for image files, classified with the dataset's class names and normalisation."""
     import torch
 
-    from neuronlab.images import ImageError, load_image, prepare
+    from neuronlab.io.images import ImageError, load_image, prepare
 
     fills = facts.fills_frame  # Fashion-MNIST items fill the frame; digits sit in a 20x20 box
     rows, samples = [], []
@@ -204,7 +204,7 @@ def write_predictions(path: Path, rows: list[Row]) -> None:
     """Write the rows as CSV (top-3 spread over columns) or JSON (a list of objects), to a temporary
     file beside ``path`` renamed over it at the end: never half a file under its name."""
     from neuronlab.errors import NeuronlabError
-    from neuronlab.files import atomic_file
+    from neuronlab.io.files import atomic_file
 
     try:
         with atomic_file(path, "w", newline="", encoding="utf-8") as out:
@@ -257,9 +257,9 @@ def print_rows(rows: list[Row], title: str, points: bool, limit: int | None = No
 
 def predict(cfg: DictConfig) -> list[Row]:
     """Load ``cfg.ckpt_path``, classify ``cfg.inputs``, print the table; returns the rows."""
-    from neuronlab.checkpoint import data_facts, load_classifier, resolve_checkpoint
     from neuronlab.errors import NeuronlabError
-    from neuronlab.images import FITS
+    from neuronlab.io.checkpoint import data_facts, load_classifier, resolve_checkpoint
+    from neuronlab.io.images import FITS
 
     if cfg.fit not in FITS:
         raise NeuronlabError(f"fit={cfg.fit} is not known; allowed: {', '.join(FITS)}")
@@ -295,8 +295,8 @@ def predict(cfg: DictConfig) -> list[Row]:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
     """Entry point of ``neuronlab-predict`` and ``python -m neuronlab.predict``."""
-    from neuronlab import quiet
     from neuronlab.errors import run_command
+    from neuronlab.run import quiet
 
     quiet.install()
     rows = run_command(lambda: predict(cfg))

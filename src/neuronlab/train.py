@@ -20,7 +20,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from neuronlab import api
-from neuronlab.paths import CONF_DIR
+from neuronlab.run.paths import CONF_DIR
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig, clock: Any = None) -> dict[str, float]:
     """Fit and test one configuration; returns the final metrics (``train/*``, ``val/*``, ``test/*``).
 
-    ``clock`` (a :class:`~neuronlab.callbacks.WallClock`) keeps the run's wall time in its checkpoints."""
-    from neuronlab.validate import validate
+    ``clock`` (a :class:`~neuronlab.run.callbacks.WallClock`) keeps the run's wall time in its checkpoints."""
+    from neuronlab.run.validate import validate
 
     validate(cfg)  # before Lightning and torch are imported: a bad value is reported within a second
 
@@ -37,16 +37,16 @@ def train(cfg: DictConfig, clock: Any = None) -> dict[str, float]:
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
-    from neuronlab import ddp, report
-    from neuronlab.build import build_list, build_trainer
-    from neuronlab.checkpoint import (
+    from neuronlab.errors import CheckpointError
+    from neuronlab.io.checkpoint import (
         check_same_architecture,
         check_same_training,
         epochs_done,
         load_checkpoint,
         resolve_checkpoint,
     )
-    from neuronlab.errors import CheckpointError
+    from neuronlab.run import ddp, report
+    from neuronlab.run.build import build_list, build_trainer
     from neuronlab.sweeps.pruning import OptunaPruning, trial_callback
 
     trainer_cfg = cfg.trainer
@@ -105,16 +105,16 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
 def run(cfg: DictConfig, raise_errors: bool = False) -> float | None:
     """Train, record the outcome in ``result.json`` either way, and return ``optimized_metric``.
 
-    One writer per run folder: the run holds its folder's lock (see :func:`neuronlab.paths.run_lock`);
+    One writer per run folder: the run holds its folder's lock (see :func:`neuronlab.run.paths.run_lock`);
     a second process refused the lock leaves the folder as it is. A bad input ends the process with its
     message (exit code 2), or, in a sweep or with ``raise_errors`` (the notebook API), raises it as a
     :class:`NeuronlabError`."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from neuronlab import report
     from neuronlab.errors import run_command
-    from neuronlab.paths import is_main_process, run_lock
+    from neuronlab.run import report
+    from neuronlab.run.paths import is_main_process, run_lock
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -131,10 +131,10 @@ def run(cfg: DictConfig, raise_errors: bool = False) -> float | None:
 def _run(cfg: DictConfig, run_dir: Path, multirun: bool, raise_errors: bool) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
-    from neuronlab import ddp, report
     from neuronlab.errors import run_command, signal_of
+    from neuronlab.run import ddp, report
+    from neuronlab.run.validate import validate
     from neuronlab.sweeps.resume import JobStart, start_job
-    from neuronlab.validate import validate
 
     # as typed: an override holding a bad ``${...}`` is reported by validate(), not by reading it here
     overrides = [str(o) for o in OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)]
@@ -155,7 +155,7 @@ def _run(cfg: DictConfig, run_dir: Path, multirun: bool, raise_errors: bool) -> 
         nonlocal clock
         with ddp.job_scope():
             validate(cfg)  # before Lightning and torch are imported: a bad value is reported within a second
-            from neuronlab.callbacks import GracefulInterrupt, WallClock
+            from neuronlab.run.callbacks import GracefulInterrupt, WallClock
 
             GracefulInterrupt.interrupted = None
             clock = WallClock(before=before, resuming=resuming)
@@ -173,7 +173,9 @@ def _run(cfg: DictConfig, run_dir: Path, multirun: bool, raise_errors: bool) -> 
             report.run_logger.error(f"failed: {message}")
 
     def interrupted(err: BaseException) -> str | None:
-        callbacks = sys.modules.get("neuronlab.callbacks")  # not imported (a fast start): not by Lightning
+        callbacks = sys.modules.get(
+            "neuronlab.run.callbacks"
+        )  # not imported (a fast start): not by Lightning
         return (callbacks and callbacks.GracefulInterrupt.interrupted) or signal_of(err)
 
     metrics = run_command(
@@ -260,7 +262,7 @@ def check_moved_keys(argv: list[str]) -> None:
     """``model.compile=true`` is ``task.compile=true`` now (the task compiles its net): say so, instead of
     Hydra's "Key 'compile' is not in struct" (a saved run folder's overrides are renamed by resume)."""
     from neuronlab.errors import ConfigError
-    from neuronlab.resume import RENAMED
+    from neuronlab.run.resume import RENAMED
 
     for arg in argv[1:]:
         key, sep, value = arg.partition("=")
@@ -296,10 +298,10 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     """Entry point of ``neuronlab-train`` and ``python -m neuronlab.train``."""
-    from neuronlab import quiet
     from neuronlab.errors import run_command
-    from neuronlab.paths import is_main_process, run_lock
-    from neuronlab.resume import AlreadyComplete, resume_argv
+    from neuronlab.run import quiet
+    from neuronlab.run.paths import is_main_process, run_lock
+    from neuronlab.run.resume import AlreadyComplete, resume_argv
 
     def start() -> None:
         check_moved_keys(sys.argv)

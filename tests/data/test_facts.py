@@ -11,8 +11,6 @@ import pytest
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from neuronlab import checkpoint as ckpt_module
-from neuronlab.checkpoint import data_facts, load_checkpoint
 from neuronlab.data import (
     DataFacts,
     FashionMNISTDataModule,
@@ -22,9 +20,11 @@ from neuronlab.data import (
 )
 from neuronlab.errors import NeuronlabError
 from neuronlab.export import export
-from neuronlab.figures import FiguresCallback
+from neuronlab.io import checkpoint as ckpt_module
+from neuronlab.io.checkpoint import data_facts, load_checkpoint
 from neuronlab.models import MLP, probabilities
 from neuronlab.predict import predict
+from neuronlab.run.figures import FiguresCallback
 from neuronlab.tasks import Classifier
 from neuronlab.train import train
 from tests.conftest import read_scalars

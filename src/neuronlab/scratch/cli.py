@@ -17,7 +17,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from neuronlab.errors import ConfigError, run_command
-from neuronlab.paths import CONF_DIR
+from neuronlab.run.paths import CONF_DIR
 from neuronlab.scratch.gates import GATES, LINEARLY_SEPARABLE, truth_table
 from neuronlab.scratch.network import LOSSES, NeuralNetwork
 from neuronlab.scratch.perceptron import Perceptron

@@ -15,8 +15,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from neuronlab.errors import NeuronlabError, run_command
-from neuronlab.files import atomic_file, atomic_write
-from neuronlab.paths import launcher_rank
+from neuronlab.io.files import atomic_file, atomic_write
+from neuronlab.run.paths import launcher_rank
 from neuronlab.summary.jobs import find_jobs
 from neuronlab.summary.plot import figure
 from neuronlab.summary.table import Summary, groups_csv, rows, summarize, to_csv, to_markdown

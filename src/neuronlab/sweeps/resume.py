@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from neuronlab.errors import NeuronlabError
-from neuronlab.files import atomic_write_json
+from neuronlab.io.files import atomic_write_json
 
 RESUME_FILE = "sweep_resume.json"
 
@@ -53,12 +53,12 @@ def _metrics(result: dict[str, Any]) -> dict[str, float]:
 def start_job(cfg: Any, run_dir: Path, overrides: list[str]) -> JobStart:
     """Decide, from the job's folder, whether this sweep job is skipped, resumed or run; record its start.
 
-    Sets ``cfg.ckpt_path`` to the folder's checkpoint for a resumed job (read by ``neuronlab.checkpoint``).
+    Sets ``cfg.ckpt_path`` to the folder's checkpoint for a resumed job (read by ``neuronlab.io.checkpoint``).
     """
     from omegaconf import open_dict
 
-    from neuronlab import report
-    from neuronlab.checkpoint import epochs_done, load_checkpoint, resolve_checkpoint
+    from neuronlab.io.checkpoint import epochs_done, load_checkpoint, resolve_checkpoint
+    from neuronlab.run import report
 
     previous = read_result(run_dir)
     same = previous is not None and previous.get("overrides") == overrides

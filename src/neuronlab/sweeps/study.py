@@ -598,7 +598,7 @@ def write_results(study: Any, sweep_dir: Path, ran: int) -> None:
     import yaml
     from optuna.trial import TrialState
 
-    from neuronlab.files import atomic_write
+    from neuronlab.io.files import atomic_write
 
     counts: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False):

@@ -207,9 +207,9 @@ class Classifier(L.LightningModule):
         **kwargs: Any,
     ) -> Classifier:
         """Lightning's standard loader, through neuronlab's safe one: ``weights_only=True`` always, every
-        stored value checked, the net rebuilt from an allow-list (:func:`neuronlab.checkpoint.load_classifier`
-        is the same code). ``kwargs`` override stored hyper-parameters (e.g. ``optimizer=partial(...)``)."""
-        from neuronlab.checkpoint import classifier_from_checkpoint, load_checkpoint
+        stored value checked, the net rebuilt from an allow-list
+        (:func:`neuronlab.io.checkpoint.load_classifier` is the same code). ``kwargs`` override stored hyper-parameters (e.g. ``optimizer=partial(...)``)."""
+        from neuronlab.io.checkpoint import classifier_from_checkpoint, load_checkpoint
 
         if weights_only is False:
             raise ValueError("neuronlab checkpoints load with weights_only=True only: they hold no code")

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from neuronlab.errors import NeuronlabError
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/neuronlab (this file is in run/)
 
 
 def conf_dir() -> str:
@@ -60,7 +60,7 @@ def run_id() -> str:
 
     ``NEURONLAB_RUN_ID`` if set; under ``srun`` with several tasks the SLURM job and step; under
     ``torchrun`` its rendezvous id; otherwise :func:`unique_stamp` (DDP workers that Lightning starts
-    are handed their parent's folder explicitly, see :mod:`neuronlab.ddp`).
+    are handed their parent's folder explicitly, see :mod:`neuronlab.run.ddp`).
     """
     if os.environ.get("NEURONLAB_RUN_ID"):
         return os.environ["NEURONLAB_RUN_ID"]

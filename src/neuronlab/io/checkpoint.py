@@ -11,7 +11,7 @@ values inside matters as much, so nothing read from a checkpoint chooses code or
 - the data's facts (kind of input, classes, normalisation, input shape: :func:`data_facts`) are plain
   typed values, and the kind and shape must be those of the allow-listed DataModule class;
 - paths in callback states are kept only inside the run's own ``checkpoints/`` folder
-  (:class:`neuronlab.callbacks.ModelCheckpoint`).
+  (:class:`neuronlab.run.callbacks.ModelCheckpoint`).
 One loader serves ``neuronlab-eval``/``predict``/``export``, resuming (through :class:`AtomicCheckpointIO`)
 and ``Classifier.load_from_checkpoint``.
 """
@@ -28,7 +28,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from neuronlab.errors import CheckpointError
-from neuronlab.files import atomic_write
+from neuronlab.io.files import atomic_write
 from neuronlab.tasks import Classifier
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write each checkpoint through :func:`neuronlab.files.atomic_write` (a temporary file in its own
+    """Write each checkpoint through :func:`neuronlab.io.files.atomic_write` (a temporary file in its own
     folder, renamed over the final name); read each one through :func:`load_checkpoint` (safe and
     checked), resuming included.
 

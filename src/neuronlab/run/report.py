@@ -17,7 +17,7 @@ from typing import Any
 from lightning_utilities.core.rank_zero import rank_zero_only  # Lightning's own, without importing it
 from omegaconf import DictConfig, OmegaConf
 
-from neuronlab.files import atomic_write_json
+from neuronlab.io.files import atomic_write_json
 
 RESULT_FILE = "result.json"
 # the run's own lines (folder, outcome): to the run's log file only, the console has the summary already

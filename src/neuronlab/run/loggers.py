@@ -14,7 +14,7 @@ from lightning.pytorch import loggers
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
 
-from neuronlab.files import atomic_write
+from neuronlab.io.files import atomic_write
 
 
 class TensorBoardLogger(loggers.TensorBoardLogger):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from neuronlab.errors import NeuronlabError
-from neuronlab.paths import CONF_DIR, hydra_quote, hydra_value
+from neuronlab.run.paths import CONF_DIR, hydra_quote, hydra_value
 
 # top-level keys a saved override may set; paths, loggers and Hydra's own keys are not among them
 SETTABLE = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "seed", "task_name", "test")
@@ -170,7 +170,7 @@ def _saved_max_epochs(run: Path) -> int | None:
 def check_not_complete(run: Path, last: Path, given: Sequence[str]) -> None:
     """Raise :class:`AlreadyComplete` (with what to do) if the run completed and no larger
     ``trainer.max_epochs`` is given: resuming it would only rewrite its record."""
-    from neuronlab.checkpoint import epochs_done, load_checkpoint
+    from neuronlab.io.checkpoint import epochs_done, load_checkpoint
 
     if _read_result(run).get("status") != "completed":
         return
@@ -214,7 +214,7 @@ def resume_argv(argv: list[str]) -> list[str]:
     if {"-m", "--multirun"} & set(args):
         raise NeuronlabError(f"{chosen}: resume one run at a time, without -m")
     check_no_links(run)
-    from neuronlab.checkpoint import resolve_checkpoint  # torch and Lightning: only for a real run folder
+    from neuronlab.io.checkpoint import resolve_checkpoint  # torch and Lightning: only for a real run folder
 
     last = resolve_checkpoint(run)
     rest = [a for a in args if a != chosen]

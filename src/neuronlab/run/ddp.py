@@ -20,7 +20,7 @@ def worker_command(module: str, local_rank: int) -> tuple[Sequence[str], str]:
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import get_original_cwd
 
-    from neuronlab.paths import hydra_quote
+    from neuronlab.run.paths import hydra_quote
 
     hydra_cfg = HydraConfig.get()
     command = [

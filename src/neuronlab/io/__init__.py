@@ -1,0 +1,1 @@
+"""Reading untrusted files safely (checkpoints, images) and writing files atomically."""
