@@ -208,7 +208,8 @@ class Classifier(L.LightningModule):
     ) -> Classifier:
         """Lightning's standard loader, through neuronlab's safe one: ``weights_only=True`` always, every
         stored value checked, the net rebuilt from an allow-list
-        (:func:`neuronlab.io.checkpoint.load_classifier` is the same code). ``kwargs`` override stored hyper-parameters (e.g. ``optimizer=partial(...)``)."""
+        (:func:`neuronlab.io.checkpoint.load_classifier` is the same code). ``kwargs`` override stored
+        hyper-parameters (e.g. ``optimizer=partial(...)``)."""
         from neuronlab.io.checkpoint import classifier_from_checkpoint, load_checkpoint
 
         if weights_only is False:
