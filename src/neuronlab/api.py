@@ -107,10 +107,11 @@ def _job(config_name: str, overrides: Sequence[str]) -> Iterator[Any]:
     command line would (run folder, ``.hydra/``); Hydra's global state is restored afterwards."""
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf, open_dict
+    from omegaconf import open_dict
 
     from neuronlab.run import quiet
     from neuronlab.run.paths import CONF_DIR
+    from neuronlab.run.resume import hydra_record, write_record
 
     with _errors(), initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name=config_name):
         cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
@@ -122,14 +123,8 @@ def _job(config_name: str, overrides: Sequence[str]) -> Iterator[Any]:
             cfg.hydra.runtime.cwd = os.getcwd()
             cfg.hydra.job.config_name = config_name
         HydraConfig.instance().set_config(cfg)
-        subdir = cfg.hydra.output_subdir
-        if subdir is not None:  # the same record as the command line's: config, hydra, overrides
-            folder = run_dir / subdir
-            folder.mkdir(parents=True, exist_ok=True)
-            task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-            OmegaConf.save(task, folder / "config.yaml")
-            OmegaConf.save(cfg.hydra, folder / "hydra.yaml")
-            OmegaConf.save(cfg.hydra.overrides.task, folder / "overrides.yaml")
+        if cfg.hydra.output_subdir is not None:  # the command line's record (a resume: once accepted)
+            write_record(run_dir / cfg.hydra.output_subdir, hydra_record(cfg))
         with quiet.scope():
             yield cfg
     finally:

@@ -25,10 +25,11 @@ from neuronlab.run.paths import CONF_DIR
 log = logging.getLogger(__name__)
 
 
-def train(cfg: DictConfig, clock: Any = None) -> dict[str, float]:
+def train(cfg: DictConfig, clock: Any = None, accepted: Any = None) -> dict[str, float]:
     """Fit and test one configuration; returns the final metrics (``train/*``, ``val/*``, ``test/*``).
 
-    ``clock`` (a :class:`~neuronlab.run.callbacks.WallClock`) keeps the run's wall time in its checkpoints."""
+    ``clock`` (a :class:`~neuronlab.run.callbacks.WallClock`) keeps the run's wall time in its checkpoints.
+    ``accepted()`` is called once ``ckpt_path`` has passed its checks, before anything is written."""
     from neuronlab.run.validate import validate
 
     validate(cfg)  # before Lightning and torch are imported: a bad value is reported within a second
@@ -55,16 +56,14 @@ def train(cfg: DictConfig, clock: Any = None) -> dict[str, float]:
             trainer_cfg.check_val_every_n_epoch = trainer_cfg.max_epochs
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    report.write_environment(run_dir)
     ddp.install("neuronlab.train")
-    if cfg.get("seed") is not None:
-        L.seed_everything(cfg.seed, workers=True)
+    seeded = cfg.get("seed") is not None
+    if seeded:  # said only once a checkpoint is accepted: a refused resume prints its error line alone
+        L.seed_everything(cfg.seed, workers=True, verbose=not cfg.get("ckpt_path"))
 
     datamodule = instantiate(cfg.data)
     task = instantiate(cfg.task)  # the net, optimizer and scheduler inside (conf/task/)
-    loggers = build_list(cfg.get("logger"))
-    report.log_params(loggers, report.hparams_of(cfg, dict(hydra_cfg.runtime.choices)))
-    ckpt_path = None
+    ckpt_path = checkpoint = None
     if cfg.get("ckpt_path"):
         ckpt_path = resolve_checkpoint(cfg.ckpt_path)
         checkpoint = load_checkpoint(ckpt_path)  # a clear error for a missing or damaged file
@@ -76,9 +75,16 @@ def train(cfg: DictConfig, clock: Any = None) -> dict[str, float]:
                 f"ckpt_path={ckpt_path} has already trained {done} epochs and this run stops at "
                 f"trainer.max_epochs={trainer_cfg.max_epochs}: pass a higher trainer.max_epochs to train on"
             )
-        for logger in loggers:
-            if hasattr(logger, "resume_at"):
-                logger.resume_at(int(checkpoint.get("global_step", 0)))
+    if accepted is not None:  # a refused resume has written nothing in its folder up to here
+        accepted()
+    if seeded and cfg.get("ckpt_path"):
+        logging.getLogger("lightning.fabric.utilities.seed").info(f"Seed set to {cfg.seed}")
+    report.write_environment(run_dir)
+    loggers = build_list(cfg.get("logger"))
+    report.log_params(loggers, report.hparams_of(cfg, dict(hydra_cfg.runtime.choices)))
+    for logger in loggers if checkpoint is not None else []:
+        if hasattr(logger, "resume_at"):
+            logger.resume_at(int(checkpoint.get("global_step", 0)))
     callbacks = [*build_list(cfg.get("callbacks")), *([clock] if clock is not None else [])]
     pruning = trial_callback(cfg)  # an Optuna trial: report each validation, stop when pruned
     if pruning:
@@ -133,6 +139,8 @@ def _run(cfg: DictConfig, run_dir: Path, multirun: bool, raise_errors: bool) -> 
 
     from neuronlab.errors import run_command, signal_of
     from neuronlab.run import ddp, report
+    from neuronlab.run.paths import is_main_process
+    from neuronlab.run.resume import RECORD, hydra_record, write_record
     from neuronlab.run.validate import validate
     from neuronlab.sweeps.resume import JobStart, start_job
 
@@ -145,6 +153,17 @@ def _run(cfg: DictConfig, run_dir: Path, multirun: bool, raise_errors: bool) -> 
     ckpt = cfg.get("ckpt_path")  # resuming in this folder: the wall time goes on from the earlier parts
     resuming = isinstance(ckpt, str) and bool(ckpt) and run_dir.resolve() in Path(ckpt).resolve().parents
     before = earlier if resuming else 0.0
+    # a resume (Hydra wrote no .hydra/) records its config once its checkpoint is accepted; a refused
+    # one leaves its folder as it was: no record rewritten, no failed result.json over the earlier one
+    hydra_files = hydra_record(cfg) if resuming and HydraConfig.get().output_subdir is None else None
+    accepted = not resuming
+
+    def accept() -> None:
+        nonlocal accepted
+        if hydra_files is not None and is_main_process():
+            write_record(run_dir / RECORD, hydra_files)
+        accepted = True
+
     start = time.time()
     clock = None  # a WallClock, made once the config is known good (it imports Lightning)
 
@@ -163,9 +182,12 @@ def _run(cfg: DictConfig, run_dir: Path, multirun: bool, raise_errors: bool) -> 
             from neuronlab.sweeps.pruning import OptunaPruning
 
             OptunaPruning.pruned_epoch = None
-            return train(cfg, clock)
+            return train(cfg, clock, accept)
 
     def record(status: str, message: str) -> None:
+        if not accepted:
+            report.run_logger.error(f"{status} before resuming, nothing changed: {message}")
+            return
         report.write_result(run_dir, status=status, error=message, wall_time=wall_time(), overrides=overrides)
         if status == "interrupted":
             report.run_logger.info(f"interrupted by {message}")

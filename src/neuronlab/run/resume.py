@@ -32,6 +32,11 @@ PATH_KEYS = {"data_dir", "root_dir", "run_dir", "dirpath", "save_dir", "default_
 WRITTEN = (".hydra", "checkpoints", "tensorboard", "csv", "result.json", "environment.json", "mlflow_run_id")
 
 
+# a resume starts Hydra with this: Hydra writes no .hydra/ record; :func:`write_record` does, once accepted
+NO_RECORD = "hydra.output_subdir=null"
+RECORD = ".hydra"
+
+
 class AlreadyComplete(Exception):
     """The run folder holds a completed run and nothing asks for more: nothing to do."""
 
@@ -221,5 +226,37 @@ def resume_argv(argv: list[str]) -> list[str]:
     given = {_key(a) for a in rest if "=" in a}
     saved = saved_overrides(run, skip=given | {"ckpt_path", "resume"})
     check_not_complete(run, last, rest)
-    where = [f"ckpt_path={hydra_quote(str(last))}", f"hydra.run.dir={hydra_quote(str(run))}"]
+    where = [NO_RECORD, f"ckpt_path={hydra_quote(str(last))}", f"hydra.run.dir={hydra_quote(str(run))}"]
     return [argv[0], *saved, *rest, *where]
+
+
+def hydra_record(cfg: Any) -> dict[str, str]:
+    """What Hydra writes in a run's ``.hydra/`` for the current job (``cfg`` as composed, unresolved):
+    ``config.yaml``, ``hydra.yaml``, ``overrides.yaml``. Read it before the run changes ``cfg``."""
+    import copy
+
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf, open_dict, read_write
+
+    hydra_cfg = copy.deepcopy(HydraConfig.instance().cfg)
+    if NO_RECORD in hydra_cfg.hydra.overrides.hydra:  # a resume's: as its record always was
+        with read_write(hydra_cfg.hydra), open_dict(hydra_cfg.hydra):
+            hydra_cfg.hydra.output_subdir = RECORD
+            hydra_cfg.hydra.overrides.hydra = [o for o in hydra_cfg.hydra.overrides.hydra if o != NO_RECORD]
+    task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    return {
+        "config.yaml": OmegaConf.to_yaml(task),
+        "hydra.yaml": OmegaConf.to_yaml(hydra_cfg),
+        "overrides.yaml": OmegaConf.to_yaml(hydra_cfg.hydra.overrides.task),
+    }
+
+
+def write_record(folder: Path, record: dict[str, str]) -> None:
+    """Write a :func:`hydra_record` in ``folder`` (a run's ``.hydra/``), each file whole or not at all. A
+    resume does so only once its checkpoint is accepted: a refused one leaves the record a later resume
+    reads as it was."""
+    from neuronlab.io.files import atomic_write
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in record.items():
+        atomic_write(folder / name, text)
