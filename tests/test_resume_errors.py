@@ -3,6 +3,7 @@ exit code 2, and the run folder left exactly as it was."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -65,6 +66,24 @@ def test_a_run_that_cannot_resume_says_why_and_is_left_as_it_was(
     # train.log may say why; .lock names the last process that locked the folder (the refused resume)
     after = {p: b for p, b in files(tmp_path).items() if p.name not in ("train.log", ".lock")}
     assert after == {p: b for p, b in before.items() if p.name not in ("train.log", ".lock")}
+
+
+def test_an_accepted_resume_records_its_config_as_hydra_did(trained, tmp_path, monkeypatch, capsys):
+    """Hydra writes no .hydra/ for a resume; the run writes it once the checkpoint is accepted."""
+    import yaml
+
+    run = tmp_path / "outputs" / "xor" / "runs" / trained.name
+    shutil.copytree(trained, run)
+    monkeypatch.setenv("NEURONLAB_OUTPUT_ROOT", str(tmp_path / "outputs"))
+    code, out, err = run_entry(monkeypatch, capsys, "train", f"resume={run}", "trainer.max_epochs=40")
+    assert code == 0, (out, err)
+    overrides = yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text())
+    assert "trainer.max_epochs=40" in overrides and "trainer.max_epochs=20" not in overrides
+    assert yaml.safe_load((run / ".hydra" / "config.yaml").read_text())["trainer"]["max_epochs"] == 40
+    hydra_after = yaml.safe_load((run / ".hydra" / "hydra.yaml").read_text())["hydra"]
+    assert hydra_after["output_subdir"] == ".hydra"  # where the record is, not the null the resume ran with
+    assert "hydra.output_subdir=null" not in hydra_after["overrides"]["hydra"]
+    assert json.loads((run / "result.json").read_text())["status"] == "completed"
 
 
 # --- resume_argv on hand-made run folders (no training: fast enough for mutation testing) -----------
