@@ -130,10 +130,14 @@ def only(paths: list[Path]) -> Path:
 def run_entry(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, module: str, *args: str):
     """``python -m neuronlab.<module> args...`` in this process: (exit code, stdout, stderr)."""
     import importlib
+    import logging
 
     main = importlib.import_module(f"neuronlab.{module}").main
     monkeypatch.setattr(sys, "argv", [f"neuronlab-{module}", *args])
     GlobalHydra.instance().clear()
+    # Hydra configures logging for the run; its handlers hold this test's captured (later closed) streams
+    loggers = [logging.getLogger(), *map(logging.getLogger, list(logging.Logger.manager.loggerDict))]
+    saved = {log: (log.handlers[:], log.level, log.propagate) for log in loggers}
     code = 0
     try:
         main()
@@ -141,6 +145,11 @@ def run_entry(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, mo
         code = done.code if isinstance(done.code, int) else 1
     finally:
         GlobalHydra.instance().clear()
+        for log in [logging.getLogger(), *map(logging.getLogger, list(logging.Logger.manager.loggerDict))]:
+            handlers, level, propagate = saved.get(log, ([], logging.NOTSET, True))
+            log.handlers[:] = handlers
+            log.setLevel(level)
+            log.propagate = propagate
     out, err = capsys.readouterr()
     return code, out, err
 
