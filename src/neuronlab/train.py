@@ -155,8 +155,9 @@ def _run(cfg: DictConfig, run_dir: Path, multirun: bool, raise_errors: bool) -> 
     before = earlier if resuming else 0.0
     # a resume (Hydra wrote no .hydra/) records its config once its checkpoint is accepted; a refused
     # one leaves its folder as it was: no record rewritten, no failed result.json over the earlier one
+    # (a sweep job resumed by start_job has its record from Hydra, and records its failures as before)
     hydra_files = hydra_record(cfg) if resuming and HydraConfig.get().output_subdir is None else None
-    accepted = not resuming
+    accepted = hydra_files is None
 
     def accept() -> None:
         nonlocal accepted
