@@ -177,7 +177,8 @@ def test_the_user_may_give_what_a_run_folder_may_not(run, tmp_path):
     (run / "result.json").write_text(json.dumps({"status": "interrupted"}))
     argv = resume_argv(["neuronlab-train", f"resume={run}", "paths.data_dir=/data", "optimizer.lr=0.05"])
     assert argv[1:4] == ["callbacks.figures.num_images=4", "paths.data_dir=/data", "optimizer.lr=0.05"]
-    assert argv[4].startswith("ckpt_path=") and argv[5] == f"hydra.run.dir='{run}'"
+    assert argv[4] == "hydra.output_subdir=null"  # the resume's own record is written once it is accepted
+    assert argv[5].startswith("ckpt_path=") and argv[6] == f"hydra.run.dir='{run}'"
     # a saved path is refused, but the same key given by the user replaces it
     (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["paths.data_dir=/elsewhere"]))
     with pytest.raises(NeuronlabError, match="never chooses where files are read or written"):
