@@ -11,7 +11,8 @@ between (c)'s), the whole epoch as a user sees it (validation, figures, checkpoi
 against (b)'s epoch plus its own pass over the validation split, test accuracy after N epochs of (a) and
 (c) (mean of ``--seeds``), (c)'s peak resident memory, and whole-process times: the main job
 (``neuronlab-train``, the XOR network) against the lesson's XOR script (``scripts/lesson_xor.py``), its time
-to the first training step, and ``neuronlab-train --help`` against ``import lightning.pytorch``.
+to the first training step, its figures' share (the time the figures callback's hooks take), and
+``neuronlab-train --help`` against ``import lightning.pytorch``.
 
     python scripts/benchmark.py --data fashion_mnist --seeds 3   # Debian's dataset-fashion-mnist files
     python scripts/benchmark.py --data mnist --data-dir data     # a real MNIST folder
@@ -213,6 +214,8 @@ def tensor_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: b
 
 FIRST_STEP_CALLBACK = """
 import time, lightning.pytorch as L
+from neuronlab.run.figures import FiguresCallback
+
 class FirstStep(L.Callback):
     def __init__(self, path):
         self.path = path
@@ -220,17 +223,38 @@ class FirstStep(L.Callback):
         if self.path:
             open(self.path, "w").write(repr(time.time()))
             self.path = None
+
+class TimedFigures(FiguresCallback):
+    # neuronlab's figures callback, adding up the time its hooks take (written to path)
+    def __init__(self, path, **kwargs):
+        super().__init__(**kwargs)
+        self.path, self.spent = path, 0.0
+
+def _timed(hook):
+    def timed(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return hook(self, *args, **kwargs)
+        finally:
+            self.spent += time.perf_counter() - start
+            open(self.path, "w").write(repr(self.spent))
+    return timed
+
+for name, hook in vars(FiguresCallback).items():
+    if name.startswith("on_") and callable(hook):
+        setattr(TimedFigures, name, _timed(hook))
 """
 
 
 def whole_process(repeats: int, scratch: Path) -> dict[str, list[float]]:
-    """Wall times of whole processes, interleaved: the main job (``neuronlab-train``, XOR) and its time to
-    the first training step, the lesson's XOR script, ``neuronlab-train --help``, ``import lightning``."""
+    """Wall times of whole processes, interleaved: the main job (``neuronlab-train``, XOR) with its time to
+    the first training step and the time its figures callback's hooks took, the lesson's XOR script,
+    ``neuronlab-train --help``, ``import lightning``."""
     (scratch / "bench_helpers").mkdir(exist_ok=True)
     (scratch / "bench_helpers" / "neuronlab_first_step.py").write_text(FIRST_STEP_CALLBACK)
     env = {**os.environ, "NEURONLAB_OUTPUT_ROOT": str(scratch / "whole")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(scratch / "bench_helpers"), env.get("PYTHONPATH")]))
-    mark = scratch / "first_step.txt"
+    mark, figures = scratch / "first_step.txt", scratch / "figures.txt"
     commands = {
         "main job": [
             sys.executable,
@@ -238,12 +262,14 @@ def whole_process(repeats: int, scratch: Path) -> dict[str, list[float]]:
             "neuronlab.train",
             "+callbacks.first_step._target_=neuronlab_first_step.FirstStep",
             f"+callbacks.first_step.path={mark}",
+            "callbacks.figures._target_=neuronlab_first_step.TimedFigures",
+            f"+callbacks.figures.path={figures}",
         ],
         "lesson XOR script": [sys.executable, str(SCRIPTS / "lesson_xor.py")],
         "--help": [sys.executable, "-m", "neuronlab.train", "--help"],
         "import lightning.pytorch": [sys.executable, "-c", "import lightning.pytorch"],
     }
-    times: dict[str, list[float]] = {name: [] for name in [*commands, "first step"]}
+    times: dict[str, list[float]] = {name: [] for name in [*commands, "first step", "figures"]}
     for _ in range(repeats):
         for name, command in commands.items():
             mark.unlink(missing_ok=True)
@@ -254,6 +280,7 @@ def whole_process(repeats: int, scratch: Path) -> dict[str, list[float]]:
                 raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
             if name == "main job":
                 times["first step"].append(float(mark.read_text()) - start)
+                times["figures"].append(float(figures.read_text()))
     return times
 
 
@@ -273,6 +300,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs of each whole-process command")
     parser.add_argument("--device", default="cpu", help="cpu or cuda: (b) and (c) on this device")
     parser.add_argument("--quick", action="store_true", help="1 epoch, 2 interleaved, 1 repeat: a check")
+    parser.add_argument(
+        "--whole-only", action="store_true", help="only the whole-process rows (main job, figures, --help)"
+    )
     parser.add_argument("--json", help="also write the numbers to this file")
     args = parser.parse_args()
     if args.quick:
@@ -282,6 +312,15 @@ def main() -> None:
     on_device = ["trainer=gpu"] if device.type == "cuda" else []
     L.seed_everything(0, verbose=False)
     scratch = Path(tempfile.mkdtemp(prefix="neuronlab-bench-"))
+    if args.whole_only:
+        from rich.console import Console
+
+        whole = whole_process(args.repeats, scratch)
+        shutil.rmtree(scratch, ignore_errors=True)
+        report_whole(whole, args.repeats, Console(width=150))
+        if args.json:
+            Path(args.json).write_text(json.dumps({"whole_process": whole}, indent=1))
+        return
     rows: dict[str, dict] = {}
 
     def c_run(epochs: int, extra: list[str]) -> dict:
@@ -405,10 +444,6 @@ def report(rows: dict[str, dict], side: dict[str, dict], whole: dict[str, list[f
         )
     k1, kd = side["1"], side[DEFAULT_K]
     speedup = [x / y for x, y in zip(k1["c_train"], kd["c_train"], strict=False)]
-    medians = {name: statistics.median(times) for name, times in whole.items()}
-    job, lesson, helps, lightning = (
-        medians[k] for k in ("main job", "lesson XOR script", "--help", "import lightning.pytorch")
-    )
     console.print(
         "interleaved with (b), targets c/b <= 1.10, whole <= 1.2:\n"
         + "\n".join(lines)
@@ -418,17 +453,31 @@ def report(rows: dict[str, dict], side: dict[str, dict], whole: dict[str, list[f
         f"test acc     c - a = {(c['test_acc'] - a['test_acc']) * 100:+.2f} points (target >= -0.3; "
         f"mean of {len(c['test_accs'])} seed(s): a {_percents(a['test_accs'])}, "
         f"c {_percents(c['test_accs'])})\n"
-        f"peak RSS (c) = {c['peak_rss_gib']:.2f} GiB (target <= 1.5)\n"
-        f"whole process (median of {args.repeats}, interleaved): main job {job:.2f} s (first training "
-        f"step after {medians['first step']:.2f} s), lesson XOR script {lesson:.2f} s: ratio "
-        f"{job / lesson:.2f} (target <= 1.5)\n"
-        f"--help {helps:.2f} s vs import lightning.pytorch {lightning:.2f} s: ratio {helps / lightning:.2f} "
-        "(target < 0.5)"
+        f"peak RSS (c) = {c['peak_rss_gib']:.2f} GiB (target <= 1.5)"
     )
+    report_whole(whole, args.repeats, console)
     if args.json:
         Path(args.json).write_text(
             json.dumps({"rows": rows, "side_by_side": side, "whole_process": whole}, indent=1, default=str)
         )
+
+
+def report_whole(whole: dict[str, list[float]], repeats: int, console) -> None:
+    """The whole-process lines: main job against the lesson's script, its figures' share, ``--help``."""
+    medians = {name: statistics.median(times) for name, times in whole.items()}
+    job, lesson, helps, lightning = (
+        medians[k] for k in ("main job", "lesson XOR script", "--help", "import lightning.pytorch")
+    )
+    share = statistics.median(f / t for f, t in zip(whole["figures"], whole["main job"], strict=True))
+    console.print(
+        f"whole process (median of {repeats}, interleaved): main job {job:.2f} s (first training "
+        f"step after {medians['first step']:.2f} s), lesson XOR script {lesson:.2f} s: ratio "
+        f"{job / lesson:.2f} (target <= 1.5)\n"
+        f"figures: the main job's figures callback took {medians['figures']:.2f} s, {share * 100:.1f}% of "
+        "the job (target <= ~5%)\n"
+        f"--help {helps:.2f} s vs import lightning.pytorch {lightning:.2f} s: ratio {helps / lightning:.2f} "
+        "(target < 0.5)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 import functools
 
+import lightning.pytorch as L
 import pytest
 import torch
 from torchmetrics import MeanMetric
@@ -151,20 +152,7 @@ def test_k_steps_per_lightning_step_equal_a_plain_pytorch_loop(tmp_path, k, inte
 
 
 def test_plateau_scheduler_reads_its_monitor_once_per_epoch(tmp_path):
-    import lightning.pytorch as L
-
-    from neuronlab.data import MNISTDataModule
-    from tests.conftest import write_mnist
-
-    write_mnist(tmp_path, "MNIST", n_train=300, n_test=50)
-    dm = MNISTDataModule(
-        name="mnist",
-        data_dir=str(tmp_path),
-        val_size=50,
-        batch_size=50,
-        download=False,
-        steps_per_execution=2,
-    )
+    dm = tiny_mnist(tmp_path, n_train=300, val_size=50, batch_size=50, steps_per_execution=2)
     optimizer = functools.partial(torch.optim.SGD, lr=1e-6)  # nothing improves: the plateau cuts the lr
     scheduler = functools.partial(torch.optim.lr_scheduler.ReduceLROnPlateau, factor=0.1, patience=0)
     task = Classifier(MNISTClassifier(hidden_sizes=[8]), optimizer=optimizer, scheduler=scheduler)
@@ -172,3 +160,59 @@ def test_plateau_scheduler_reads_its_monitor_once_per_epoch(tmp_path):
     trainer.fit(task, datamodule=dm)
     lr = task.optimizers().param_groups[0]["lr"]
     assert lr == pytest.approx(1e-8)  # 3 epochs: a first best, then no better twice (lr 1e-6: no change)
+
+
+def tiny_mnist(tmp_path, n_train: int, **kwargs):
+    """An MNISTDataModule on ``n_train`` written training images (and 50 test images)."""
+    from neuronlab.data import MNISTDataModule
+    from tests.conftest import write_mnist
+
+    write_mnist(tmp_path, "MNIST", n_train=n_train, n_test=50)
+    return MNISTDataModule(name="mnist", data_dir=str(tmp_path), download=False, **kwargs)
+
+
+class CountHooks(L.Callback):
+    """Counts the per-optimizer-step hooks Lightning calls on callbacks."""
+
+    def __init__(self) -> None:
+        self.counts = {"backward": 0, "optimizer_step": 0}
+
+    def on_after_backward(self, trainer, pl_module) -> None:
+        self.counts["backward"] += 1
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        self.counts["optimizer_step"] += 1
+
+
+@pytest.mark.parametrize(("k", "lightning_steps"), [(1, 16), (5, 4)])
+def test_callbacks_see_the_per_step_hooks_once_per_lightning_step(tmp_path, k, lightning_steps):
+    """As with Keras's steps_per_execution: K optimizer steps (16 an epoch here), hooks once per group
+    (5+5+5+1: 4 groups), while ``global_step`` counts every optimizer step."""
+    dm = tiny_mnist(tmp_path, n_train=600, val_size=100, batch_size=32, steps_per_execution=k)
+    counter = CountHooks()
+    trainer = L.Trainer(
+        max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, callbacks=[counter]
+    )
+    optimizer = functools.partial(torch.optim.SGD, lr=0.1)
+    trainer.fit(Classifier(MNISTClassifier(hidden_sizes=[8]), optimizer=optimizer), datamodule=dm)
+    assert trainer.global_step == 16
+    assert counter.counts == {"backward": lightning_steps, "optimizer_step": lightning_steps}
+
+
+@pytest.mark.parametrize(
+    ("setting", "plain"),
+    [("32-true", True), ("bf16-mixed", True), ("64-true", True), ("16-mixed+scaler", False), ("ddp", False)],
+)
+def test_steps_skip_lightning_only_where_it_adds_nothing_but_hooks(setting, plain):
+    """A gradient scaler (16-mixed) or DDP's reducer needs Lightning's backward and step every time."""
+    from lightning.pytorch.plugins.precision import MixedPrecision
+
+    kwargs: dict = {"precision": setting}
+    if setting == "ddp":
+        kwargs = {"strategy": "ddp", "devices": 1}
+    elif setting == "16-mixed+scaler":
+        kwargs = {"plugins": [MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu"))]}
+    trainer = L.Trainer(accelerator="cpu", logger=False, **kwargs)
+    task = Classifier(SimpleNN())
+    task.trainer = trainer
+    assert task._can_step_plainly() is plain

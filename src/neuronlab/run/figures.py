@@ -5,14 +5,17 @@ and at test end: a grid of images with predicted and true labels (mistakes in re
 the decision boundary over the unit square for the gates. At test end also the confusion matrix, the
 accuracy per class (a bar chart and ``test/acc_class/<name>`` scalars) and a grid of mistakes.
 
-Figures are drawn with Pillow straight into RGB arrays (a few milliseconds each) and written with
-``SummaryWriter.add_image``; matplotlib (a second to import, a quarter of a second per figure) stays off
-the training path. Only TensorBoard loggers receive them, only on rank zero.
+Figures are drawn with Pillow (a few milliseconds each) and written to the event file as PNG images, as
+``SummaryWriter.add_image`` writes them, but encoded once with fast compression (``add_image`` converts
+the pixels to float and back and compresses harder: twice the time). matplotlib (a second to import, a
+quarter of a second per figure) stays off the training path. Only TensorBoard loggers receive them, only
+on rank zero. ``scripts/benchmark.py`` measures their share of the main job (about 5%).
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -72,10 +75,30 @@ def to_rgb(picture: Picture) -> np.ndarray:
 
 
 def colour(values: np.ndarray, stops: Sequence[tuple[float, tuple[int, int, int]]]) -> np.ndarray:
-    """Values in [0, 1] -> uint8 RGB, linearly between the colour stops."""
+    """Values in [0, 1] -> uint8 RGB, linearly between the colour stops (256 levels, as colour maps have)."""
+    table = _colour_table(tuple((p, tuple(c)) for p, c in stops))
+    return table[(np.clip(values, 0.0, 1.0) * 255).round().astype(np.intp)]
+
+
+@functools.cache
+def _colour_table(stops: tuple[tuple[float, tuple[int, int, int]], ...]) -> np.ndarray:
+    levels = np.linspace(0.0, 1.0, 256)
     positions = [p for p, _ in stops]
-    channels = [np.interp(values, positions, [c[i] for _, c in stops]) for i in range(3)]
+    channels = [np.interp(levels, positions, [c[i] for _, c in stops]) for i in range(3)]
     return np.stack(channels, axis=-1).round().astype(np.uint8)
+
+
+def png_summary(tag: str, picture: Picture) -> Any:
+    """A TensorBoard image summary of ``picture`` (what ``add_image`` writes, encoded once and fast)."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    image = picture.image.convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
+    encoded = Summary.Image(
+        height=image.height, width=image.width, colorspace=3, encoded_image_string=buffer.getvalue()
+    )
+    return Summary(value=[Summary.Value(tag=tag, image=encoded)])
 
 
 def axes_box(
@@ -228,8 +251,10 @@ def boundary_figure(net: torch.nn.Module, points: torch.Tensor, labels: torch.Te
     return pic
 
 
+@functools.cache
 def activations_figure() -> Picture:
-    """The lesson's activation functions (sigmoid, ReLU, tanh with their derivatives) and a softmax."""
+    """The lesson's activation functions (sigmoid, ReLU, tanh with their derivatives) and a softmax;
+    drawn once per process (it never changes)."""
     from neuronlab.scratch import activations as act
 
     panel_w, panel_h = 380, 260
@@ -273,12 +298,6 @@ def probability_of_one(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return probs if probs.ndim == 1 else probs[:, 1]
 
 
-@functools.cache
-def activations_image() -> np.ndarray:
-    """The lesson's activation functions figure, drawn once per process (it never changes)."""
-    return to_rgb(activations_figure())
-
-
 def run_net(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Logits on CPU for inputs on CPU, whatever the net's device and dtype; no dropout, no gradients."""
     param = next(net.parameters())
@@ -317,16 +336,17 @@ class FiguresCallback(L.Callback):
         return [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
 
     def log_figure(self, trainer: L.Trainer, tag: str, fig: Picture) -> None:
-        image = to_rgb(fig)
-        for writer in self.writers(trainer):
-            writer.add_image(tag, image, trainer.global_step, dataformats="HWC")
+        writers = self.writers(trainer)
+        if writers:
+            summary = png_summary(tag, fig)
+            for writer in writers:
+                writer._get_file_writer().add_summary(summary, trainer.global_step)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         writers = self.writers(trainer)
         if not writers:
             return
-        for writer in writers:
-            writer.add_image("model/activations", activations_image(), trainer.global_step, dataformats="HWC")
+        self.log_figure(trainer, "model/activations", activations_figure())
         if self.graph:
             example = self._split(trainer, "train")
             x = example[0][:1] if example else torch.zeros(1, int(getattr(pl_module.net, "input_size", 1)))

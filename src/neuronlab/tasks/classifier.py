@@ -276,16 +276,26 @@ class Classifier(L.LightningModule):
         return hits.sum()
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
-        """One optimizer step per mini-batch: ``batch`` is one ``(x, y)`` pair or a list of them."""
+        """One optimizer step per mini-batch: ``batch`` is one ``(x, y)`` pair or a list of them.
+
+        The last step of the group goes through Lightning (``manual_backward``, ``LightningOptimizer``:
+        precision plugin, DDP's reducer, the callbacks' ``on_before_backward``/``on_after_backward``/
+        ``on_before_optimizer_step`` hooks). The steps before it do too under DDP or a gradient scaler
+        (16-mixed); otherwise they run as a plain loop would, with the same clipping and step counting
+        but without the callback hooks: as with Keras's ``steps_per_execution``, callbacks see those
+        hooks once per K optimizer steps, and every step with K=1."""
         steps = [batch] if isinstance(batch[0], torch.Tensor) else batch
         optimizer = self.optimizers()
         first_step = self.global_step
         losses = []
-        for x, y in steps:
+        for i, (x, y) in enumerate(steps):
             loss, preds, y = self._step((x, y))
-            self.manual_backward(loss)  # through Lightning's precision plugin and DDP's reducer
-            optimizer.step()  # clipping happens in on_before_optimizer_step, after any unscaling
-            optimizer.zero_grad(set_to_none=True)
+            if self._plain_steps and i < len(steps) - 1:
+                self._plain_step(loss, optimizer.optimizer)
+            else:
+                self.manual_backward(loss)  # through Lightning's precision plugin and DDP's reducer
+                optimizer.step()  # clipping happens in on_before_optimizer_step, after any unscaling
+                optimizer.zero_grad(set_to_none=True)
             self._step_schedulers("step")
             loss = loss.detach()
             self.train_stats.update(loss, self._correct(preds.detach(), y), len(y))
@@ -294,6 +304,39 @@ class Classifier(L.LightningModule):
         # Lightning adds 1 after each of its steps; loggers take their x-axis from this count (and
         # checkpoints store it): keep it equal to optimizer steps, as under automatic optimization
         self.trainer.fit_loop.epoch_loop._batches_that_stepped += len(steps) - 1
+
+    _plain_steps = False  # see training_step; decided in on_train_start
+
+    def _plain_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """What ``manual_backward`` + ``LightningOptimizer.step`` do on one device without a gradient
+        scaler, less the callbacks' hooks: backward, clipping, step, and the optimizer-step count that
+        ``global_step`` reads."""
+        progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+        progress.increment_ready()
+        self.backward(loss)
+        self.on_before_optimizer_step(optimizer)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        progress.increment_completed()
+
+    def _can_step_plainly(self) -> bool:
+        """One device, and a precision plugin whose backward and step add nothing to a plain loop's
+        (Lightning's own classes, no gradient scaler): checked once, as training starts."""
+        from lightning.pytorch.plugins.precision import (
+            DoublePrecision,
+            HalfPrecision,
+            MixedPrecision,
+            Precision,
+        )
+        from lightning.pytorch.strategies import SingleDeviceStrategy
+
+        strategy = self.trainer.strategy
+        precision = strategy.precision_plugin
+        return (
+            type(strategy) is SingleDeviceStrategy
+            and type(precision) in (Precision, MixedPrecision, DoublePrecision, HalfPrecision)
+            and getattr(precision, "scaler", None) is None
+        )
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """``trainer.gradient_clip_val`` (taken over in :meth:`configure_callbacks`), applied per step."""
@@ -346,6 +389,7 @@ class Classifier(L.LightningModule):
 
     def on_train_start(self) -> None:
         self.first_nonfinite = torch.tensor(-1, device=self.device)
+        self._plain_steps = self._can_step_plainly()
 
     def on_train_epoch_end(self) -> None:
         self._check_finite()
