@@ -102,7 +102,8 @@ def run_cli(
         "NEURONLAB_OUTPUT_ROOT": str(cwd / "outputs"),
         **(env or {}),
     }
-    full_env.pop("HYDRA_FULL_ERROR", None)
+    if "HYDRA_FULL_ERROR" not in (env or {}):  # the developer's own setting would change the output
+        full_env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         capture_output=True,

@@ -157,3 +157,38 @@ def test_the_owner_checks_import_no_torch():
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert done.stdout.strip() == "[]"
+
+
+HYDRA_ERRORS = {
+    "model=foo": "error: In 'train': Could not find 'model/foo'; choose one of: mnist_classifier, "
+    "modern_network, simple_nn",
+    "foo.bar=1": "error: Could not override 'foo.bar'. Key 'foo' is not in struct. To append to your config "
+    "use +foo.bar=1",
+    "trainer.max_epochs=[1": "error: cannot read the override 'trainer.max_epochs=[1': no viable alternative "
+    "at input '[1' (see https://hydra.cc/docs/advanced/override_grammar/basic/)",
+}
+
+
+@pytest.mark.parametrize("override", list(HYDRA_ERRORS))
+def test_hydras_own_errors_are_one_line_and_exit_2(monkeypatch, capsys, tmp_path, override):
+    """An unknown option or key, or an override that does not parse: Hydra's several lines and exit 1
+    become one line and exit 2, before anything is written."""
+    monkeypatch.setenv("NEURONLAB_OUTPUT_ROOT", str(tmp_path / "outputs"))
+    code, _, err = run_entry(monkeypatch, capsys, "train", override)
+    assert (code, one_error_line(err)) == (2, HYDRA_ERRORS[override])
+    assert err.strip() == HYDRA_ERRORS[override]
+    assert not list((tmp_path / "outputs").rglob("*"))  # no run folder, nothing written
+    assert "HYDRA_FULL_ERROR" not in os.environ  # set only while Hydra runs
+
+
+@pytest.mark.parametrize("command", ["eval", "predict", "export", "scratch.cli"])
+def test_every_hydra_command_reports_an_unknown_key_in_one_line(monkeypatch, capsys, tmp_path, command):
+    monkeypatch.setenv("NEURONLAB_OUTPUT_ROOT", str(tmp_path / "outputs"))
+    code, _, err = run_entry(monkeypatch, capsys, command, "nosuchkey=1")
+    assert code == 2
+    assert one_error_line(err).startswith("error: Could not override 'nosuchkey'. Key 'nosuchkey' is not in")
+
+
+def test_hydra_full_error_still_shows_hydras_traceback(tmp_path):
+    done = run_cli("neuronlab.train", "model=foo", cwd=tmp_path, env={"HYDRA_FULL_ERROR": "1"})
+    assert done.returncode == 1 and "Traceback" in done.stderr and "MissingConfigException" in done.stderr

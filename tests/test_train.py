@@ -349,3 +349,27 @@ def test_ckpt_path_to_a_file_starts_a_new_run_at_the_checkpoints_step(tmp_path, 
     old_steps, new_steps = [s for s, _ in old["train/loss"]], [s for s, _ in new["train/loss"]]
     assert len(old_steps) == 5 and len(new_steps) == 3 and new_steps[0] > old_steps[-1]
     assert json.loads((second / "result.json").read_text())["metrics"]["epochs"] == 8
+
+
+def test_the_last_epoch_validates_whatever_the_interval_and_a_short_resume_finishes(
+    tmp_path, monkeypatch, capsys
+):
+    """XOR validates every 10 epochs: a 25-epoch run validates at 10, 20 and 25, and resuming it for 2 more
+    epochs validates at 27 (it used to end with "optimized_metric val/acc_best was not logged")."""
+    monkeypatch.setenv("NEURONLAB_OUTPUT_ROOT", str(tmp_path / "outputs"))
+    code, _, err = run_entry(
+        monkeypatch, capsys, "train", "callbacks.early_stopping=null", "trainer.max_epochs=25"
+    )
+    assert code == 0, err[-3000:]
+    run = only([p.parent for p in (tmp_path / "outputs").rglob(".hydra")])
+    assert [step for step, _ in read_scalars(run / "tensorboard")["val/loss"]] == [
+        9,
+        19,
+        24,
+    ]  # one step an epoch
+
+    code, _, err = run_entry(monkeypatch, capsys, "train", f"resume={run}", "trainer.max_epochs=27")
+    assert code == 0, err[-3000:]
+    result = json.loads((run / "result.json").read_text())
+    assert result["status"] == "completed" and result["metrics"]["epochs"] == 27
+    assert [step for step, _ in read_scalars(run / "tensorboard")["val/loss"]] == [9, 19, 24, 26]

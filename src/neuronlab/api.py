@@ -23,7 +23,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -64,10 +66,8 @@ def _train_job(entry: Any, overrides: Sequence[str]) -> Run:
     ``KeyboardInterrupt`` that says how to resume."""
     with _job("train", overrides) as cfg:
         run_dir = Path(cfg.hydra.runtime.output_dir)
-        try:
+        with _stops_as_interrupts(f"stopped; resume with neuronlab.train(['resume={run_dir}'])"):
             entry.run(cfg, raise_errors=True)
-        except SystemExit as stop:  # Ctrl-C / SIGTERM in a kernel: what it is, a KeyboardInterrupt
-            raise KeyboardInterrupt(f"stopped; resume with neuronlab.train(['resume={run_dir}'])") from stop
     return _finished(run_dir)
 
 
@@ -87,9 +87,12 @@ def eval(overrides: Sequence[str] = ()) -> Run:  # the command's name
 
     with _job("eval", overrides) as cfg:
         run_dir = Path(cfg.hydra.runtime.output_dir)  # a failed eval's folder says why, as the CLI's
-        with _errors(lambda message: report.write_result(run_dir, status="failed", error=message)):
-            metrics = evaluate(cfg)
-            return Run(metrics, run_dir, resolve_checkpoint(cfg.ckpt_path))
+
+        def record(status: str, message: str) -> None:
+            report.write_result(run_dir, status=status, error=message)
+
+        metrics = _command(lambda: evaluate(cfg), record)
+        return Run(metrics, run_dir, resolve_checkpoint(cfg.ckpt_path))
 
 
 def predict(overrides: Sequence[str] = ()) -> list[Any]:
@@ -97,8 +100,8 @@ def predict(overrides: Sequence[str] = ()) -> list[Any]:
     (:class:`neuronlab.predict.Row`: name, prediction, top-3, notes, error)."""
     from neuronlab.predict import predict as entry
 
-    with _job("predict", overrides) as cfg, _errors():
-        return entry(cfg)
+    with _job("predict", overrides) as cfg:
+        return _command(lambda: entry(cfg))
 
 
 @contextmanager
@@ -113,8 +116,8 @@ def _job(config_name: str, overrides: Sequence[str]) -> Iterator[Any]:
     from neuronlab.run.paths import CONF_DIR
     from neuronlab.run.resume import hydra_record, write_record
 
-    with _errors(), initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name=config_name):
-        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name=config_name):
+        cfg = _command(lambda: compose(config_name, overrides=list(overrides), return_hydra_config=True))
     saved = HydraConfig.instance().cfg
     try:
         with open_dict(cfg):
@@ -131,26 +134,24 @@ def _job(config_name: str, overrides: Sequence[str]) -> Iterator[Any]:
         HydraConfig.instance().cfg = saved
 
 
+def _command(func: Callable[[], T], record: Callable[[str, str], None] | None = None) -> T:
+    """The command line's ending (:func:`neuronlab.errors.run_command`, ``record`` writing
+    ``result.json``) in a notebook: a user error raises :class:`~neuronlab.errors.NeuronlabError` with
+    the command line's one-line message, and a stop is a ``KeyboardInterrupt``."""
+    from neuronlab.errors import run_command
+
+    with _stops_as_interrupts("stopped"):
+        return run_command(func, record, on_interrupt=lambda signal: None, raise_errors=True)
+
+
 @contextmanager
-def _errors(on_error: Callable[[str], None] | None = None) -> Iterator[None]:
-    """A bad value, file or option: one :class:`~neuronlab.errors.NeuronlabError` with the command
-    line's message instead of a library's traceback (``HYDRA_FULL_ERROR=1`` keeps the original).
-    ``on_error(message)`` runs first, e.g. to record it in the run's ``result.json``."""
-    from hydra.errors import HydraException
-
-    from neuronlab.errors import NeuronlabError, user_message
-
+def _stops_as_interrupts(message: str) -> Iterator[None]:
+    """Ctrl-C / SIGTERM end a command with exit code 130/143; in a kernel they are what they are, a
+    ``KeyboardInterrupt`` (saying how to go on)."""
     try:
         yield
-    except Exception as err:
-        message = user_message(err) or (str(err) if isinstance(err, HydraException) else None)
-        if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        if on_error is not None:
-            on_error(message)
-        if isinstance(err, NeuronlabError):
-            raise
-        raise NeuronlabError(message) from err
+    except SystemExit as stop:
+        raise KeyboardInterrupt(message) from stop
 
 
 _COMMANDS = {"neuronlab.train": train, "neuronlab.eval": eval, "neuronlab.predict": predict}

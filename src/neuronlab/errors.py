@@ -62,11 +62,13 @@ def user_message(err: BaseException) -> str | None:
     Decided by the error's type: the family above, Hydra's instantiation error unwrapped to its cause,
     OmegaConf's missing or unresolvable values, a file system refusing a named path (a full, read-only
     or forbidden disk; a folder that is a file...), a diverged training."""
-    from hydra.errors import InstantiationException
+    from hydra.errors import CompactHydraException, InstantiationException
     from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
     if isinstance(err, InstantiationException) and err.__cause__ is not None:
         err = err.__cause__
+    elif isinstance(err, CompactHydraException) and not isinstance(err, InstantiationException):
+        return _hydra_message(err)  # an unknown option or key, an override that does not parse
     if isinstance(err, MissingMandatoryValue):
         key = getattr(err, "full_key", None) or "a required value"
         return f"{key} is required: pass {key}=... on the command line"
@@ -81,6 +83,52 @@ def user_message(err: BaseException) -> str | None:
     if isinstance(err, OSError) and err.errno in _PATH_ERRORS and err.filename is not None:
         return f"{err.filename2 or err.filename}: {err.strerror}"  # a path given: missing, a file, a folder
     return None
+
+
+def _hydra_message(err: Exception) -> str:
+    """Hydra's composition errors, which it prints over several lines, as one line."""
+    from hydra.errors import MissingConfigException, OverrideParseException
+
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if isinstance(err, OverrideParseException):
+        return (
+            f"cannot read the override {err.override!r}: {lines[0] if lines else 'not valid'} "
+            "(see https://hydra.cc/docs/advanced/override_grammar/basic/)"
+        )
+    if isinstance(err, MissingConfigException):
+        message = lines[0] if lines else "a config was not found"
+        return f"{message}; choose one of: {', '.join(err.options)}" if err.options else message
+    cause = err.__cause__
+    if cause is not None and str(cause).strip():  # OmegaConf's reason, e.g. "Key 'foo' is not in struct"
+        lines.insert(1, str(cause).strip().splitlines()[0] + ".")
+    return " ".join(lines)
+
+
+def tracebacks_wanted() -> bool:
+    """``HYDRA_FULL_ERROR=1``, set by the user (not by :func:`run_hydra_command` for Hydra's sake)."""
+    return os.environ.get("HYDRA_FULL_ERROR") == "1" and os.environ.get(_HYDRA_RAISES) != "1"
+
+
+_HYDRA_RAISES = "NEURONLAB_HYDRA_RAISES"  # marks a HYDRA_FULL_ERROR=1 that neuronlab set, not the user
+
+
+def run_hydra_command(hydra_main: Callable[[], T]) -> T:
+    """:func:`run_command` around a ``@hydra.main`` function, so that Hydra's own errors (an unknown
+    group option, a key that is not in the config, an override that does not parse) end as neuronlab's
+    do: one ``error:`` line and exit 2, instead of Hydra's several lines and exit 1. Hydra passes them
+    to its caller only under ``HYDRA_FULL_ERROR=1``: it is set for the call (and the processes it
+    starts, e.g. DDP's), marked as neuronlab's, so that tracebacks stay for those who asked for them."""
+    saved = {name: os.environ.get(name) for name in ("HYDRA_FULL_ERROR", _HYDRA_RAISES)}
+    if saved["HYDRA_FULL_ERROR"] != "1":
+        os.environ.update({"HYDRA_FULL_ERROR": "1", _HYDRA_RAISES: "1"})
+    try:
+        return run_command(hydra_main)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def signal_of(err: BaseException) -> str | None:
@@ -126,7 +174,7 @@ def run_command(
         message = user_message(err) if isinstance(err, Exception) else None
         if record is not None:
             record("failed", message or _first_line(err))
-        if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+        if message is None or tracebacks_wanted():
             raise  # a bug (its traceback follows), an exit, or a traceback asked for
         if raise_errors:  # a sweeper records the failed job and goes on; the message, not the stack
             raise NeuronlabError(message) from None

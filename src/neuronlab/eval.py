@@ -50,19 +50,28 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
-def main(cfg: DictConfig) -> None:
-    """Entry point of ``neuronlab-eval`` and ``python -m neuronlab.eval``."""
+def _main(cfg: DictConfig) -> None:
+    """The command, once Hydra has composed its config."""
     from hydra.core.hydra_config import HydraConfig
 
     from neuronlab.errors import run_command
-    from neuronlab.run import quiet, report
+    from neuronlab.run import lean_imports, quiet, report
 
     quiet.install()
+    lean_imports.install()  # Lightning starts without torchmetrics' optional imports
     run_dir = Path(HydraConfig.get().runtime.output_dir)  # a failed eval's folder says why, too
     run_command(
         lambda: evaluate(cfg),
         lambda status, message: report.write_result(run_dir, status=status, error=message),
     )
+
+
+def main() -> None:
+    """Entry point of ``neuronlab-eval`` and ``python -m neuronlab.eval``;
+    Hydra's own errors (e.g. an unknown option) end as one ``error:`` line and exit 2, as ours do."""
+    from neuronlab.errors import run_hydra_command
+
+    run_hydra_command(_main)
 
 
 # neuronlab.eval(overrides=[...]) from a notebook: this module is also that function (see neuronlab.api)

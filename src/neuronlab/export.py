@@ -183,13 +183,22 @@ def check_writable(path: Path, suffix: str) -> None:
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")
-def main(cfg: DictConfig) -> None:
-    """Entry point of ``neuronlab-export`` and ``python -m neuronlab.export``."""
+def _main(cfg: DictConfig) -> None:
+    """The command, once Hydra has composed its config."""
     from neuronlab.errors import run_command
-    from neuronlab.run import quiet
+    from neuronlab.run import lean_imports, quiet
 
     quiet.install()
+    lean_imports.install()  # Lightning starts without torchmetrics' optional imports
     run_command(lambda: export(cfg))
+
+
+def main() -> None:
+    """Entry point of ``neuronlab-export`` and ``python -m neuronlab.export``;
+    Hydra's own errors (e.g. an unknown option) end as one ``error:`` line and exit 2, as ours do."""
+    from neuronlab.errors import run_hydra_command
+
+    run_hydra_command(_main)
 
 
 if __name__ == "__main__":

@@ -293,15 +293,24 @@ def predict(cfg: DictConfig) -> list[Row]:
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")
-def main(cfg: DictConfig) -> None:
-    """Entry point of ``neuronlab-predict`` and ``python -m neuronlab.predict``."""
+def _main(cfg: DictConfig) -> None:
+    """The command, once Hydra has composed its config."""
     from neuronlab.errors import run_command
-    from neuronlab.run import quiet
+    from neuronlab.run import lean_imports, quiet
 
     quiet.install()
+    lean_imports.install()  # Lightning starts without torchmetrics' optional imports
     rows = run_command(lambda: predict(cfg))
     if any(row.error for row in rows):
         raise SystemExit(1)
+
+
+def main() -> None:
+    """Entry point of ``neuronlab-predict`` and ``python -m neuronlab.predict``;
+    Hydra's own errors (e.g. an unknown option) end as one ``error:`` line and exit 2, as ours do."""
+    from neuronlab.errors import run_hydra_command
+
+    run_hydra_command(_main)
 
 
 # neuronlab.predict(overrides=[...]) from a notebook: this module is also that function (see neuronlab.api)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from neuronlab import api
 from neuronlab.run.paths import CONF_DIR
@@ -48,12 +48,10 @@ def train(cfg: DictConfig, clock: Any = None, accepted: Any = None) -> dict[str,
     )
     from neuronlab.run import ddp, report
     from neuronlab.run.build import build_list, build_trainer
+    from neuronlab.run.callbacks import ValidateLastEpoch
     from neuronlab.sweeps.pruning import OptunaPruning, trial_callback
 
     trainer_cfg = cfg.trainer
-    if 0 < trainer_cfg.max_epochs < trainer_cfg.get("check_val_every_n_epoch", 1):
-        with open_dict(cfg):  # a run shorter than the validation interval still validates at its end
-            trainer_cfg.check_val_every_n_epoch = trainer_cfg.max_epochs
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     ddp.install("neuronlab.train")
@@ -85,7 +83,11 @@ def train(cfg: DictConfig, clock: Any = None, accepted: Any = None) -> dict[str,
     for logger in loggers if checkpoint is not None else []:
         if hasattr(logger, "resume_at"):
             logger.resume_at(int(checkpoint.get("global_step", 0)))
-    callbacks = [*build_list(cfg.get("callbacks")), *([clock] if clock is not None else [])]
+    callbacks = [
+        *build_list(cfg.get("callbacks")),
+        ValidateLastEpoch(),
+        *([clock] if clock is not None else []),
+    ]
     pruning = trial_callback(cfg)  # an Optuna trial: report each validation, stop when pruned
     if pruning:
         callbacks.append(pruning)
@@ -320,9 +322,10 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
-    """Entry point of ``neuronlab-train`` and ``python -m neuronlab.train``."""
-    from neuronlab.errors import run_command
-    from neuronlab.run import quiet
+    """Entry point of ``neuronlab-train`` and ``python -m neuronlab.train`` (Hydra's own errors, e.g. an
+    unknown option, end as one ``error:`` line and exit 2 too)."""
+    from neuronlab.errors import run_hydra_command
+    from neuronlab.run import lean_imports, quiet
     from neuronlab.run.paths import is_main_process, run_lock
     from neuronlab.run.resume import AlreadyComplete, resume_argv
 
@@ -342,7 +345,8 @@ def main() -> None:
             _hydra_main()
 
     quiet.install()
-    run_command(start)
+    lean_imports.install()  # Lightning starts without torchmetrics' optional imports
+    run_hydra_command(start)
 
 
 # neuronlab.train(overrides=[...]) from a notebook: this module is also that function (see neuronlab.api)

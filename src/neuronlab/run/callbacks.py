@@ -122,6 +122,17 @@ class StepProgressBar(TQDMProgressBar):
         super().on_train_batch_end(trainer, pl_module, outputs, batch, steps - 1)
 
 
+class ValidateLastEpoch(L.Callback):
+    """The last epoch of a fit always validates, whatever ``trainer.check_val_every_n_epoch`` says: the
+    run's final ``val/*`` values, its best checkpoint and a sweep's objective then cover every epoch it
+    trained (a run of 25 epochs that validates every 10, a run resumed for 2 more epochs)."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        last = trainer.max_epochs is not None and trainer.current_epoch == trainer.max_epochs - 1
+        if last and trainer.check_val_every_n_epoch is not None:
+            trainer.check_val_every_n_epoch = 1
+
+
 class WallClock(L.Callback):
     """A run's wall time across resumes: every checkpoint stores the time so far, and a resume in the
     same run folder starts from it, so ``result.json``'s ``wall_time`` counts the whole run."""

@@ -122,14 +122,22 @@ ConfigStore.instance().store(name="scratch", node=OmegaConf.load(Path(CONF_DIR) 
 
 
 @hydra.main(version_base="1.3", config_path=None, config_name="scratch")
-def main(cfg: DictConfig) -> None:
-    """Entry point of ``neuronlab-scratch``: a bad value is one ``error:`` line and exit 2."""
+def _main(cfg: DictConfig) -> None:
+    """The command, once Hydra has composed its config."""
 
     def body() -> None:
         validate(cfg)
         run(cfg)
 
     run_command(body)
+
+
+def main() -> None:
+    """Entry point of ``neuronlab-scratch``: a bad value, an unknown option or key included (Hydra's
+    errors), is one ``error:`` line and exit 2."""
+    from neuronlab.errors import run_hydra_command
+
+    run_hydra_command(_main)
 
 
 if __name__ == "__main__":
