@@ -18,6 +18,8 @@ to the first training step, its figures' share (the time the figures callback's 
     python scripts/benchmark.py --data mnist --data-dir data     # a real MNIST folder
     python scripts/benchmark.py --variants compile,bf16          # also time task.compile / bf16-mixed
     python scripts/benchmark.py --device cuda --variants bf16    # the GPU rows (trainer=gpu)
+    python scripts/benchmark.py --ks 4,64                        # also K=4 and K=64 (choosing K)
+    python scripts/benchmark.py --clock cpu                      # CPU time: steadier on a shared machine
     python scripts/benchmark.py --quick                          # a short check that everything runs
 """
 
@@ -53,6 +55,7 @@ from neuronlab.run.paths import CONF_DIR
 DEBIAN_FASHION = "/usr/share/datasets/fashion-mnist"
 SCRIPTS = Path(__file__).resolve().parent
 DEFAULT_K = "default"
+clock = time.perf_counter  # --clock cpu: time.process_time (this process's CPU time, all its threads)
 
 
 class EpochTimer(L.Callback):
@@ -70,27 +73,27 @@ class EpochTimer(L.Callback):
         self.test_time = 0.0
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.epoch_starts.append(time.perf_counter())
+        self.epoch_starts.append(clock())
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._val = time.perf_counter()
+        self._val = clock()
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking:
-            self.val_times.append(time.perf_counter() - self._val)
+            self.val_times.append(clock() - self._val)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if EpochTimer.between_epochs is not None:
             self.between.append(EpochTimer.between_epochs())
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.epoch_starts.append(time.perf_counter())
+        self.epoch_starts.append(clock())
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._test = time.perf_counter()
+        self._test = clock()
 
     def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: object) -> None:
-        self.test_time = time.perf_counter() - self._test  # the pass itself; figures come after it
+        self.test_time = clock() - self._test  # the pass itself; figures come after it
 
     def whole_epoch_times(self) -> list[float]:
         """Epoch start to the next epoch's start, without what ran between epochs: what a user waits."""
@@ -193,11 +196,11 @@ def evaluate(model: torch.nn.Module, batches) -> float:
 def timed(fn, *args) -> tuple[float, object]:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
-    start = time.perf_counter()
+    start = clock()
     result = fn(*args)
     if torch.cuda.is_available():
         torch.cuda.synchronize()
-    return time.perf_counter() - start, result
+    return clock() - start, result
 
 
 def preloaded(loader) -> tuple[torch.Tensor, torch.Tensor]:
@@ -301,10 +304,24 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda: (b) and (c) on this device")
     parser.add_argument("--quick", action="store_true", help="1 epoch, 2 interleaved, 1 repeat: a check")
     parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="epoch and pass times in wall time or in this process's CPU time (steadier on a shared machine)",
+    )
+    parser.add_argument(
+        "--ks", default="", help="more data.steps_per_execution values to time beside K=1 and the default"
+    )
+    parser.add_argument(
         "--whole-only", action="store_true", help="only the whole-process rows (main job, figures, --help)"
     )
     parser.add_argument("--json", help="also write the numbers to this file")
     args = parser.parse_args()
+    global clock
+    if args.clock == "cpu":
+        if args.device != "cpu":
+            parser.error("--clock cpu times CPU work: use it with --device cpu")
+        clock = time.process_time
     if args.quick:
         args.epochs, args.side_epochs, args.repeats, args.seeds = 1, 2, 1, 1
     data_dir = Path(args.data_dir or (DEBIAN_FASHION if args.data == "fashion_mnist" else "data"))
@@ -362,7 +379,8 @@ def main() -> None:
 
     side: dict[str, dict] = {}
     EpochTimer.between_epochs = bare_epoch
-    for k in ("1", DEFAULT_K, "1", DEFAULT_K):  # twice each, alternating
+    ks = ["1", DEFAULT_K, *(k for k in args.ks.split(",") if k and k not in ("1", DEFAULT_K))]
+    for k in ks * 2:  # twice each, alternating
         extra = [] if k == DEFAULT_K else [f"data.steps_per_execution={k}"]
         bare["train"].clear()
         bare["val"].clear()
@@ -418,6 +436,7 @@ def report(rows: dict[str, dict], side: dict[str, dict], whole: dict[str, list[f
         machine += f", {torch.cuda.get_device_name()}"
     table = Table(
         title=f"{args.data}, batch {args.batch_size}, {args.epochs} epochs for accuracy — {machine}"
+        + (" — CPU time" if args.clock == "cpu" else "")
     )
     for column in ("path", "train epoch (s)", "eval pass (s)", "test acc", "peak RSS (GiB)"):
         table.add_column(column)

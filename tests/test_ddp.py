@@ -99,6 +99,7 @@ def test_ddp_each_rank_takes_its_shard_and_metrics_cover_the_split(tmp_path):
     assert eval_metrics["test/loss"] == pytest.approx(ddp_metrics["test/loss"], rel=1e-6)
 
 
+@pytest.mark.slow  # 30 s: two DDP jobs of two processes each; DDP and sweeps are each covered by default
 def test_ddp_inside_a_sweep_gives_one_folder_per_job(tmp_path):
     result = run_cli(
         "neuronlab.train",

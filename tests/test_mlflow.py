@@ -63,6 +63,7 @@ def test_cli_run_logs_params_every_epoch_test_metrics_and_the_best_checkpoint(tm
     assert not [line for line in (done.stdout + done.stderr).splitlines() if any(n in line for n in noise)]
 
 
+@pytest.mark.slow  # 25 s; the SIGKILL resume itself is tested by default in test_robustness.py
 def test_resume_after_sigkill_continues_the_same_mlflow_run_without_duplicated_steps(tmp_path):
     data = write_mnist(tmp_path / "data", "MNIST", n_train=600, n_test=200)
     args = [

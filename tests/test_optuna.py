@@ -200,6 +200,7 @@ def check_shared(study: optuna.Study, sweeps: list[Path], budget: int) -> None:
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * budget
 
 
+@pytest.mark.slow  # the PostgreSQL test below shares one study between two sweeps by default
 def test_two_sweep_processes_share_one_study(tmp_path):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     sweeps = [tmp_path / "machine_a", tmp_path / "machine_b"]

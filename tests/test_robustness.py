@@ -239,7 +239,11 @@ def bad_input_cases(data: Path, tmp_path: Path) -> dict[str, tuple[list[str], li
     """case -> (command-line overrides, phrases the message must contain)."""
     mnist = ["experiment=mnist", f"paths.data_dir={data}", "data.val_size=100"]
     return {
-        "unknown option": (["model=foo"], ["model/foo", "Available options", "mnist_classifier"]),
+        "unknown option": (["model=foo"], ["model/foo", "choose one of: mnist_classifier, modern_network"]),
+        "unknown key": (
+            ["trainer.max_epoch=5"],
+            ["trainer.max_epoch", "not in struct", "+trainer.max_epoch=5"],
+        ),
         "wrong type": (["trainer.max_epochs=abc"], ["trainer.max_epochs='abc'", "an integer > 0"]),
         "lr <= 0": (["optimizer.lr=-0.1"], ["optimizer.lr=-0.1", "a number > 0"]),
         "dropout outside [0,1)": (["model.dropout=1.0"], ["model.dropout=1.0", "[0, 1)"]),
@@ -265,6 +269,7 @@ def bad_input_cases(data: Path, tmp_path: Path) -> dict[str, tuple[list[str], li
     "case",
     [
         "unknown option",
+        "unknown key",
         "wrong type",
         "lr <= 0",
         "dropout outside [0,1)",
@@ -279,7 +284,7 @@ def bad_input_cases(data: Path, tmp_path: Path) -> dict[str, tuple[list[str], li
 def test_bad_input_gets_one_clear_message(tiny, tmp_path, monkeypatch, capsys, case):
     overrides, phrases = bad_input_cases(tiny, tmp_path)[case]
     code, err = run_main(monkeypatch, capsys, *overrides)
-    assert code != 0
+    assert code == 2 and len([line for line in err.splitlines() if line.startswith("error: ")]) == 1, err
     for phrase in phrases:
         assert phrase in err, (phrase, err)
     assert "Traceback" not in err
