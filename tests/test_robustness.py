@@ -29,12 +29,19 @@ def runs(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob(".hydra"))
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """A suite started in the background (``cmd &``) passes SIGINT on as ignored, and Python keeps it so:
+    the training process gets the disposition a terminal gives it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(tmp_path: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "NEURONLAB_OUTPUT_ROOT": str(tmp_path / "outputs"), "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "neuronlab.train", *args],
         cwd=tmp_path,
         env=env,
+        preexec_fn=_ctrl_c_as_in_a_terminal,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -198,6 +205,46 @@ def test_ctrl_c_and_sigterm_stop_cleanly_and_say_how_to_resume(tmp_path, sig, co
     interrupted = load_checkpoint(run / "checkpoints" / "interrupted.ckpt")
     assert interrupted["global_step"] >= load_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"]
     assert json.loads((run / "result.json").read_text())["status"] == "interrupted"
+
+
+def test_ctrl_c_stops_at_the_end_of_the_step_it_arrived_in_and_python_gets_its_handler_back(
+    tmp_path, request
+):
+    """The handler only notes the Ctrl-C; the run stops at that step's end (never in the middle of a
+    write), saves interrupted.ckpt there, and Python's own Ctrl-C handling is back afterwards."""
+    import functools
+
+    import lightning.pytorch as L
+
+    from neuronlab.data import GatesDataModule
+    from neuronlab.models import SimpleNN
+    from neuronlab.run.callbacks import GracefulInterrupt
+    from neuronlab.tasks import Classifier
+
+    class CtrlCAtStep3(L.Callback):
+        def on_train_batch_start(self, trainer, *args) -> None:
+            self.handler = signal.getsignal(signal.SIGINT)
+            if trainer.global_step == 3:
+                signal.raise_signal(signal.SIGINT)  # as a terminal's Ctrl-C: the handler runs here
+
+    probe = CtrlCAtStep3()
+    # Python's own Ctrl-C, as in a terminal (a suite started in the background inherits it ignored)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
+    trainer = L.Trainer(
+        max_epochs=50,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        callbacks=[GracefulInterrupt(str(tmp_path)), probe],
+    )
+    task = Classifier(SimpleNN(), optimizer=functools.partial(torch.optim.Adam, lr=0.1))
+    with pytest.raises(SystemExit):  # Lightning ends an interrupted fit with sys.exit(1)
+        trainer.fit(task, datamodule=GatesDataModule(gate="xor"))
+    assert GracefulInterrupt.interrupted == "SIGINT"
+    assert load_checkpoint(tmp_path / "interrupted.ckpt")["global_step"] == 4  # step 3 finished, no more
+    assert probe.handler not in (signal.default_int_handler, signal.SIG_IGN)  # deferred while training
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's own again
 
 
 # --- reproducible -----------------------------------------------------------------------------------

@@ -74,23 +74,70 @@ class ModelCheckpoint(callbacks.ModelCheckpoint):
 class GracefulInterrupt(L.Callback):
     """On Ctrl-C (SIGINT) or SIGTERM: save ``interrupted.ckpt`` beside ``last.ckpt`` and remember
     what happened, so the entry point can say how to resume. ``last.ckpt`` (the last whole epoch) is
-    what a resume starts from: it replays exactly."""
+    what a resume starts from: it replays exactly.
+
+    In a one-process run, Ctrl-C while training or testing stops at the end of the current step, as
+    Lightning does for SIGTERM:
+    Python would otherwise raise ``KeyboardInterrupt`` at any bytecode, e.g. between a lock's acquire
+    and its release in TensorBoard's event writer, and the shutdown that follows could wait on that lock
+    forever. A second Ctrl-C stops at once. (Under DDP every rank must stop at the same step, so there
+    Ctrl-C keeps Python's own behaviour.)"""
 
     interrupted: str | None = None  # "SIGINT" or "SIGTERM" once a run was interrupted in this process
 
     def __init__(self, dirpath: str) -> None:
         self.dirpath = Path(dirpath)
         GracefulInterrupt.interrupted = None  # each run (each job of a sweep) starts uninterrupted
+        self._asked = False  # Ctrl-C pressed; the run stops at the end of the current step
+        self._previous: Any = None  # the SIGINT handler to restore at teardown
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # here, not in setup: Lightning records the handlers it restores at teardown just before this
+        import signal
+        import threading
+
+        main = threading.current_thread() is threading.main_thread()
+        if trainer.world_size == 1 and main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._asked = False
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+
+    on_test_start = on_predict_start = on_train_start
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self._asked:  # the second Ctrl-C: now
+            raise KeyboardInterrupt
+        self._asked = True  # nothing printed here: a signal handler may interrupt a print
+
+    def _stop_if_asked(self, *args: Any) -> None:
+        if self._asked:
+            self._asked = False
+            raise KeyboardInterrupt  # at a step's end: Lightning's handler saves and tears down cleanly
+
+    on_train_batch_end = on_validation_batch_end = on_test_batch_end = on_predict_batch_end = _stop_if_asked
+    on_train_epoch_end = on_validation_epoch_end = _stop_if_asked
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._restore()
+        self._stop_if_asked()  # pressed after the last step: the run still ends as interrupted
+
+    def _restore(self) -> None:
+        """Python's own Ctrl-C again (Lightning skips ``teardown`` when a run ends on an exception)."""
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
+        self._restore()
         if not isinstance(exception, KeyboardInterrupt | SIGTERMException):
             return
         GracefulInterrupt.interrupted = "SIGINT" if isinstance(exception, KeyboardInterrupt) else "SIGTERM"
         if trainer.world_size == 1:  # saving is collective under DDP; there last.ckpt must do
             try:
-                trainer.save_checkpoint(self.dirpath / "interrupted.ckpt")
+                trainer.save_checkpoint(self.dirpath / "interrupted.ckpt", weights_only=False)  # all of it
             except Exception as err:  # never mask the interrupt itself
                 rank_zero_warn(f"could not save interrupted.ckpt: {err}")
 
