@@ -215,7 +215,7 @@ def tensor_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: b
         yield x[idx], y[idx]
 
 
-FIRST_STEP_CALLBACK = """
+BENCH_CALLBACKS = """
 import time, lightning.pytorch as L
 from neuronlab.run.figures import FiguresCallback
 
@@ -254,7 +254,7 @@ def whole_process(repeats: int, scratch: Path) -> dict[str, list[float]]:
     the first training step and the time its figures callback's hooks took, the lesson's XOR script,
     ``neuronlab-train --help``, ``import lightning``."""
     (scratch / "bench_helpers").mkdir(exist_ok=True)
-    (scratch / "bench_helpers" / "neuronlab_first_step.py").write_text(FIRST_STEP_CALLBACK)
+    (scratch / "bench_helpers" / "neuronlab_bench_callbacks.py").write_text(BENCH_CALLBACKS)
     env = {**os.environ, "NEURONLAB_OUTPUT_ROOT": str(scratch / "whole")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(scratch / "bench_helpers"), env.get("PYTHONPATH")]))
     mark, figures = scratch / "first_step.txt", scratch / "figures.txt"
@@ -263,9 +263,9 @@ def whole_process(repeats: int, scratch: Path) -> dict[str, list[float]]:
             sys.executable,
             "-m",
             "neuronlab.train",
-            "+callbacks.first_step._target_=neuronlab_first_step.FirstStep",
+            "+callbacks.first_step._target_=neuronlab_bench_callbacks.FirstStep",
             f"+callbacks.first_step.path={mark}",
-            "callbacks.figures._target_=neuronlab_first_step.TimedFigures",
+            "callbacks.figures._target_=neuronlab_bench_callbacks.TimedFigures",
             f"+callbacks.figures.path={figures}",
         ],
         "lesson XOR script": [sys.executable, str(SCRIPTS / "lesson_xor.py")],

@@ -12,7 +12,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from neuronlab.models import SimpleNN
-from neuronlab.run.figures import FiguresCallback, boundary_figure, prediction_grid, to_rgb
+from neuronlab.run.figures import FiguresCallback, Picture, boundary_figure, png_summary, prediction_grid
 from neuronlab.train import train
 from tests.conftest import read_scalars
 
@@ -29,6 +29,11 @@ def image_steps(acc: EventAccumulator) -> dict[str, list[int]]:
 
 def decode(acc: EventAccumulator, tag: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(acc.Images(tag)[-1].encoded_image_string)))
+
+
+def pixels(fig: Picture) -> np.ndarray:
+    """What TensorBoard shows of ``fig``: the PNG the callback writes, decoded."""
+    return np.asarray(Image.open(io.BytesIO(png_summary("t", fig).value[0].image.encoded_image_string)))
 
 
 def test_mnist_run_logs_prediction_grids_confusion_per_class_activations_and_graph(
@@ -103,7 +108,7 @@ def test_prediction_grid_marks_mistakes_in_red_with_the_true_class():
     assert texts["Trouser"] == "black"
     assert texts["Pullover\n(true Trouser)"] == "red"
     assert texts["T-shirt/top\n(true Pullover)"] == "red"
-    assert to_rgb(fig).shape[2] == 3
+    assert pixels(fig).shape[2] == 3
 
 
 def test_decision_boundary_shows_the_nets_probability_at_each_point():
@@ -130,7 +135,7 @@ def test_decision_boundary_colours_the_probability_and_draws_the_half_line():
         net.layers[-1].weight.copy_(torch.tensor([[20.0, 0.0, 0.0, 0.0]]))
         net.layers[-1].bias.fill_(-10.0)
     fig = boundary_figure(net, torch.tensor([[0.0, 0.0]]), torch.tensor([0]), "test")
-    image = to_rgb(fig).astype(int)
+    image = pixels(fig).astype(int)
     row = image[30 + 150]  # the plot's middle row (y = 0.5): 300 pixels from x = -0.25 to 1.25, at 44
     left, right, middle = row[44 + 40], row[44 + 260], row[44 + 150 - 2 : 44 + 150 + 2]
     assert left[2] > left[0] + 50 and right[0] > right[2] + 50  # blue, then red

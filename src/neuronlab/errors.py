@@ -104,12 +104,12 @@ def _hydra_message(err: Exception) -> str:
     return " ".join(lines)
 
 
+_HYDRA_RAISES = "NEURONLAB_HYDRA_RAISES"  # marks a HYDRA_FULL_ERROR=1 that neuronlab set, not the user
+
+
 def tracebacks_wanted() -> bool:
     """``HYDRA_FULL_ERROR=1``, set by the user (not by :func:`run_hydra_command` for Hydra's sake)."""
     return os.environ.get("HYDRA_FULL_ERROR") == "1" and os.environ.get(_HYDRA_RAISES) != "1"
-
-
-_HYDRA_RAISES = "NEURONLAB_HYDRA_RAISES"  # marks a HYDRA_FULL_ERROR=1 that neuronlab set, not the user
 
 
 def run_hydra_command(hydra_main: Callable[[], T]) -> T:

@@ -77,11 +77,10 @@ class GracefulInterrupt(L.Callback):
     what a resume starts from: it replays exactly.
 
     In a one-process run, Ctrl-C while training or testing stops at the end of the current step, as
-    Lightning does for SIGTERM:
-    Python would otherwise raise ``KeyboardInterrupt`` at any bytecode, e.g. between a lock's acquire
-    and its release in TensorBoard's event writer, and the shutdown that follows could wait on that lock
-    forever. A second Ctrl-C stops at once. (Under DDP every rank must stop at the same step, so there
-    Ctrl-C keeps Python's own behaviour.)"""
+    Lightning does for SIGTERM: Python would otherwise raise ``KeyboardInterrupt`` at any bytecode, e.g.
+    between a lock's acquire and its release in TensorBoard's event writer, and the shutdown that follows
+    could wait on that lock forever. A second Ctrl-C stops at once. (Under DDP every rank must stop at
+    the same step, so there Ctrl-C keeps Python's own behaviour.)"""
 
     interrupted: str | None = None  # "SIGINT" or "SIGTERM" once a run was interrupted in this process
 

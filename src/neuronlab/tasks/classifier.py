@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import ConfusionMatrix, MaxMetric, Metric
 
-from neuronlab.errors import ConfigError
+from neuronlab.errors import ConfigError, NeuronlabError
 from neuronlab.models.mlp import probabilities
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -137,6 +137,7 @@ class Classifier(L.LightningModule):
 
     gradient_clip: tuple[float, str] | None = None  # (value, "norm" | "value"): see configure_callbacks
     first_nonfinite = torch.tensor(-1)  # the first optimizer step with a non-finite loss (-1: none)
+    _plain_steps = False  # the first K-1 steps of a group skip Lightning's hooks: see training_step
 
     def __init__(
         self,
@@ -236,8 +237,6 @@ class Classifier(L.LightningModule):
     def check_data(self, datamodule: Any) -> None:
         """A net whose input or output size does not fit the data is refused (the one place this is
         checked: train and eval both reach it through :meth:`setup`)."""
-        from neuronlab.errors import NeuronlabError
-
         net, name = self.net, getattr(datamodule, "name", None) or type(datamodule).__name__
         inputs, outputs = getattr(net, "input_size", None), getattr(net, "output_size", None)
         features, classes = getattr(datamodule, "input_size", None), getattr(datamodule, "num_classes", None)
@@ -304,8 +303,6 @@ class Classifier(L.LightningModule):
         # Lightning adds 1 after each of its steps; loggers take their x-axis from this count (and
         # checkpoints store it): keep it equal to optimizer steps, as under automatic optimization
         self.trainer.fit_loop.epoch_loop._batches_that_stepped += len(steps) - 1
-
-    _plain_steps = False  # see training_step; decided in on_train_start
 
     def _plain_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         """What ``manual_backward`` + ``LightningOptimizer.step`` do on one device without a gradient
