@@ -198,9 +198,8 @@ def _run(cfg: DictConfig, run_dir: Path, multirun: bool, raise_errors: bool) -> 
             report.run_logger.error(f"failed: {message}")
 
     def interrupted(err: BaseException) -> str | None:
-        callbacks = sys.modules.get(
-            "neuronlab.run.callbacks"
-        )  # not imported (a fast start): not by Lightning
+        # not imported (a fast start): not stopped inside Lightning
+        callbacks = sys.modules.get("neuronlab.run.callbacks")
         return (callbacks and callbacks.GracefulInterrupt.interrupted) or signal_of(err)
 
     metrics = run_command(
