@@ -1,25 +1,39 @@
-"""One way to write a file that readers, resumed runs and a full disk never see half written.
+"""One way to write a file that readers, resumed runs, a full disk and a planted link never see half written.
 
-Every writer (checkpoints, ``result.json``, sweep summaries, predictions, Optuna's results) goes through
-:func:`atomic_file`: a temporary file beside the target (same folder, so the rename never copies across
-file systems), flushed and synced, then renamed over the name in one step. A failure at any point
-leaves the previous file byte for byte and no temporary file behind. Imports nothing heavy: entry
-points' ``--help`` stays fast.
+Every writer (checkpoints, ``result.json``, sweep summaries, predictions, exports, Optuna's results) goes
+through :func:`atomic_file`: a temporary file beside the target (same folder, so the rename never copies
+across file systems), flushed and synced, then renamed over the name in one step. The temporary file is
+created as ``tempfile.mkstemp`` creates one: an unpredictable name, opened with ``O_CREAT | O_EXCL |
+O_NOFOLLOW``, so a link planted in a shared run or sweep folder is never written through (it makes the
+create fail, and another name is drawn); unlike ``mkstemp`` it keeps the user's umask. The rename replaces
+a link at the target's own name instead of following it. A failure at any point leaves the previous file
+byte for byte and no temporary file behind; a temporary file left by a SIGKILL is removed by
+:func:`remove_stale_temporaries` the next time its folder is locked. Imports nothing heavy.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+TEMPORARY_SUFFIX = ".tmp"
+_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
-def temporary_path(path: Path) -> Path:
-    """The temporary name beside ``path``: hidden, and one per process (parallel sweep jobs)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """A new, empty, hidden file beside ``path`` that nothing else can have named beforehand."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}{TEMPORARY_SUFFIX}")
+        try:
+            return os.open(tmp, _FLAGS, 0o666), tmp
+        except FileExistsError:  # a planted name (or a link): draw another
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
 
 
 @contextmanager
@@ -27,10 +41,12 @@ def atomic_file(path: Path | str, mode: str = "wb", **open_kwargs: Any) -> Itera
     """Yield a temporary file to write (``torch.save``, ``savefig``, ``csv.writer`` take it); on a clean
     exit, sync it and rename it over ``path``. On any error the temporary file is removed and ``path``
     keeps what it held; the error propagates for the caller to word."""
+    if not mode.startswith("w"):
+        raise ValueError(f"atomic_file writes a new file: mode {mode!r}")
     path = Path(path)
-    tmp = temporary_path(path)
+    fd, tmp = _create_temporary(path)
     try:
-        with open(tmp, mode, **open_kwargs) as handle:
+        with os.fdopen(fd, mode, **open_kwargs) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -48,3 +64,34 @@ def atomic_write(path: Path | str, data: bytes | bytearray | memoryview | str) -
 def atomic_write_json(path: Path | str, data: Any) -> None:
     """``data`` as indented JSON (values JSON lacks as their ``str``), whole or not at all."""
     atomic_write(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def open_lock_file(path: Path | str) -> IO[str]:
+    """Open (create) a lock file for ``flock`` without ever following a link planted at its name."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+    return os.fdopen(fd, "r+")
+
+
+def remove_stale_temporaries(folder: Path | str) -> list[Path]:
+    """Remove the temporary files (``.<name>.<random>.tmp``) that a killed writer left in ``folder``.
+
+    Call it only while holding the folder's lock (no live writer there then). A link with such a name
+    is removed itself, never followed. Returns what was removed.
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if (
+            entry.name.startswith(".")
+            and entry.name.endswith(TEMPORARY_SUFFIX)
+            and not entry.is_dir(follow_symlinks=False)
+        ):
+            try:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+            except OSError:
+                pass
+    return removed

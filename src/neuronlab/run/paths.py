@@ -15,6 +15,7 @@ from typing import IO
 from omegaconf import OmegaConf
 
 from neuronlab.errors import NeuronlabError
+from neuronlab.io.files import TEMPORARY_SUFFIX, open_lock_file, remove_stale_temporaries
 
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/neuronlab (this file is in run/)
 
@@ -78,11 +79,50 @@ def safe_dirname(overrides: str, limit: int = 120) -> str:
     return name if len(name) <= limit else name[:limit]
 
 
+# what a run writes in its folder: none of it may be a symbolic link
+WRITTEN = (".hydra", "checkpoints", "tensorboard", "csv", "result.json", "environment.json", "mlflow_run_id")
+
+
+def check_no_links(run: Path, command: str | None = None) -> None:
+    """Refuse a run folder in which a file or folder that a resumed run writes is a symbolic link."""
+    places = [run / name for name in WRITTEN] + list(run.glob("*.log"))
+    for folder in (run / ".hydra", run / "checkpoints", run / "tensorboard", run / "csv"):
+        if folder.is_dir() and not folder.is_symlink():
+            places += list(folder.iterdir())
+    for place in places:
+        # a temporary name is never written through (io/files) and is removed once the folder is locked
+        if place.is_symlink() and not (place.name.startswith(".") and place.name.endswith(TEMPORARY_SUFFIX)):
+            raise NeuronlabError(
+                f"{command or f'resume={run}'}: {place} is a symbolic link: a run folder's files must be "
+                "inside it (copy the folder without links, e.g. cp -rL, and resume the copy)"
+            )
+
+
+def sweep_job_folder(name: str) -> str:
+    """``hydra.sweep.subdir``'s resolver: the job folder's name, once the folder (when a re-run sweep
+    already has it) is known to be no link and to hold no link. Hydra resolves this before it makes the
+    folder or writes the job's ``.hydra/`` and log there (callbacks come later and cannot refuse)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    sweep_dir = Path(HydraConfig.get().sweep.dir)
+    folder = sweep_dir / name
+    command = f"sweep folder {sweep_dir}"
+    if folder.is_symlink():
+        raise NeuronlabError(
+            f"{command}: {folder} is a symbolic link: a sweep's jobs must be inside it "
+            "(copy the folder without links, e.g. cp -rL, and re-run the sweep on the copy)"
+        )
+    if folder.is_dir():
+        check_no_links(folder, command)
+    return name
+
+
 def register_resolvers() -> None:
     """Resolvers the configs use; registered on import, before Hydra composes anything."""
     OmegaConf.register_new_resolver("run_id", run_id, use_cache=True, replace=True)
     OmegaConf.register_new_resolver("unique_stamp", unique_stamp, use_cache=True, replace=True)
     OmegaConf.register_new_resolver("safe_dirname", safe_dirname, replace=True)
+    OmegaConf.register_new_resolver("sweep_job_folder", sweep_job_folder, replace=True)
     # only rank 0 of a multi-process launch writes .hydra/ and the plain log file name
     OmegaConf.register_new_resolver(
         "rank_zero_only", lambda value: value if launcher_rank() == 0 else None, replace=True
@@ -119,11 +159,10 @@ def run_lock(run_dir: Path | str) -> Iterator[None]:
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
             # never through a symbolic link: a run folder from elsewhere must not make us truncate a file
-            fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            handle = open_lock_file(run_dir / ".lock")
         except OSError as err:
             why = "it is a symbolic link" if err.errno == errno.ELOOP else err.strerror
             raise RunLocked(f"cannot lock the run folder {run_dir} ({run_dir / '.lock'}: {why})") from None
-        handle = os.fdopen(fd, "r+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -138,6 +177,8 @@ def run_lock(run_dir: Path | str) -> Iterator[None]:
         handle.truncate()
         handle.write(f"process {os.getpid()} on {os.uname().nodename}\n")
         handle.flush()
+        for folder in (run_dir, run_dir / "checkpoints"):  # what a killed writer left: no writer now
+            remove_stale_temporaries(folder)
         _held[run_dir] = (handle, 1, created)
     try:
         yield

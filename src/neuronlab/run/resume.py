@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from neuronlab.errors import NeuronlabError
-from neuronlab.run.paths import CONF_DIR, hydra_quote, hydra_value
+from neuronlab.run.paths import CONF_DIR, check_no_links, hydra_quote, hydra_value
 
 # top-level keys a saved override may set; paths, loggers and Hydra's own keys are not among them
 SETTABLE = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "seed", "task_name", "test")
@@ -28,8 +28,6 @@ SETTABLE += ("optimized_metric", "task")
 RENAMED = {"model.compile": "task.compile"}
 # keys that name a place on disk: a run folder never chooses them
 PATH_KEYS = {"data_dir", "root_dir", "run_dir", "dirpath", "save_dir", "default_root_dir", "filename"}
-# what a run writes in its folder: none of it may be a symbolic link
-WRITTEN = (".hydra", "checkpoints", "tensorboard", "csv", "result.json", "environment.json", "mlflow_run_id")
 
 
 # a resume starts Hydra with this: Hydra writes no .hydra/ record; :func:`write_record` does, once accepted
@@ -137,20 +135,6 @@ def _renamed(override: Any) -> Any:
         return override
     key, _, value = override.partition("=")
     return f"{RENAMED[key]}={value}" if key in RENAMED else override
-
-
-def check_no_links(run: Path) -> None:
-    """Refuse a run folder in which a file or folder that a resumed run writes is a symbolic link."""
-    places = [run / name for name in WRITTEN] + list(run.glob("*.log"))
-    for folder in (run / ".hydra", run / "checkpoints", run / "tensorboard", run / "csv"):
-        if folder.is_dir() and not folder.is_symlink():
-            places += list(folder.iterdir())
-    for place in places:
-        if place.is_symlink():
-            raise NeuronlabError(
-                f"resume={run}: {place} is a symbolic link: a run folder's files must be inside it "
-                "(copy the folder without links, e.g. cp -rL, and resume the copy)"
-            )
 
 
 def _read_result(run: Path) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from neuronlab.errors import NeuronlabError, run_command
-from neuronlab.io.files import atomic_file, atomic_write
+from neuronlab.io.files import atomic_file, atomic_write, open_lock_file, remove_stale_temporaries
 from neuronlab.run.paths import launcher_rank
 from neuronlab.summary.jobs import find_jobs
 from neuronlab.summary.plot import figure
@@ -34,9 +34,10 @@ def _locked(sweep_dir: Path) -> Iterator[None]:
     except ImportError:  # Windows: the atomic renames still keep every file whole
         yield
         return
-    with open(sweep_dir / LOCK_FILE, "a") as handle:
+    with open_lock_file(sweep_dir / LOCK_FILE) as handle:
         with suppress(OSError):  # a file system without locks
             fcntl.flock(handle, fcntl.LOCK_EX)
+        remove_stale_temporaries(sweep_dir)  # every summary writer holds this lock
         yield
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from neuronlab.errors import NeuronlabError
+from neuronlab.io.files import open_lock_file
 
 log = logging.getLogger(__name__)
 
@@ -394,7 +395,7 @@ def sqlite_lock(url: str) -> Iterator[None]:
     import fcntl
 
     path = Path(database)
-    with open(path.with_name(f".{path.name}.lock"), "a") as handle:
+    with open_lock_file(path.with_name(f".{path.name}.lock")) as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
