@@ -1,0 +1,128 @@
+"""The one reader of files that may come from someone else: run folders, sweep folders, saved configs.
+
+A shared folder can hold anything under an expected name: a FIFO (an open would wait for ever), a link
+(pointing anywhere), a device, a huge file, a 400-byte YAML alias bomb that expands without end, or a
+100,000-deep nest that exhausts Python's recursion. Every such read here takes a regular file only
+(opened with ``O_NOFOLLOW | O_NONBLOCK``, checked with ``fstat``), reads at most ``limit`` bytes, parses
+YAML without aliases and JSON and YAML to a bounded depth, and turns each refusal into one
+:class:`UnreadableFile` line naming the file and why. Imports nothing heavy (``yaml`` on first use).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from neuronlab.errors import NeuronlabError
+
+MAX_BYTES = 4 * 1024 * 1024  # a run's records are kilobytes; checkpoints have their own reader
+MAX_DEPTH = 100  # a neuronlab record nests five levels deep
+
+
+class UnreadableFile(NeuronlabError):
+    """A file of a run or sweep folder that is missing, not a regular file, too large or malformed."""
+
+
+def read_bytes(path: Path | str, limit: int = MAX_BYTES) -> bytes:
+    """The bytes of the regular file ``path`` (never a link, FIFO or device), at most ``limit`` of them."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as err:
+        why = "it is a symbolic link" if err.errno == errno.ELOOP else (err.strerror or str(err))
+        raise UnreadableFile(f"{path} cannot be read ({why})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnreadableFile(f"{path} cannot be read (not a regular file)")
+        if info.st_size > limit:
+            raise UnreadableFile(f"{path} cannot be read ({info.st_size} bytes, more than {limit})")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:  # grew while being read
+            raise UnreadableFile(f"{path} cannot be read (more than {limit} bytes)")
+        return b"".join(chunks)
+    except OSError as err:
+        raise UnreadableFile(f"{path} cannot be read ({err.strerror or err})") from None
+    finally:
+        os.close(fd)
+
+
+def read_text(path: Path | str, limit: int = MAX_BYTES) -> str:
+    """:func:`read_bytes` as UTF-8 text."""
+    try:
+        return read_bytes(path, limit).decode("utf-8")
+    except UnicodeDecodeError:
+        raise UnreadableFile(f"{path} cannot be read (not UTF-8 text)") from None
+
+
+def _json_depth(text: str) -> int:
+    """The deepest nesting of ``[`` and ``{`` outside strings (checked before parsing: no recursion)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def read_json(path: Path | str, limit: int = MAX_BYTES, max_depth: int = MAX_DEPTH) -> Any:
+    """The JSON value in ``path``, read by :func:`read_text`, nested at most ``max_depth`` deep."""
+    text = read_text(path, limit)
+    if _json_depth(text) > max_depth:
+        raise UnreadableFile(f"{path} cannot be read (nested more than {max_depth} deep)")
+    try:
+        return json.loads(text)
+    except ValueError as err:
+        raise UnreadableFile(f"{path} cannot be read (not JSON: {err})") from None
+
+
+def parse_yaml(text: str, source: Path | str = "<text>", max_depth: int = MAX_DEPTH) -> Any:
+    """YAML as ``yaml.safe_load`` reads it, but with no alias (``*name``) and at most ``max_depth`` deep."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.YAMLError("aliases (*name) are not allowed")
+            self.depth += 1
+            if self.depth > max_depth:
+                raise yaml.YAMLError(f"nested more than {max_depth} deep")
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+    try:
+        return yaml.load(text, Loader=Loader)
+    except yaml.YAMLError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UnreadableFile(f"{source} cannot be read (not valid YAML: {first})") from None
+
+
+def read_yaml(path: Path | str, limit: int = MAX_BYTES, max_depth: int = MAX_DEPTH) -> Any:
+    """The YAML value in ``path``: :func:`read_text`, then :func:`parse_yaml`."""
+    return parse_yaml(read_text(path, limit), path, max_depth)

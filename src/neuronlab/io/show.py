@@ -1,0 +1,38 @@
+"""The one way a string that came from a file reaches a terminal or a spreadsheet.
+
+A checkpoint's class name, a data name, a saved key, a job's error text or a picture's file name may be
+crafted: ANSI escape sequences clear the screen or fake rows, newlines forge lines, megabyte strings flood
+the terminal, and a CSV cell starting with ``=`` runs as a formula when the file is opened in a
+spreadsheet. :func:`shown` and :func:`csv_cell` are applied wherever such a string is printed or written.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+SHOWN_LIMIT = 200
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP's list for CSV injection
+
+
+def shown(value: Any, limit: int = SHOWN_LIMIT) -> str:
+    """``value`` as one printable line: control and format characters escaped (``\\x1b``, ``\\n``),
+    cut to ``limit`` characters with ``…`` where it was longer."""
+    text = str(value)
+    cut = len(text) > limit
+    text = text[:limit]
+    out = []
+    for char in text:
+        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
+            out.append(char.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(char)
+    return "".join(out) + ("…" if cut else "")
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell neutralised against spreadsheet formulas (a leading ``'``, as OWASP advises);
+    numbers are left as they are."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
