@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from neuronlab.errors import NeuronlabError, run_command
 from neuronlab.io.files import atomic_file, atomic_write, open_lock_file, remove_stale_temporaries
+from neuronlab.io.show import shown
 from neuronlab.run.paths import launcher_rank
 from neuronlab.summary.jobs import find_jobs
 from neuronlab.summary.plot import figure
@@ -60,22 +61,24 @@ def print_summary(summary: Summary) -> None:
     """The table in the terminal, with where the files are."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
+    # every cell as Text: stored strings ("[/bold]" in an error) print literally, never as Rich markup
     header, body = rows(summary)
     table = Table(
-        title=f"Sweep summary: {summary.title()}",
+        title=Text(f"Sweep summary: {summary.title()}"),
         title_justify="left",
-        caption=f"{summary.sweep_dir}/summary.md, summary.csv, summary.png",
+        caption=Text(f"{shown(summary.sweep_dir)}/summary.md, summary.csv, summary.png"),
         caption_justify="left",
     )
     n_keys = len(summary.swept)
     for i, name in enumerate(header):
         numeric = i < 2 or 2 + n_keys <= i < len(header) - 1
-        table.add_column(name, justify="right" if numeric else "left", overflow="fold")
+        table.add_column(Text(name), justify="right" if numeric else "left", overflow="fold")
     styles = {"completed": None, "failed": "red"}  # unfinished, interrupted: yellow
     for i, (job, row) in enumerate(zip(summary.jobs, body, strict=True)):
         best = i == 0 and job.status == "completed"
-        table.add_row(*row, style="bold green" if best else styles.get(job.status, "yellow"))
+        table.add_row(*map(Text, row), style="bold green" if best else styles.get(job.status, "yellow"))
     console = Console()
     if not console.is_terminal:  # a log file: the whole table on one line per job, not folded to 80 columns
         console.width = max(

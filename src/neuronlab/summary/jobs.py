@@ -1,20 +1,22 @@
 """Reading a sweep's job folders back: ``.hydra/overrides.yaml``, ``result.json``, ``sweep_resume.json``
 and the Optuna sweeper's ``optimization_results.yaml``.
 
-Every file here may come from anywhere (a copied or damaged sweep folder): each value is checked, and a
-file that is not what it should be makes its job a failed row saying which file is wrong, never a crash
-and never a choice of code or path.
+Every file here may come from anywhere (a copied or damaged sweep folder): each is read through
+:mod:`neuronlab.io.read` (regular files only, size cap, alias-free YAML, bounded depth), each value is
+checked, and a file that is not what it should be makes its job a failed row saying which file is wrong,
+never a crash, a hang, nor a choice of code or path.
 """
 
 from __future__ import annotations
 
-import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from neuronlab.errors import NeuronlabError
+from neuronlab.io.read import UnreadableFile, read_json, read_yaml
 from neuronlab.sweeps.resume import read_resume
 
 DEFAULT_METRIC = "val/acc_best"
@@ -36,10 +38,28 @@ class Job:
     resume: str = ""  # what a re-run of the sweep did: "skipped", "resumed after N epochs"
 
 
-def _read_yaml(path: Path) -> Any:
-    import yaml
+def _number(value: Any, name: str) -> float:
+    """A number stored in a result; not finite (NaN, ``1e999``) reads as NaN, shown as ``–``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} is not a number")
+    return float(value) if math.isfinite(value) else math.nan
 
-    return yaml.safe_load(path.read_text())
+
+def _result_fields(result: Any) -> tuple[str, dict[str, float], float | None]:
+    """The status, checked metrics and wall time of a ``result.json`` (``ValueError`` if not one of ours)."""
+    if not isinstance(result, dict) or not isinstance(result.get("status"), str):
+        raise ValueError("not a JSON object with a status")
+    metrics = result.get("metrics") or {}
+    if not isinstance(metrics, dict):
+        raise ValueError("metrics is not a mapping")
+    checked = {str(k): _number(v, "a metric") for k, v in metrics.items()}
+    epochs = checked.get("epochs")
+    if epochs is not None and not (epochs >= 0 and epochs.is_integer()):
+        raise ValueError("epochs is not a count")
+    wall_time = result.get("wall_time")
+    if wall_time is not None and not _number(wall_time, "wall_time") >= 0:
+        raise ValueError("wall_time is not a finite duration")
+    return result["status"], checked, None if wall_time is None else float(wall_time)
 
 
 def _split_override(override: str) -> tuple[str, str]:
@@ -52,8 +72,6 @@ def read_job(folder: Path, final: bool = False) -> Job:
 
     A damaged ``overrides.yaml`` or ``result.json`` (these files may come from anywhere) makes that job a
     failed row saying which file is wrong; the other jobs are summarised as usual."""
-    import yaml
-
     prefix = folder.name.split("_", 1)[0]
     job = Job(
         num=int(prefix) if prefix.isdigit() else -1,
@@ -64,35 +82,35 @@ def read_job(folder: Path, final: bool = False) -> Job:
     )
     overrides_file = folder / ".hydra" / "overrides.yaml"
     try:
-        overrides = _read_yaml(overrides_file) or []
+        overrides = read_yaml(overrides_file) or []
         if not isinstance(overrides, list):
             raise ValueError(f"a list of overrides expected, found {type(overrides).__name__}")
-    except (OSError, ValueError, yaml.YAMLError) as err:
-        job.status, job.error = "failed", f"unreadable {overrides_file}: {str(err).splitlines()[0]}"
+    except UnreadableFile as err:
+        job.status, job.error = "failed", f"unreadable {err}"
+        return job
+    except ValueError as err:
+        job.status, job.error = "failed", f"unreadable {overrides_file}: {err}"
         return job
     job.params = {k: v for k, v in map(_split_override, map(str, overrides)) if k not in HIDDEN_KEYS}
     result_file = folder / "result.json"
-    if result_file.is_file():
-        try:
-            result = json.loads(result_file.read_text())
-        except (OSError, ValueError):  # cut short (a full disk): as good as no result
-            return job
-        try:
-            metrics = result.get("metrics") or {}
-            job.metrics = {str(k): float(v) for k, v in metrics.items()}
-            wall_time = result.get("wall_time")
-            job.wall_time = float(wall_time) if wall_time is not None else None
-        except (AttributeError, TypeError, ValueError):
-            job.status, job.error = "failed", f"unreadable {result_file}: not a neuronlab result"
-            job.metrics = {}
-            return job
-        job.status = str(result.get("status", job.status))
-        if job.status == "running":  # the record a job writes when it starts: running, or killed
-            job.status = "interrupted" if final else "unfinished"
-        epoch = result.get("pruned_epoch")
-        job.pruned_epoch = epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
-        # a user error's message says it all: "optimizer.lr=-1 is not allowed: ..."
-        job.error = str(result.get("error") or "").removeprefix("NeuronlabError: ")
+    if not os.path.lexists(result_file):
+        return job  # no result yet: still running, or killed
+    try:
+        result = read_json(result_file)
+        status, job.metrics, job.wall_time = _result_fields(result)
+    except UnreadableFile as err:
+        job.status, job.error = "failed", f"unreadable {err}"
+        return job
+    except ValueError as err:
+        job.status, job.error = "failed", f"unreadable {result_file}: not a neuronlab result ({err})"
+        return job
+    job.status = status
+    if job.status == "running":  # the record a job writes when it starts: running, or killed
+        job.status = "interrupted" if final else "unfinished"
+    epoch = result.get("pruned_epoch")
+    job.pruned_epoch = epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
+    # a user error's message says it all: "optimizer.lr=-1 is not allowed: ..."
+    job.error = str(result.get("error") or "").removeprefix("NeuronlabError: ")
     return job
 
 
@@ -100,7 +118,8 @@ def find_jobs(sweep_dir: Path) -> list[Path]:
     """The job folders of a sweep: those holding Hydra's ``.hydra/overrides.yaml``."""
     if not sweep_dir.is_dir():
         raise NeuronlabError(f"sweep folder {sweep_dir} does not exist; pass outputs/<task>/multiruns/<time>")
-    jobs = sorted(p for p in sweep_dir.iterdir() if (p / ".hydra" / "overrides.yaml").is_file())
+    # a job whose overrides.yaml is not a plain file is still a job: a failed row says why
+    jobs = sorted(p for p in sweep_dir.iterdir() if os.path.lexists(p / ".hydra" / "overrides.yaml"))
     if not jobs:
         sweeps = sorted(
             (p for p in sweep_dir.glob("**/multiruns/*") if p.is_dir()), key=lambda p: p.stat().st_mtime
@@ -116,22 +135,20 @@ def find_jobs(sweep_dir: Path) -> list[Path]:
 def optimized_metric(job_dirs: list[Path]) -> str:
     for folder in job_dirs:
         config = folder / ".hydra" / "config.yaml"
-        if config.is_file():
-            try:
-                metric = (_read_yaml(config) or {}).get("optimized_metric")
-            except Exception:  # a damaged config.yaml: another job's may do
-                continue
-            return str(metric) if metric else DEFAULT_METRIC
+        try:
+            config = read_yaml(config)
+        except UnreadableFile:  # missing or damaged: another job's may do
+            continue
+        metric = config.get("optimized_metric") if isinstance(config, dict) else None
+        return metric if isinstance(metric, str) and metric else DEFAULT_METRIC
     return DEFAULT_METRIC
 
 
 def read_importance(sweep_dir: Path) -> dict[str, float]:
     """The parameter importances the Optuna sweeper wrote in ``optimization_results.yaml`` (checked)."""
-    import yaml
-
     try:
-        results = _read_yaml(sweep_dir / "optimization_results.yaml")
-    except (OSError, ValueError, yaml.YAMLError):
+        results = read_yaml(sweep_dir / "optimization_results.yaml")
+    except UnreadableFile:
         return {}
     importance = results.get("importance") if isinstance(results, dict) else None
     if not isinstance(importance, dict):

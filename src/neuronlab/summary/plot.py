@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from neuronlab.io.show import shown
 from neuronlab.summary.table import Summary
 
 
@@ -39,7 +40,8 @@ def figure(summary: Summary) -> Any:
         ax.set_visible(False)
     for ax, key in zip(axes, keys, strict=False):
         _panel(ax, summary, key)
-    fig.suptitle(f"{summary.sweep_dir.name}: {summary.counts()} (best circled)", fontsize="medium")
+    title = f"{shown(summary.sweep_dir.name)}: {summary.counts()} (best circled)"
+    fig.suptitle(title, fontsize="medium", parse_math=False)
     return fig
 
 
@@ -48,8 +50,9 @@ def _panel(ax: Any, summary: Summary, key: str) -> None:
 
     percent = "acc" in summary.metric
     scale = 100.0 if percent else 1.0
-    ax.set_xlabel(key)
-    ax.set_ylabel(f"{summary.metric} (%)" if percent else summary.metric)
+    # stored strings as plain text: escaped, capped, never mathtext ("$" in a value would not draw)
+    ax.set_xlabel(shown(key), parse_math=False)
+    ax.set_ylabel(shown(f"{summary.metric} (%)" if percent else summary.metric), parse_math=False)
     ax.grid(alpha=0.3)
     jobs = [j for j in summary.jobs if j.status in ("completed", "pruned", "failed")]
     if not jobs:
@@ -61,7 +64,10 @@ def _panel(ax: Any, summary: Summary, key: str) -> None:
     if numbers is None or distinct < 2 or distinct <= len(raw) / 2:  # names, or a grid's few values
         categories = sorted(set(raw), key=float if numbers else None)
         xs = [categories.index(v) + _spread(raw, i) for i, v in enumerate(raw)]
-        ax.set_xticks(range(len(categories)), categories, rotation=30 if len(categories) > 3 else 0)
+        labels = [shown(c, 40) for c in categories]
+        ax.set_xticks(
+            range(len(categories)), labels, rotation=30 if len(categories) > 3 else 0, parse_math=False
+        )
         ax.set_xlim(-0.5, len(categories) - 0.5)
         position = {v: float(categories.index(v)) for v in categories}
     else:

@@ -3,6 +3,9 @@ for the terminal.
 
 Ranking: completed jobs by the sweep's ``optimized_metric`` (equal values: the lower ``val/loss`` first),
 then pruned, unfinished or interrupted, failed, and any status from elsewhere last.
+
+Every string here came from a job folder: the table's cells pass through :func:`neuronlab.io.show.shown`
+(control characters escaped, length capped) and the CSVs' through :func:`neuronlab.io.show.csv_cell`.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from neuronlab.io.show import csv_cell, shown
 from neuronlab.summary.jobs import Job, find_jobs, optimized_metric, read_importance, read_job
 
 SHOWN_METRICS = ("val/acc_best", "test/acc")
@@ -64,7 +69,7 @@ class Summary:
     def title(self) -> str:
         jobs = f"{len(self.jobs)} job{'s' if len(self.jobs) != 1 else ''}"
         direction = "higher is better" if self.maximize else "lower is better"
-        return f"{jobs} ({self.counts()}), ranked by {self.metric} ({direction})"
+        return f"{jobs} ({shown(self.counts())}), ranked by {shown(self.metric)} ({direction})"
 
 
 def _status_key(item: tuple[str, int]) -> int:
@@ -177,11 +182,11 @@ def format_stat(name: str, mean: float, std: float, n: int) -> str:
 def group_rows(summary: Summary) -> tuple[list[str], list[list[str]]]:
     """The seed groups' table: rank, the swept values but the seed, ``mean ± std (n)`` per metric."""
     keys = [k for k in summary.swept if k != "seed"]
-    header = ["rank", *keys, *summary.metrics_grouped]
+    header = [shown(h) for h in ("rank", *keys, *summary.metrics_grouped)]
     body = [
         [
             str(i),
-            *(format_value(g.params[k]) for k in keys),
+            *(shown(format_value(g.params[k])) for k in keys),
             *(format_stat(m, *g.stats[m]) for m in summary.metrics_grouped),
         ]
         for i, g in enumerate(summary.groups, start=1)
@@ -195,24 +200,26 @@ def groups_csv(summary: Summary) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     stat_columns = [f"{m}_{s}" for m in summary.metrics_grouped for s in ("mean", "std")]
-    writer.writerow(["rank", *keys, *stat_columns, "n", "jobs"])
+    _write_row(writer, ["rank", *keys, *stat_columns, "n", "jobs"])
     for i, g in enumerate(summary.groups, start=1):
         stats = [g.stats[m][j] for m in summary.metrics_grouped for j in (0, 1)]
-        writer.writerow(
+        _write_row(
+            writer,
             [
                 i,
                 *(g.params[k] for k in keys),
                 *("" if not math.isfinite(v) else v for v in stats),
                 len(g.jobs),
                 " ".join(str(j.num) for j in sorted(g.jobs, key=lambda j: j.num)),
-            ]
+            ],
         )
     return out.getvalue()
 
 
 def rows(summary: Summary) -> tuple[list[str], list[list[str]]]:
     """The table as people read it: header and formatted cells (shared by Markdown and the terminal)."""
-    header = ["rank", "job", *summary.swept, *summary.metrics, "epochs", "wall time", "status"]
+    header = [shown(h) for h in ("rank", "job", *summary.swept, *summary.metrics, "epochs", "wall time")]
+    header.append("status")
     body = []
     for i, job in enumerate(summary.jobs, start=1):
         epochs = job.metrics.get("epochs")
@@ -220,11 +227,11 @@ def rows(summary: Summary) -> tuple[list[str], list[list[str]]]:
             [
                 str(i) if job.status == "completed" else "–",
                 str(job.num),
-                *(format_value(job.params.get(k, "(default)")) for k in summary.swept),
+                *(shown(format_value(job.params.get(k, "(default)"))) for k in summary.swept),
                 *(format_metric(m, job.metrics.get(m)) for m in summary.metrics),
                 str(int(epochs)) if epochs is not None else "–",
                 format_duration(job.wall_time),
-                _status_cell(job),
+                shown(_status_cell(job)),
             ]
         )
     return header, body
@@ -241,11 +248,12 @@ def to_markdown(summary: Summary) -> str:
     lines = [
         "# Sweep summary",
         "",
-        f"`{summary.sweep_dir}`: {summary.title()}. Updated {time.strftime('%Y-%m-%d %H:%M:%S')}.",
+        f"`{shown(summary.sweep_dir)}`: {summary.title()}. Updated {time.strftime('%Y-%m-%d %H:%M:%S')}.",
         "",
     ]
     if summary.fixed:
-        lines += ["Same in every job: " + ", ".join(f"`{k}={v}`" for k, v in summary.fixed.items()), ""]
+        same = ", ".join(f"`{shown(k)}={shown(v)}`" for k, v in summary.fixed.items())
+        lines += [f"Same in every job: {same}", ""]
     lines += [
         "| " + " | ".join(cell(h) for h in header) + " |",
         "| " + " | ".join(align) + " |",
@@ -258,7 +266,7 @@ def to_markdown(summary: Summary) -> str:
     ]
     best = summary.jobs[0]
     if best.status == "completed":
-        lines += ["", f"Best: `{best.folder}`."]
+        lines += ["", f"Best: `{shown(best.folder)}`."]
     lines += _resume_note(summary)
     if summary.groups:
         g_header, g_body = group_rows(summary)
@@ -266,7 +274,7 @@ def to_markdown(summary: Summary) -> str:
             "",
             "## Seed groups",
             "",
-            f"Completed jobs that differ only by `seed`, ranked by their mean {summary.metric}: "
+            f"Completed jobs that differ only by `seed`, ranked by their mean {shown(summary.metric)}: "
             "`mean ± std (n)`, the sample standard deviation over n seeds (`summary_groups.csv`).",
             "",
             "| " + " | ".join(cell(h) for h in g_header) + " |",
@@ -280,12 +288,12 @@ def to_markdown(summary: Summary) -> str:
         lines += [
             "",
             "Parameter importances (Optuna's `optuna.importance.get_param_importances`; they add up to 1): "
-            + ", ".join(f"`{k}` {v:.2f}" for k, v in summary.importance.items())
+            + ", ".join(f"`{shown(k)}` {v:.2f}" for k, v in summary.importance.items())
             + ".",
         ]
     lines += [
         "",
-        f"Compare the jobs' curves and hyper-parameters: `tensorboard --logdir {summary.sweep_dir}`"
+        f"Compare the jobs' curves and hyper-parameters: `tensorboard --logdir {shown(summary.sweep_dir)}`"
         " (HPARAMS tab).",
         "",
         "![the metric against each swept value](summary.png)",
@@ -298,7 +306,7 @@ def _resume_note(summary: Summary) -> list[str]:
     """Which jobs a re-run of the sweep in its folder skipped or resumed."""
     skipped = [str(j.num) for j in sorted(summary.jobs, key=lambda j: j.num) if j.resume == "skipped"]
     resumed = [
-        f"{j.num} ({j.resume})"
+        f"{j.num} ({shown(j.resume)})"
         for j in sorted(summary.jobs, key=lambda j: j.num)
         if j.resume.startswith("resumed")
     ]
@@ -315,7 +323,8 @@ def _resume_note(summary: Summary) -> list[str]:
 def to_csv(summary: Summary) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(
+    _write_row(
+        writer,
         [
             "rank",
             "job",
@@ -328,11 +337,12 @@ def to_csv(summary: Summary) -> str:
             "error",
             "pruned_epoch",
             "resume",
-        ]
+        ],
     )
     for i, job in enumerate(summary.jobs, start=1):
         epochs = job.metrics.get("epochs")
-        writer.writerow(
+        _write_row(
+            writer,
             [
                 i if job.status == "completed" else "",
                 job.num,
@@ -345,6 +355,11 @@ def to_csv(summary: Summary) -> str:
                 job.error,
                 "" if job.pruned_epoch is None else job.pruned_epoch,
                 job.resume,
-            ]
+            ],
         )
     return out.getvalue()
+
+
+def _write_row(writer: Any, cells: list[Any]) -> None:
+    """A CSV row whose text cells cannot run as spreadsheet formulas (``=``, ``+``, ``-``, ``@``)."""
+    writer.writerow([csv_cell(cell) for cell in cells])

@@ -92,9 +92,11 @@ def start_job(cfg: Any, run_dir: Path, overrides: list[str]) -> JobStart:
 
 def read_resume(folder: Path) -> str:
     """What the sweep's last run did with this job: '', 'skipped' or 'resumed after N epochs'."""
+    from neuronlab.io.read import UnreadableFile, read_json
+
     try:
-        data = json.loads((folder / RESUME_FILE).read_text())
-    except (OSError, ValueError):
+        data = read_json(folder / RESUME_FILE)
+    except UnreadableFile:  # none (a job never re-run), or not a regular file: nothing to say
         return ""
     if not isinstance(data, dict):
         return ""
