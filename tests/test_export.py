@@ -70,11 +70,22 @@ def test_export_gate_and_refuse_a_difference_above_tolerance(compose_cfg, tmp_pa
     torch.testing.assert_close(probs, task.predict_step(points).detach(), atol=1e-6, rtol=0)
     assert "4 test samples of xor" in capsys.readouterr().out
 
+    # the file goes through the one writer: a link planted at its name is replaced, never written through;
+    # the checkpoint's class names print literally (no terminal escape, no Rich markup), capped
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    (ckpt.with_suffix(".onnx")).symlink_to(victim)
+    tampered = torch.load(ckpt, weights_only=True)
+    tampered["GatesDataModule"]["facts"]["classes"] = ["\x1b[2J[/bold]", "y" * 10_000]
+    torch.save(tampered, ckpt)
     cfg = compose_cfg([f"ckpt_path={ckpt}", "format=onnx", "tolerance=-1"], config_name="export")
     with pytest.raises(SystemExit) as exit_info:
         run_command(lambda: export(cfg))
     assert exit_info.value.code == 2
-    assert "differ from the checkpoint by" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert "differ from the checkpoint by" in err
+    assert victim.read_text() == "keep" and not ckpt.with_suffix(".onnx").is_symlink()
+    assert "\x1b" not in out and "\\x1b[2J[/bold]" in out and "y" * 1000 not in out
 
 
 @pytest.mark.parametrize(

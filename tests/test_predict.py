@@ -116,14 +116,16 @@ def test_predict_gate_points(compose_cfg, tmp_path, capsys):
     cfg = compose_cfg(["experiment=xor", "logger=none"])
     assert train(cfg)["test/acc"] == 1.0
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    cfg = compose_cfg([f"ckpt_path={ckpt}", "inputs=[[0,0],[0,1],[1,0],[1,1],oops]"], config_name="predict")
+    points = "inputs=[[0,0],[0,1],[1,0],[1,1],oops,[inf,0],[0,-inf],[nan,1]]"
+    cfg = compose_cfg([f"ckpt_path={ckpt}", points], config_name="predict")
     rows = predict(cfg)
     assert [r.prediction for r in rows[:4]] == ["0", "1", "1", "0"]
     assert [r.name for r in rows[:4]] == ["[0, 0]", "[0, 1]", "[1, 0]", "[1, 1]"]
     assert all(r.details.startswith("P(1) = ") for r in rows[:4])
     assert rows[4].error and "expected a point" in rows[4].error
+    assert all("not a finite point" in (r.error or "") and not r.prediction for r in rows[5:]), rows[5:]
     out = capsys.readouterr().out
-    assert "P(1) = " in out and "1 of 5 inputs failed" in out
+    assert "P(1) = " in out and "4 of 8 inputs failed" in out
 
     cfg = compose_cfg([f"ckpt_path={ckpt}", "inputs=[1,0]"], config_name="predict")
     (row,) = predict(cfg)  # one point on its own

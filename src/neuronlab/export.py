@@ -19,6 +19,8 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from neuronlab.io.files import atomic_file, atomic_write
+from neuronlab.io.show import shown
 from neuronlab.models import probabilities
 from neuronlab.run.paths import CONF_DIR
 
@@ -62,7 +64,8 @@ def check_batch(
 
 
 def export_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> Any:
-    """ONNX (torch.export-based exporter, one file, dynamic batch); returns a function running it."""
+    """ONNX (torch.export-based exporter, one file, dynamic batch), written whole or not at all through
+    :func:`neuronlab.io.files.atomic_write`; returns a function running the file read back."""
     try:
         import onnxruntime
     except ImportError:
@@ -73,25 +76,29 @@ def export_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> Any:
         ) from None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(
+        program = torch.onnx.export(
             model,
             (x,),
-            str(path),
+            None,  # kept in memory: the model's bytes are written by the one writer below
             input_names=["input"],
             output_names=["probabilities"],
             dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
             external_data=False,  # the weights inside the .onnx file: one file to hand over
             verbose=False,
         )
+    atomic_write(path, program.model_proto.SerializeToString())
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return lambda batch: torch.from_numpy(session.run(None, {"input": batch.numpy()})[0])
 
 
 def export_torchscript(model: nn.Module, x: torch.Tensor, path: Path) -> Any:
-    """TorchScript by tracing; returns the file loaded back with ``torch.jit.load``."""
+    """TorchScript by tracing, written through :func:`neuronlab.io.files.atomic_file`; returns the file
+    loaded back with ``torch.jit.load``."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit's deprecation notes and the tracer's shape-check note
-        torch.jit.save(torch.jit.trace(model, x), str(path))
+        traced = torch.jit.trace(model, x)
+        with atomic_file(path) as handle:
+            torch.jit.save(traced, handle)
         loaded = torch.jit.load(str(path))
     return lambda batch: loaded(batch)
 
@@ -110,6 +117,7 @@ def export(cfg: DictConfig) -> float:
     """Write the file, check it against the checkpoint, print a summary; returns the max abs difference."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from neuronlab.errors import NeuronlabError
     from neuronlab.io.checkpoint import data_facts, load_classifier, resolve_checkpoint
@@ -138,22 +146,24 @@ def export(cfg: DictConfig) -> float:
         # the whole batch, and one sample alone: the batch dimension really is dynamic
         diff = max(float((run(b) - model(b)).abs().max()) for b in (x, x[:1]))
 
-    table = Table(title=f"neuronlab export ({fmt})", show_header=False, title_justify="left")
-    table.add_column(no_wrap=True)
-    table.add_column(overflow="fold")
-    table.add_row("checkpoint", str(ckpt_path))
-    table.add_row("file", f"{path} ({path.stat().st_size / 1e6:.2f} MB)")
     inputs = f"float32 ({', '.join(['batch', *map(str, facts.input_shape)])}) {facts.kind}"
     if facts.kind == "images":
         inputs += f", normalised: (pixel / 255 - {facts.mean}) / {facts.std}"
-    table.add_row("input", inputs)
     binary = int(task.net.output_size) == 1
-    table.add_row(
-        "output", "probabilities " + ("[batch] P(class 1)" if binary else "[batch, classes] softmax")
-    )
-    table.add_row("classes", ", ".join(facts.classes))
-    table.add_row("checked on", described)
-    table.add_row("max abs difference", f"{diff:.3g} (tolerance {tolerance:g})")
+    outputs = "probabilities " + ("[batch] P(class 1)" if binary else "[batch, classes] softmax")
+    table = Table(title=f"neuronlab export ({fmt})", show_header=False, title_justify="left")
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
+    for label, value in (
+        ("checkpoint", ckpt_path),
+        ("file", f"{path} ({path.stat().st_size / 1e6:.2f} MB)"),
+        ("input", inputs),
+        ("output", outputs),
+        ("classes", ", ".join(facts.classes)),  # names read from the checkpoint
+        ("checked on", described),
+        ("max abs difference", f"{diff:.3g} (tolerance {tolerance:g})"),
+    ):
+        table.add_row(label, Text(shown(value)))  # escaped, capped, never Rich markup
     Console(soft_wrap=True).print(table)
     if not diff <= tolerance:
         raise NeuronlabError(

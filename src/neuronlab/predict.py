@@ -21,17 +21,20 @@ import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from neuronlab import api
+from neuronlab.io.show import csv_cell, shown
 from neuronlab.run.paths import CONF_DIR
 
 if TYPE_CHECKING:
     from neuronlab.data import DataFacts
 
+NAME_LIMIT = 4096  # a path as long as Linux allows, written whole to the output file (escaped)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 
 
 @dataclass
 class Row:
-    """One input and what became of it: a prediction, or the reason it failed."""
+    """One input and what became of it: a prediction, or the reason it failed. ``name`` is the path as
+    the system gave it (a name that is not UTF-8 holds surrogates); it is printed and written escaped."""
 
     name: str
     prediction: str = ""
@@ -187,10 +190,11 @@ def check_output(output: str, protected: list[Path]) -> Path:
 
 
 def output_record(row: Row) -> dict[str, Any]:
-    """One input's line in the predictions file (the same facts as its row in the printed table)."""
+    """One input's line in the predictions file (the same facts as its row in the printed table); the
+    file name escaped (control characters, bytes that are not UTF-8) so that any name can be written."""
     best = row.top[0] if row.top and not row.error else None
     return {
-        "input": row.name,
+        "input": shown(row.name, NAME_LIMIT),
         "status": "error" if row.error else "ok",
         "class": best[0] if best else None,
         "class_name": best[1] if best else None,
@@ -221,7 +225,8 @@ def write_predictions(path: Path, rows: list[Row]) -> None:
                     top = [v for t in record["top"] for v in (t["class_name"], t["p"])]
                     top += [""] * (6 - len(top))
                     fixed = (record["input"], record["status"], record["class"], record["class_name"])
-                    writer.writerow([*fixed, *top, record["preprocessing"], record["error"]])
+                    cells = [*fixed, *top, record["preprocessing"], record["error"]]
+                    writer.writerow([csv_cell(cell) for cell in cells])  # no cell runs as a formula
     except OSError as err:
         raise NeuronlabError(f"cannot write output={path}: {err.strerror}") from None
 
@@ -234,19 +239,20 @@ def print_rows(rows: list[Row], title: str, points: bool, limit: int | None = No
     console = Console()
     if not console.is_terminal:  # piped or captured: no terminal width to fit, keep each row on one line
         console = Console(width=max(console.width, 200))
-    table = Table(title=escape(title), title_justify="left")  # the title holds values read from a file
+    # every cell holds values read from a file or a name from the disk: escaped, capped, never markup
+    table = Table(title=escape(shown(title)), title_justify="left")
     table.add_column("point" if points else "file", overflow="fold")
     table.add_column("class", overflow="fold")
     table.add_column("P(1)" if points else "top-3 probabilities", overflow="fold")
     if not points:
         table.add_column("preprocessing", overflow="fold")
     for row in rows[:limit]:
-        name = escape(row.name)  # a file called "digit[1].png" is not rich markup
+        name = escape(shown(row.name))  # a file called "digit[1].png" is not rich markup
         if row.error:
-            cells = [name, "[red]error[/red]", f"[red]{escape(row.error)}[/red]"]
+            cells = [name, "[red]error[/red]", f"[red]{escape(shown(row.error))}[/red]"]
         else:
-            cells = [name, f"[bold]{escape(row.prediction)}[/bold]", escape(row.details)]
-        table.add_row(*cells, *([] if points else [escape(row.notes)]))
+            cells = [name, f"[bold]{escape(shown(row.prediction))}[/bold]", escape(shown(row.details))]
+        table.add_row(*cells, *([] if points else [escape(shown(row.notes))]))
     console.print(table)
     if limit is not None and len(rows) > limit:
         console.print(f"... and {len(rows) - limit} more rows in the output file")

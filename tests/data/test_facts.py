@@ -73,6 +73,21 @@ def test_facts_are_class_attributes_and_the_family_resolves_by_name():
     torch.testing.assert_close(probabilities(torch.zeros(2, 4)), torch.full((2, 4), 0.25))
 
 
+def test_facts_are_declared_once_and_checked_when_a_datamodule_is_defined():
+    """DataFacts is the one list: a DataModule's facts, its checkpoint entry and defaults follow it."""
+    import dataclasses
+
+    fields = [f.name for f in dataclasses.fields(DataFacts)]
+    assert list(GatesDataModule(gate="and").state_dict()["facts"]) == fields
+    assert CubeDataModule().facts() == DataFacts("points", ("low", "high"), (3,), name="cube")  # defaults
+    with pytest.raises(ValueError, match="kind='pictures' is not valid"):
+
+        class Pictures(InMemoryDataModule):  # refused where it is written, not at its first checkpoint
+            kind = "pictures"
+            classes = ("a", "b")
+            input_shape = (2,)
+
+
 def test_old_checkpoints_without_facts_take_them_from_their_datamodule_class():
     old = {  # what main wrote before facts were stored: the description only
         "datamodule_hyper_parameters": {

@@ -1,5 +1,5 @@
 """What every neuronlab DataModule shares: its facts as class attributes (as torchvision's datasets keep
-them), and in-memory splits served by :class:`InMemoryLoader`."""
+them), declared once by :class:`DataFacts`, and in-memory splits served by :class:`InMemoryLoader`."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ MAX_INPUT_SIZE = 1 << 16
 class DataFacts:
     """What a net trained on some data needs from it afterwards (predict, export, figures), as plain
     values: a checkpoint stores them (:meth:`InMemoryDataModule.state_dict`), so they are checked here.
+    The one list of the facts: a DataModule states them as class attributes of the same names, and a
+    fact it leaves out takes the default here.
 
     ``kind``: ``points`` (rows of ``input_shape[0]`` numbers) or ``images`` (``input_shape`` is
     ``(channels, height, width)``, pixels normalised as ``(pixel / 255 - mean) / std``). ``fills_frame``:
@@ -82,6 +84,12 @@ class DataFacts:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
+    def of(cls, source: Any) -> DataFacts:
+        """The facts that ``source`` (a DataModule or its class) states as attributes, checked."""
+        values = {f.name: getattr(source, f.name, None) for f in dataclasses.fields(cls)}
+        return cls.from_plain({k: v for k, v in values.items() if v is not None})
+
+    @classmethod
     def from_plain(cls, values: Any) -> DataFacts:
         """Facts read back from a checkpoint: only known fields, each of its type (``ValueError`` else)."""
         fields = {f.name for f in dataclasses.fields(cls)}
@@ -94,42 +102,27 @@ class DataFacts:
 class InMemoryDataModule(L.LightningDataModule):
     """A DataModule whose splits are tensors in memory; subclasses fill ``self.splits`` in ``setup``.
 
-    Each subclass states its facts as class attributes: ``kind`` (``points`` or ``images``), ``classes``,
-    normalisation ``mean``/``std``, ``input_shape`` (one sample); ``input_size`` and ``num_classes``
-    follow from them. A model is checked against them before training, checkpoints store them
-    (:meth:`facts`), and predict, export and figures ask them instead of guessing from sizes.
+    Each subclass states its facts as class attributes named as :class:`DataFacts`' fields: ``kind``
+    (``points`` or ``images``), ``classes``, ``input_shape`` (one sample), and where the default does not
+    fit, ``mean``/``std``, ``fills_frame`` and ``name``; they are checked when the class is defined, and
+    ``input_size`` and ``num_classes`` follow from them. A model is checked against them before training,
+    checkpoints store them (:meth:`facts`), and predict, export and figures ask them instead of guessing.
     ``steps_per_execution``: mini-batches the training loader hands over at once (optimizer steps per
     Lightning step); a speed setting only, not stored in checkpoints (every K gives the same run).
     """
 
-    kind: ClassVar[str]
-    classes: ClassVar[tuple[str, ...]]
-    input_shape: ClassVar[tuple[int, ...]]
-    mean: ClassVar[float] = 0.0
-    std: ClassVar[float] = 1.0
-    fills_frame: ClassVar[bool] = False
-    input_size: ClassVar[int]  # derived from input_shape for each subclass
-    num_classes: ClassVar[int]  # derived from classes
-    name: str = ""
+    input_size: ClassVar[int]  # derived from the facts for each subclass
+    num_classes: ClassVar[int]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "input_shape" in cls.__dict__:
-            cls.input_size = math.prod(cls.input_shape)
-        if "classes" in cls.__dict__:
-            cls.num_classes = len(cls.classes)
+        if hasattr(cls, "kind"):  # a dataset: its facts checked once, here, and what follows from them
+            facts = DataFacts.of(cls)
+            cls.input_size, cls.num_classes = facts.input_size, facts.num_classes
 
     def facts(self) -> DataFacts:
         """This data's facts (what a checkpoint stores beside the net)."""
-        return DataFacts(
-            kind=self.kind,
-            classes=tuple(self.classes),
-            input_shape=tuple(self.input_shape),
-            mean=float(self.mean),
-            std=float(self.std),
-            fills_frame=bool(self.fills_frame),
-            name=str(self.name),
-        )
+        return DataFacts.of(self)
 
     def state_dict(self) -> dict[str, Any]:
         """Lightning stores this in every checkpoint (under the class's name): the data's facts."""

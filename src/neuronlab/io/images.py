@@ -80,6 +80,8 @@ def to_grey(image: Image.Image, notes: list[str]) -> np.ndarray:
         notes.append("transparency on white")
     if image.mode.startswith("I") or image.mode == "F":  # 16/32-bit or float grey: scale, don't clip
         grey = np.asarray(image, dtype=np.float32)
+        if not np.isfinite(grey).all():  # a float TIFF can hold NaN or infinity: no grey level
+            raise ImageError("pixels that are not numbers (NaN or infinity): not a picture to classify")
         top = 65535.0 if image.mode.startswith("I;16") or grey.max(initial=0) > 255 else 255.0
         if image.mode == "F" and grey.max(initial=0) <= 1:
             top = 1.0

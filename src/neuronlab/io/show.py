@@ -16,14 +16,15 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP's list for CSV injec
 
 
 def shown(value: Any, limit: int = SHOWN_LIMIT) -> str:
-    """``value`` as one printable line: control and format characters escaped (``\\x1b``, ``\\n``),
+    """``value`` as one printable line: control and format characters (and the lone surrogates that stand
+    for a file name's bytes that are not UTF-8) escaped (``\\x1b``, ``\\n``, ``\\udce9``),
     cut to ``limit`` characters with ``…`` where it was longer."""
     text = str(value)
     cut = len(text) > limit
     text = text[:limit]
     out = []
     for char in text:
-        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
+        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp"):  # Cs: a file name's non-UTF-8 byte
             out.append(char.encode("unicode_escape").decode("ascii"))
         else:
             out.append(char)
