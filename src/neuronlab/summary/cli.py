@@ -103,12 +103,15 @@ class SweepSummary(Callback):
       ``task_name`` (``data=xor,and``: each data's recipe names it) would otherwise scatter the sweep.
     - After each job (wherever it ran: here, a joblib worker, a SLURM node): rewrites the summary.
     - At the end: writes the final summary and prints it. The basic sweeper raises on a failed job before
-      ``on_multirun_end``, so the same also runs at interpreter exit when the end was never reached.
+      ``on_multirun_end``, so the same also runs at interpreter exit when the end was never reached, if a
+      job ended in this process: a sweep refused before its first job (a study resumed with other
+      parameters, a damaged ``optuna.db``) leaves the summary as it was.
     """
 
     def __init__(self) -> None:
         self._sweep_dir: Path | None = None
         self._done = False
+        self._jobs_ended = False
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hydra.core.hydra_config import HydraConfig
@@ -121,12 +124,13 @@ class SweepSummary(Callback):
             # launchers compose each job from the master's hydra overrides: the same folder for all
             config.hydra.overrides.hydra.append(f"hydra.sweep.dir={_quoted(sweep_dir)}")
         self._sweep_dir = Path(sweep_dir)
-        self._done = False
-        atexit.register(self._finish)
+        self._done = self._jobs_ended = False
+        atexit.register(self._finish, at_exit=True)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         from hydra.types import RunMode
 
+        self._jobs_ended = True
         if config.hydra.mode != RunMode.MULTIRUN or launcher_rank() != 0:  # one writer per DDP job on SLURM
             return
         try:
@@ -137,8 +141,10 @@ class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._finish()
 
-    def _finish(self) -> None:
+    def _finish(self, at_exit: bool = False) -> None:
         if self._done or self._sweep_dir is None or not self._sweep_dir.is_dir():
+            return
+        if at_exit and not self._jobs_ended:  # refused before any job: nothing to summarise anew
             return
         self._done = True
         try:

@@ -31,6 +31,7 @@ from typing import Any
 
 from neuronlab.errors import NeuronlabError
 from neuronlab.io.files import open_lock_file
+from neuronlab.io.show import shown
 
 log = logging.getLogger(__name__)
 
@@ -278,16 +279,65 @@ def open_study(settings: Mapping[str, Any], search: Search, url: str, storage: A
     study = optuna.create_study(
         study_name=name, storage=storage, direction=settings["direction"], load_if_exists=True
     )
+    where = f"study {name!r} in {shown_url(url)}"
+    try:  # Optuna rebuilds each stored value from its row: a crafted row fails here, not mid-search
+        trials = study.get_trials(deepcopy=False)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise NeuronlabError(
+            f"{where} holds a trial that cannot be read ({shown(first)}): the database is damaged or was "
+            "not written by neuronlab; start a new study with a new hydra.sweep.dir"
+        ) from None
     stored = study.user_attrs.get(SEARCH_ATTR)
-    if stored is None and not study.get_trials(deepcopy=False):
+    if stored is None and not trials:
         study.set_user_attr(SEARCH_ATTR, fingerprint)
     elif stored != fingerprint:
         raise NeuronlabError(
-            f"study {name!r} in {shown_url(url)} was made with other parameters "
+            f"{where} was made with other parameters "
             f"({_differences(stored, fingerprint)}): resume it with the same search, or start another "
             f"with a new hydra.sweep.dir (or hydra.sweeper.study_name)"
         )
+    for trial in trials:  # the values tried, and those enqueued for the next trials (WAITING)
+        check_values(
+            trial.params or trial.system_attrs.get("fixed_params") or {}, search, where, trial.number
+        )
     return study
+
+
+def check_values(values: Any, search: Search, where: str, number: int) -> None:
+    """Refuse a trial's values unless each is one the search allows: a stored value (a crafted database,
+    an enqueued trial) never chooses an override outside the search space."""
+    if not isinstance(values, Mapping):
+        raise NeuronlabError(f"{where}: trial {number} holds no parameters but {shown(values)}")
+    for key, value in values.items():
+        distribution = search.distributions.get(key)
+        if distribution is None or not _allowed(distribution, value):
+            from optuna.distributions import distribution_to_json
+
+            allowed = _describe(json.loads(distribution_to_json(distribution))) if distribution else "none"
+            raise NeuronlabError(
+                f"{where}: trial {number} holds {shown(key)}={shown(value)}, outside the search "
+                f"(allowed: {allowed}); start a new study with a new hydra.sweep.dir"
+            )
+
+
+def _allowed(distribution: Any, value: Any) -> bool:
+    """Whether ``value`` is one of the values ``distribution`` (a choice, range or interval) may give."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    if isinstance(distribution, CategoricalDistribution):
+        return any(type(value) is type(c) and value == c for c in distribution.choices)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return False
+    if not distribution.low <= value <= distribution.high:
+        return False
+    step = distribution.step
+    if isinstance(distribution, IntDistribution) and not float(value).is_integer():
+        return False
+    if not step:
+        return True
+    steps = (value - distribution.low) / step
+    return math.isclose(steps, round(steps), abs_tol=1e-6)
 
 
 def _differences(stored: Any, wanted: str) -> str:
@@ -525,6 +575,11 @@ def run_search(settings: Mapping[str, Any], config: Any, launcher: Any, argument
                     with warnings.catch_warnings():  # "heartbeats are meant for Study.optimize": we beat
                         warnings.simplefilter("ignore", UserWarning)
                         trial = study.ask(search.distributions)
+                    try:  # an enqueued trial's values, enqueued since the study was opened
+                        check_values(trial.params, search, f"study {name!r}", trial.number)
+                    except NeuronlabError:
+                        _tell(study, trial, state=TrialState.FAIL)
+                        raise
                     trial.set_user_attr(OWNER_ATTR, [host, pid])
                     heartbeat.beat(trial._trial_id)
                     heartbeat.trial_ids.add(trial._trial_id)
