@@ -121,6 +121,7 @@ def test_old_checkpoints_without_facts_take_them_from_their_datamodule_class():
         ({"kind": "points", "classes": ["0", "1"], "input_shape": [2], "code": "os.system"}, "keys among"),
         ({"kind": "points", "classes": ["0", "1"], "input_shape": [True, 1]}, "input_shape"),
         ("points", "expected"),
+        ({"kind": "\x1b[2J" + "k" * 10_000, "classes": ["0", "1"], "input_shape": [2]}, "kind="),
     ],
 )
 def test_stored_facts_are_plain_typed_values_that_fit_their_class(facts, message):
@@ -131,6 +132,14 @@ def test_stored_facts_are_plain_typed_values_that_fit_their_class(facts, message
     with pytest.raises(NeuronlabError, match=message) as err:
         data_facts(stored, "t.ckpt")
     assert "ckpt_path=t.ckpt" in str(err.value) and "not loaded" in str(err.value)
+    assert len(str(err.value)) < 1000 and "\x1b" not in str(err.value)  # printed as one short line
+
+
+def test_stored_data_arguments_are_named_escaped_and_capped():
+    stored = {"datamodule_hyper_parameters": {"_target_": GATES, "gate": "\x1b[2J" + "g" * 10_000}}
+    with pytest.raises(NeuronlabError, match="data.gate=") as err:
+        data_facts(stored, "t.ckpt")
+    assert len(str(err.value)) < 1000 and "\x1b" not in str(err.value)
 
 
 def test_a_gates_checkpoint_stores_its_facts_and_predict_reads_them(compose_cfg, tmp_path):

@@ -10,8 +10,9 @@ from typing import Any, ClassVar
 import lightning.pytorch as L
 import torch
 
-from neuronlab.data.checks import check_data_args
+from neuronlab.data.checks import MESSAGE_LIMIT, check_data_args
 from neuronlab.data.loader import InMemoryLoader
+from neuronlab.io.show import shown
 
 KINDS = ("points", "images")
 MAX_CLASSES = 1000  # a stored class list longer than this is not one of ours
@@ -41,7 +42,8 @@ class DataFacts:
 
     def __post_init__(self) -> None:
         def fail(field: str, expected: str) -> ValueError:
-            return ValueError(f"{field}={getattr(self, field)!r} is not valid (expected {expected})")
+            value = shown(repr(getattr(self, field)), MESSAGE_LIMIT // 2)  # read from a checkpoint
+            return ValueError(f"{field}={value} is not valid (expected {expected})")
 
         if self.kind not in KINDS:
             raise fail("kind", " or ".join(KINDS))

@@ -10,6 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 from neuronlab.errors import ConfigError
+from neuronlab.io.show import shown
+
+MESSAGE_LIMIT = 500  # a message naming a stored value: a line, not a flood
 
 # the gates' truth tables: labels of the points (0,0), (0,1), (1,0), (1,1)
 GATES: dict[str, list[int]] = {
@@ -32,8 +35,8 @@ def _is_int(value: Any) -> bool:
 
 
 def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
+    if not ok:  # the value may come from a checkpoint: printed escaped and capped
+        raise ConfigError(shown(message, MESSAGE_LIMIT))
 
 
 def _batch_size(key: str, null: str) -> Callable[[Any], None]:

@@ -18,6 +18,7 @@ from neuronlab.data.base import InMemoryDataModule
 from neuronlab.data.checks import check_data_args
 from neuronlab.data.idx import IDXError, read_idx
 from neuronlab.errors import ConfigError, DataError
+from neuronlab.io.show import shown
 
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -136,8 +137,8 @@ class MNISTDataModule(InMemoryDataModule):
         folder = self.data_dir / self.folder / "raw"
         files = ", ".join(f"{s}[.gz]" for stems in FILES.values() for s in stems)
         return DataNotFoundError(
-            f"{self.name} data not found: expected the four files {files} in {folder} "
-            f"(or directly in {self.data_dir}); {reason}"
+            f"{self.name} data not found: expected the four files {files} in {shown(folder)} "
+            f"(or directly in {shown(self.data_dir)}); {reason}"
         )
 
     def prepare_data(self) -> None:
