@@ -17,6 +17,7 @@ from typing import Any
 
 from neuronlab.errors import NeuronlabError
 from neuronlab.io.read import UnreadableFile, read_json, read_yaml
+from neuronlab.io.show import shown
 from neuronlab.sweeps.resume import read_resume
 
 DEFAULT_METRIC = "val/acc_best"
@@ -124,7 +125,7 @@ def find_jobs(sweep_dir: Path) -> list[Path]:
         sweeps = sorted(
             (p for p in sweep_dir.glob("**/multiruns/*") if p.is_dir()), key=lambda p: p.stat().st_mtime
         )
-        latest = f"; the latest sweep in it is {sweeps[-1]}" if sweeps else ""
+        latest = f"; the latest sweep in it is {shown(sweeps[-1])}" if sweeps else ""
         raise NeuronlabError(
             f"no sweep jobs (folders with .hydra/overrides.yaml) in {sweep_dir}: "
             f"pass a sweep folder, outputs/<task>/multiruns/<time>{latest}"
