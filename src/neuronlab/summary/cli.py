@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -104,14 +105,15 @@ class SweepSummary(Callback):
     - After each job (wherever it ran: here, a joblib worker, a SLURM node): rewrites the summary.
     - At the end: writes the final summary and prints it. The basic sweeper raises on a failed job before
       ``on_multirun_end``, so the same also runs at interpreter exit when the end was never reached, if a
-      job ended in this process: a sweep refused before its first job (a study resumed with other
-      parameters, a damaged ``optuna.db``) leaves the summary as it was.
+      job of this sweep ran (here, in a worker or on a node: its folder changed): a sweep refused before
+      its first job (a study resumed with other parameters, a damaged ``optuna.db``) leaves the summary
+      as it was.
     """
 
     def __init__(self) -> None:
         self._sweep_dir: Path | None = None
         self._done = False
-        self._jobs_ended = False
+        self._started = 0.0
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hydra.core.hydra_config import HydraConfig
@@ -124,13 +126,12 @@ class SweepSummary(Callback):
             # launchers compose each job from the master's hydra overrides: the same folder for all
             config.hydra.overrides.hydra.append(f"hydra.sweep.dir={_quoted(sweep_dir)}")
         self._sweep_dir = Path(sweep_dir)
-        self._done = self._jobs_ended = False
+        self._done, self._started = False, time.time()
         atexit.register(self._finish, at_exit=True)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         from hydra.types import RunMode
 
-        self._jobs_ended = True
         if config.hydra.mode != RunMode.MULTIRUN or launcher_rank() != 0:  # one writer per DDP job on SLURM
             return
         try:
@@ -138,13 +139,22 @@ class SweepSummary(Callback):
         except Exception as err:  # a summary must never fail the job it describes
             log.warning(f"could not write the sweep summary: {err}")
 
+    def _a_job_ran(self) -> bool:
+        """Whether a job folder changed since this sweep started (a job ran, or a re-run skipped it)."""
+        assert self._sweep_dir is not None
+        try:
+            folders = [p for p in self._sweep_dir.iterdir() if p.is_dir()]
+            return any(p.stat().st_mtime >= self._started - 1 for p in folders)  # 1 s: coarse clocks
+        except OSError:
+            return True
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._finish()
 
     def _finish(self, at_exit: bool = False) -> None:
         if self._done or self._sweep_dir is None or not self._sweep_dir.is_dir():
             return
-        if at_exit and not self._jobs_ended:  # refused before any job: nothing to summarise anew
+        if at_exit and not self._a_job_ran():  # refused before any job: nothing to summarise anew
             return
         self._done = True
         try:
