@@ -7,6 +7,13 @@ interval never matters), "checkpoint directory exists" on a resume (it is the ru
 MLflow's and Alembic's database set-up chatter. Every other warning stays,
 and deprecations raised by neuronlab's own code or by the user's (``__main__``) stay visible.
 Imports nothing heavy: it only installs filters by name.
+
+Said once: ``import lightning`` always gives the ``lightning`` logger a console handler of its own
+(stderr, ``INFO: message``), and Lightning's loggers propagate to the root logger when it has handlers,
+as Hydra's ``job_logging`` gives it: every Lightning message would print twice. Hydra's console handler
+therefore leaves Lightning's records to Lightning (:class:`LightningPrintsItsOwn`, named in
+``conf/hydra/default.yaml``) and prints the rest in Lightning's format on the same stream; the run's log
+file still gets everything.
 """
 
 from __future__ import annotations
@@ -26,6 +33,14 @@ class _NoTips(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith("💡 Tip")
+
+
+class LightningPrintsItsOwn(logging.Filter):
+    """For the root logger's console handler: drops the records of Lightning's loggers, which the
+    handler ``import lightning`` puts on the ``lightning`` logger prints already."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith("lightning.")
 
 
 def install() -> None:
