@@ -19,6 +19,7 @@ from neuronlab.errors import NeuronlabError, run_command
 from neuronlab.io.files import atomic_file, atomic_write, open_lock_file, remove_stale_temporaries
 from neuronlab.io.show import shown
 from neuronlab.run.paths import launcher_rank
+from neuronlab.summary.dashboards import print_dashboards
 from neuronlab.summary.jobs import find_jobs
 from neuronlab.summary.plot import figure
 from neuronlab.summary.table import Summary, groups_csv, rows, summarize, to_csv, to_markdown
@@ -86,6 +87,7 @@ def print_summary(summary: Summary) -> None:
             console.width, console.measure(table, options=console.options.update_width(500)).maximum
         )
     console.print(table)
+    print_dashboards(summary.sweep_dir)
 
 
 # ------------------------------------------------------------------------------------------ callback
