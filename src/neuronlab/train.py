@@ -123,13 +123,18 @@ def run(cfg: DictConfig, raise_errors: bool = False) -> float | None:
     from neuronlab.errors import run_command
     from neuronlab.run import report
     from neuronlab.run.paths import is_main_process, run_lock
+    from neuronlab.sweeps.devices import job_devices
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
 
     def locked_run() -> float | None:
-        with run_lock(run_dir) if is_main_process() else contextlib.nullcontext(), report.run_log():
+        with (
+            run_lock(run_dir) if is_main_process() else contextlib.nullcontext(),
+            report.run_log(),
+            job_devices(cfg),
+        ):
             return _run(cfg, run_dir, multirun, raise_errors=multirun or raise_errors)
 
     # no record here: a run refused its folder's lock (RunLocked) leaves that folder as it is

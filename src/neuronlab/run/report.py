@@ -24,6 +24,8 @@ RESULT_FILE = "result.json"
 run_logger = logging.getLogger("neuronlab.run")
 run_logger.propagate = False
 run_logger.setLevel(logging.INFO)
+# a sweep job's device slots while it runs, e.g. "2,3" (set by neuronlab.sweeps.devices; DDP workers too)
+JOB_DEVICES = "NEURONLAB_JOB_DEVICES"
 HPARAM_METRICS = ("val/acc_best", "val/acc", "val/loss", "test/acc", "test/loss")
 
 if not hasattr(rank_zero_only, "rank"):  # what Lightning sets on import (it keeps a value set before it)
@@ -88,6 +90,10 @@ def write_environment(run_dir: Path) -> None:
             "packages": packages,
             "git_commit": commit,
             "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")) if commit else None,
+            "devices": [int(i) for i in os.environ[JOB_DEVICES].split(",")]
+            if JOB_DEVICES in os.environ
+            else None,
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         },
     )
 
