@@ -10,7 +10,8 @@
 # beyond that (WHEELS below, the one list) and packs the four Fashion-MNIST .gz files beside them. The
 # check installs only the wheels whose module is missing, from those files only, into /tmp/site, then
 # runs the GPU tests, `neuronlab-train experiment=mnist data=fashion_mnist trainer=gpu` for 3 epochs with
-# data.steps_per_execution=1 and the default, and in bf16-mixed, and the benchmark's GPU rows. Everything
+# data.steps_per_execution=1 and the default, and in bf16-mixed, a two-job joblib grid with trainer=gpu
+# (one job per GPU: which device each job used), and the benchmark's GPU rows. Everything
 # goes to one folder: $OUT if set, else outputs/device_check/ (report.md, logs, benchmark.json).
 set -uo pipefail
 
@@ -23,6 +24,8 @@ WHEELS=(
   "pytest==9.2.0 pytest"
   "pluggy==1.7.0 pluggy"
   "iniconfig==2.3.1 iniconfig"
+  "hydra-joblib-launcher==1.2.0 hydra_plugins.hydra_joblib_launcher"
+  "joblib==1.6.0 joblib"
 )
 WHEEL_DIR=.whl
 DATA_DIR=$WHEEL_DIR/data
@@ -160,6 +163,30 @@ f = lambda k: f"{m[k] * 100:.2f}%" if k in m else "-"
 print(f"| {sys.argv[2]} | {sys.argv[3]} | {sys.argv[4]} s | {f('val/acc')} | {f('test/acc')} |")
 EOF
 done
+
+# one sweep job per GPU: a two-job grid on the joblib launcher; each job's device slot(s), and the GPU
+# Lightning reports using (CPU mode: two fake slots, trained on the CPU)
+note ""
+GRID=$REPORT/outputs/grid
+if [ "$GPU" = 1 ]; then GRID_ENV=(); GRID_TRAINER=trainer=gpu; else GRID_ENV=(NEURONLAB_FAKE_DEVICES=0,1); GRID_TRAINER=trainer=default; fi
+step gpu_grid $((90 * SLOW)) env "${GRID_ENV[@]}" "$PY" -m neuronlab.train -m hydra/launcher=joblib \
+  hydra.launcher.n_jobs=2 "$GRID_TRAINER" optimizer.lr=0.1,0.05 trainer.max_epochs=30 "hydra.sweep.dir=$GRID"
+{
+  echo '```'
+  grep -h "device slots:" "$REPORT/gpu_grid.log"
+  for job in "$GRID"/[0-9]*/; do
+    "$PY" - "$job" <<'EOF'
+import json, sys
+from pathlib import Path
+job = Path(sys.argv[1])
+env = json.loads((job / "environment.json").read_text()) if (job / "environment.json").is_file() else {}
+log = (job / "train.log").read_text() if (job / "train.log").is_file() else ""
+used = [line.split(" - ", 1)[-1] for line in log.splitlines() if "CUDA_VISIBLE_DEVICES" in line or "device slots" in line]
+print(f"{job.name}: slots {env.get('devices')}, CUDA_VISIBLE_DEVICES={env.get('cuda_visible_devices')}; {'; '.join(used)}")
+EOF
+  done
+  echo '```'
+} >>"$MD"
 
 note ""
 step benchmark "${BENCH_LIMIT:-$((210 * SLOW))}" "$PY" scripts/benchmark.py --data fashion_mnist --data-dir "$DATA_DIR" "${BENCH[@]}" \
