@@ -77,7 +77,10 @@ def needed(trainer: DictConfig, available: int) -> int:
         return len(devices)
     if str(devices).strip() in ("-1", "auto"):
         return available
-    n = len(_ids(devices)) if isinstance(devices, str) and "," in devices else int(devices)
+    try:
+        n = len(_ids(devices)) if isinstance(devices, str) and "," in devices else int(devices)
+    except ValueError:  # not a number: validate() names the bad value next, before anything is built
+        return 1
     if n > available:
         raise ConfigError(
             f"trainer.devices={devices} needs {n} device slots and the sweep has {available}: "
