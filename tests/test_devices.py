@@ -3,6 +3,7 @@ the slots' locks, waits and records are the same whatever the ids name."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -30,6 +31,11 @@ with take(Path(sys.argv[1]), [0, 1, 2], int(sys.argv[2])) as ids:
     time.sleep(600)
 """
 _LINE = re.compile(r"^\[([^\]]+)\]\[neuronlab\.run\]\[INFO\] - device slots \[(\d+)\] (taken|released)$")
+
+
+def _slot(job: Path) -> int:
+    (slot,) = json.loads((job / "environment.json").read_text())["devices"]
+    return slot
 
 
 def _holder(folder: Path, n: int) -> subprocess.Popen:
@@ -79,12 +85,17 @@ def test_four_jobs_on_two_slots_never_overlap_on_one_slot(tmp_path):
         (start, slot, taken), (end, slot_again, released) = events  # one slot, taken then released
         assert (taken, released, slot) == ("taken", "released", slot_again)
         held[int(slot)].append((datetime.fromisoformat(start), datetime.fromisoformat(end)))
-        assert json.loads((job / "environment.json").read_text())["devices"] == [int(slot)]
+        assert _slot(job) == int(slot)
     assert sorted(len(spans) for spans in held.values()) == [2, 2]  # both slots used, two jobs each
     for spans in held.values():
         (first_start, first_end), (second_start, second_end) = sorted(spans)
         # the second job took the slot once the first had released it
         assert first_start < first_end <= second_start < second_end
+    # the summary table says which slot each job trained on
+    with open(jobs[0].parent / "summary.csv", newline="") as handle:
+        recorded = {row["folder"]: row["devices"] for row in csv.DictReader(handle)}
+    assert recorded == {job.name: str(_slot(job)) for job in jobs}
+    assert "┃ devices ┃" in done.stdout
 
 
 def test_a_killed_jobs_slot_is_taken_by_the_next_job(tmp_path, holders):

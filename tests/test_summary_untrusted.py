@@ -113,3 +113,46 @@ def test_summary_csvs_hold_no_formula(tmp_path, capsys):
     assert '\'=HYPERLINK("http://x")' in cells and "'-2+3" in cells
     assert "'2_=cmd" not in cells and "2_=cmd" in cells  # a folder name starting with a digit is no formula
     assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@"))]
+
+
+def test_the_devices_column_takes_only_small_slot_lists(tmp_path, capsys):
+    """environment.json's ``devices`` (a GPU sweep's slots) is a column; a tampered one reads as ``–``."""
+    sweep = tmp_path / "sweep"
+    recorded = {
+        "0_gpu": [1],
+        "1_pair": [2, 3],
+        "2_text": "\x1b[2J0",
+        "3_huge": list(range(100_000)),
+        "4_negative": [-1],
+        "5_bool": [True],
+        "6_far": [10**30],
+        "7_empty": [],
+    }
+    for n, (name, devices) in enumerate(recorded.items()):
+        folder = job(sweep, name, [f"seed={n}"], done(0.9 - n / 100))
+        (folder / "environment.json").write_text(json.dumps({"devices": devices}))
+    job(sweep, "8_none", ["seed=8"], done(0.5))  # no environment.json: CPU job, or not written yet
+    os.mkfifo(sweep / "8_none" / "environment.json")
+
+    main([str(sweep)])
+    out = capsys.readouterr().out
+    with open(sweep / "summary.csv", newline="") as handle:
+        rows = {row["folder"]: row for row in csv.DictReader(handle)}
+    assert {folder: row["devices"] for folder, row in rows.items()} == {
+        "0_gpu": "1",
+        "1_pair": "2 3",
+        **{folder: "" for folder in recorded if folder not in ("0_gpu", "1_pair")},
+        "8_none": "",
+    }
+    assert {row["status"] for row in rows.values()} == {"completed"}  # a bad record fails no job
+    markdown = (sweep / "summary.md").read_text()
+    assert "| devices | status |" in markdown and "| 2, 3 | completed |" in markdown
+    assert "┃ devices ┃" in out and " 2, 3 │" in out and "\x1b" not in out + markdown
+
+    # a sweep whose jobs took no slots (trainer=cpu: devices null) has the table it always had
+    for folder in ("0_gpu", "1_pair"):
+        (sweep / folder / "environment.json").write_text(json.dumps({"devices": None}))
+    main([str(sweep)])
+    out = capsys.readouterr().out
+    assert "┃ devices ┃" not in out and "| devices |" not in (sweep / "summary.md").read_text()
+    assert "devices" not in (sweep / "summary.csv").read_text().splitlines()[0]

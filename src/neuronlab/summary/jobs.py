@@ -1,5 +1,5 @@
-"""Reading a sweep's job folders back: ``.hydra/overrides.yaml``, ``result.json``, ``sweep_resume.json``
-and the Optuna sweeper's ``optimization_results.yaml``.
+"""Reading a sweep's job folders back: ``.hydra/overrides.yaml``, ``result.json``, ``sweep_resume.json``,
+the device slots in ``environment.json`` and the Optuna sweeper's ``optimization_results.yaml``.
 
 Every file here may come from anywhere (a copied or damaged sweep folder): each is read through
 :mod:`neuronlab.io.read` (regular files only, size cap, alias-free YAML, bounded depth), each value is
@@ -22,6 +22,8 @@ from neuronlab.sweeps.resume import read_resume
 
 DEFAULT_METRIC = "val/acc_best"
 HIDDEN_KEYS = ("optuna_trial",)  # set by the Optuna sweeper: the job's number already says it
+MAX_SLOTS = 64  # device slots one job may record, each an index below MAX_SLOT_INDEX
+MAX_SLOT_INDEX = 4096
 
 
 @dataclass
@@ -37,6 +39,7 @@ class Job:
     error: str = ""
     pruned_epoch: int | None = None
     resume: str = ""  # what a re-run of the sweep did: "skipped", "resumed after N epochs"
+    devices: list[int] | None = None  # the device slots it trained on (a local GPU sweep), if recorded
 
 
 def _number(value: Any, name: str) -> float:
@@ -68,6 +71,23 @@ def _split_override(override: str) -> tuple[str, str]:
     return key.lstrip("+~"), value
 
 
+def read_devices(folder: Path) -> list[int] | None:
+    """The device slots a job recorded in ``environment.json`` (:mod:`neuronlab.sweeps.devices`).
+
+    None where it took none (a CPU or SLURM job), has no record yet, or the record is not a short list of
+    small non-negative integers: the job's other files still say how it ended."""
+    try:
+        environment = read_json(folder / "environment.json")
+    except UnreadableFile:
+        return None
+    devices = environment.get("devices") if isinstance(environment, dict) else None
+    if not isinstance(devices, list) or not 0 < len(devices) <= MAX_SLOTS:
+        return None
+    if not all(type(i) is int and 0 <= i < MAX_SLOT_INDEX for i in devices):  # type(): no bools
+        return None
+    return devices
+
+
 def read_job(folder: Path, final: bool = False) -> Job:
     """A job from its folder; no ``result.json`` means still running, or interrupted once the sweep ended.
 
@@ -80,6 +100,7 @@ def read_job(folder: Path, final: bool = False) -> Job:
         params={},
         status="interrupted" if final else "unfinished",
         resume=read_resume(folder),
+        devices=read_devices(folder),
     )
     overrides_file = folder / ".hydra" / "overrides.yaml"
     try:

@@ -57,6 +57,11 @@ class Summary:
         return [self.metric, *(m for m in SHOWN_METRICS if m != self.metric)]
 
     @property
+    def devices(self) -> bool:
+        """Whether a job recorded device slots (a local GPU sweep): then the table has a devices column."""
+        return any(job.devices for job in self.jobs)
+
+    @property
     def metrics_grouped(self) -> list[str]:
         return [self.metric, *(m for m in GROUP_METRICS if m != self.metric)]
 
@@ -162,6 +167,11 @@ def format_value(value: str) -> str:
     return f"{number:.4g}" if any(c in value for c in ".eE") and math.isfinite(number) else value
 
 
+def format_devices(devices: list[int] | None) -> str:
+    """The device slots a job trained on: ``0`` or ``2, 3``; ``–`` where it recorded none."""
+    return ", ".join(map(str, devices)) if devices else "–"
+
+
 def _status_cell(job: Job) -> str:
     cell = f"{job.status}: {job.error}" if job.error and job.status != "completed" else job.status
     if job.status == "pruned" and job.pruned_epoch is not None:
@@ -218,8 +228,9 @@ def groups_csv(summary: Summary) -> str:
 
 def rows(summary: Summary) -> tuple[list[str], list[list[str]]]:
     """The table as people read it: header and formatted cells (shared by Markdown and the terminal)."""
+    devices = ["devices"] if summary.devices else []
     header = [shown(h) for h in ("rank", "job", *summary.swept, *summary.metrics, "epochs", "wall time")]
-    header.append("status")
+    header += [*devices, "status"]
     body = []
     for i, job in enumerate(summary.jobs, start=1):
         epochs = job.metrics.get("epochs")
@@ -231,6 +242,7 @@ def rows(summary: Summary) -> tuple[list[str], list[list[str]]]:
                 *(format_metric(m, job.metrics.get(m)) for m in summary.metrics),
                 str(int(epochs)) if epochs is not None else "–",
                 format_duration(job.wall_time),
+                *(shown(format_devices(job.devices)) for _ in devices),
                 shown(_status_cell(job)),
             ]
         )
@@ -243,8 +255,7 @@ def to_markdown(summary: Summary) -> str:
 
     header, body = rows(summary)
     n_keys = len(summary.swept)
-    align = ["---:", "---:", *["---"] * n_keys, *["---:"] * (len(summary.metrics) + 3)]
-    align[-1] = "---"
+    align = ["---:", "---:", *["---"] * n_keys, *["---:"] * (len(header) - 3 - n_keys), "---"]
     lines = [
         "# Sweep summary",
         "",
@@ -262,7 +273,12 @@ def to_markdown(summary: Summary) -> str:
         f"Ties are broken by the lower {TIE_BREAK}. `job` is the number that starts the job's folder name "
         "(an Optuna trial's number). `unfinished`: no result yet (still running, or killed); "
         "`interrupted`: stopped by a signal, or without a result when the sweep ended; `pruned`: stopped "
-        "early by the Optuna pruner (its metrics are those of that epoch; not tested).",
+        "early by the Optuna pruner (its metrics are those of that epoch; not tested)."
+        + (
+            " `devices`: the device slots (GPU indices) the job trained on, from its `environment.json`."
+            if summary.devices
+            else ""
+        ),
     ]
     best = summary.jobs[0]
     if best.status == "completed":
@@ -321,6 +337,7 @@ def _resume_note(summary: Summary) -> list[str]:
 
 
 def to_csv(summary: Summary) -> str:
+    devices = ["devices"] if summary.devices else []
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     _write_row(
@@ -333,6 +350,7 @@ def to_csv(summary: Summary) -> str:
             *summary.metrics,
             "epochs",
             "wall_time_s",
+            *devices,
             "status",
             "error",
             "pruned_epoch",
@@ -351,6 +369,7 @@ def to_csv(summary: Summary) -> str:
                 *(job.metrics.get(m, "") for m in summary.metrics),
                 int(epochs) if epochs is not None else "",
                 f"{job.wall_time:.2f}" if job.wall_time is not None else "",
+                *(" ".join(map(str, job.devices or [])) for _ in devices),
                 job.status,
                 job.error,
                 "" if job.pruned_epoch is None else job.pruned_epoch,
