@@ -140,7 +140,7 @@ def test_the_devices_column_takes_only_small_slot_lists(tmp_path, capsys):
         rows = {row["folder"]: row for row in csv.DictReader(handle)}
     assert {folder: row["devices"] for folder, row in rows.items()} == {
         "0_gpu": "1",
-        "1_pair": "2 3",
+        "1_pair": "2, 3",
         **{folder: "" for folder in recorded if folder not in ("0_gpu", "1_pair")},
         "8_none": "",
     }

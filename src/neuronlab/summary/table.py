@@ -57,7 +57,7 @@ class Summary:
         return [self.metric, *(m for m in SHOWN_METRICS if m != self.metric)]
 
     @property
-    def devices(self) -> bool:
+    def has_devices(self) -> bool:
         """Whether a job recorded device slots (a local GPU sweep): then the table has a devices column."""
         return any(job.devices for job in self.jobs)
 
@@ -167,9 +167,12 @@ def format_value(value: str) -> str:
     return f"{number:.4g}" if any(c in value for c in ".eE") and math.isfinite(number) else value
 
 
-def format_devices(devices: list[int] | None) -> str:
-    """The device slots a job trained on: ``0`` or ``2, 3``; ``–`` where it recorded none."""
-    return ", ".join(map(str, devices)) if devices else "–"
+def device_cells(summary: Summary, job: Job, none: str = "–") -> list[str]:
+    """A job's ``devices`` cell (the slots it trained on: ``0``, ``2, 3``), or no cell at all where no job
+    of the sweep recorded slots (a CPU sweep's table stays as it was)."""
+    if not summary.has_devices:
+        return []
+    return [", ".join(map(str, job.devices)) if job.devices else none]
 
 
 def _status_cell(job: Job) -> str:
@@ -228,9 +231,8 @@ def groups_csv(summary: Summary) -> str:
 
 def rows(summary: Summary) -> tuple[list[str], list[list[str]]]:
     """The table as people read it: header and formatted cells (shared by Markdown and the terminal)."""
-    devices = ["devices"] if summary.devices else []
     header = [shown(h) for h in ("rank", "job", *summary.swept, *summary.metrics, "epochs", "wall time")]
-    header += [*devices, "status"]
+    header += [*(["devices"] if summary.has_devices else []), "status"]
     body = []
     for i, job in enumerate(summary.jobs, start=1):
         epochs = job.metrics.get("epochs")
@@ -242,7 +244,7 @@ def rows(summary: Summary) -> tuple[list[str], list[list[str]]]:
                 *(format_metric(m, job.metrics.get(m)) for m in summary.metrics),
                 str(int(epochs)) if epochs is not None else "–",
                 format_duration(job.wall_time),
-                *(shown(format_devices(job.devices)) for _ in devices),
+                *map(shown, device_cells(summary, job)),
                 shown(_status_cell(job)),
             ]
         )
@@ -276,7 +278,7 @@ def to_markdown(summary: Summary) -> str:
         "early by the Optuna pruner (its metrics are those of that epoch; not tested)."
         + (
             " `devices`: the device slots (GPU indices) the job trained on, from its `environment.json`."
-            if summary.devices
+            if summary.has_devices
             else ""
         ),
     ]
@@ -337,7 +339,6 @@ def _resume_note(summary: Summary) -> list[str]:
 
 
 def to_csv(summary: Summary) -> str:
-    devices = ["devices"] if summary.devices else []
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     _write_row(
@@ -350,7 +351,7 @@ def to_csv(summary: Summary) -> str:
             *summary.metrics,
             "epochs",
             "wall_time_s",
-            *devices,
+            *(["devices"] if summary.has_devices else []),
             "status",
             "error",
             "pruned_epoch",
@@ -369,7 +370,7 @@ def to_csv(summary: Summary) -> str:
                 *(job.metrics.get(m, "") for m in summary.metrics),
                 int(epochs) if epochs is not None else "",
                 f"{job.wall_time:.2f}" if job.wall_time is not None else "",
-                *(" ".join(map(str, job.devices or [])) for _ in devices),
+                *device_cells(summary, job, none=""),
                 job.status,
                 job.error,
                 "" if job.pruned_epoch is None else job.pruned_epoch,
