@@ -88,6 +88,20 @@ def test_ddp_each_rank_takes_its_shard_and_metrics_cover_the_split(tmp_path):
     even, odd = ((logits[i::2].argmax(-1) == y[i::2]).float().mean().item() for i in (0, 1))
     assert odd - even > 0.3  # the two ranks' accuracies differ: an average of the two would be off
 
+    # validation too: the last epoch's val/* (the weights of last.ckpt) over the whole validation split,
+    # 51 and 50 images on the two ranks; an average of the ranks' own values would be off
+    task, _ = load_classifier(run / "checkpoints" / "last.ckpt")
+    datamodule.setup("fit")
+    x, y = datamodule.splits["val"]
+    assert len(y) == 101
+    with torch.no_grad():
+        logits = task.net(x)
+    losses = torch.nn.functional.cross_entropy(logits, y, reduction="none")
+    assert ddp_metrics["val/acc"] == pytest.approx((logits.argmax(-1) == y).float().mean().item(), abs=1e-6)
+    assert ddp_metrics["val/loss"] == pytest.approx(losses.mean().item(), rel=1e-6)
+    ranks_mean = (losses[0::2].mean().item() + losses[1::2].mean().item()) / 2
+    assert abs(ranks_mean - losses.mean().item()) > 1e-5 * losses.mean().item()  # 10x the tolerance above
+
     # and through neuronlab-eval in one process: the same numbers
     evaluated = run_cli(
         "neuronlab.eval", f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}", "trainer=cpu", cwd=tmp_path
