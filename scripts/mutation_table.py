@@ -185,6 +185,92 @@ MUTATIONS = [
         "    if False:\n",
         ("tests/test_resume_errors.py",),
     ),
+    # --- issue 23: survivors of a hand-planted round, each now caught (tests/test_guards.py, test_ddp.py) ---
+    Mutation(
+        "hydra-narrowed",
+        "a run folder's saved overrides set no hydra.* key of any kind (hydra.job.env_set.* too)",
+        "run/resume.py",
+        '    if parts[0] == "hydra":\n',
+        '    if parts[0] == "hydra" and parts[1:2] in (["callbacks"], ["launcher"], ["sweeper"]):\n',
+        ("tests/test_guards.py::test_a_run_folder_sets_no_hydra_key_of_any_kind",),
+    ),
+    Mutation(
+        "links-inside",
+        "a link inside a run folder's .hydra/, checkpoints/ or tensorboard/ is refused on resume",
+        "run/paths.py",
+        "            places += list(folder.iterdir())\n",
+        "            pass\n",
+        (
+            "tests/test_guards.py::"
+            "test_a_link_inside_a_run_folders_hydra_checkpoints_or_tensorboard_is_refused",
+        ),
+    ),
+    Mutation(
+        "ddp-val-unsynced",
+        "val/* under DDP cover the whole validation split (not an average of the ranks' values)",
+        "tasks/classifier.py",
+        "self.val_stats, self.test_stats = EpochStats(), EpochStats(), EpochStats()\n",
+        "self.val_stats, self.test_stats = EpochStats(), EpochStats(), EpochStats()\n"
+        "        self.val_stats.sync_on_compute = self.val_stats._to_sync = False\n",
+        ("tests/test_ddp.py::test_ddp_each_rank_takes_its_shard_and_metrics_cover_the_split",),
+    ),
+    Mutation(
+        "finite-guard",
+        "a non-finite training loss stops the run at its epoch and step, the last good checkpoint kept",
+        "tasks/classifier.py",
+        "        step = int(self.first_nonfinite)  # one host sync, at epoch end or before a checkpoint\n",
+        "        step = -1\n",
+        (
+            "tests/test_guards.py::"
+            "test_a_diverging_run_stops_at_its_first_non_finite_step_and_keeps_its_last_good_checkpoint",
+        ),
+    ),
+    Mutation(
+        "pruning-step",
+        "a trial reports epoch N (from 1) as Optuna step N-1; the warmup ends where the docs say",
+        "sweeps/pruning.py",
+        "trial.report(float(value), step=trainer.current_epoch)",
+        "trial.report(float(value), step=trainer.current_epoch + 1)",
+        (
+            "tests/test_guards.py::"
+            "test_a_pruned_trial_reports_each_epoch_as_its_step_and_stops_right_after_the_warmup",
+        ),
+    ),
+    Mutation(
+        "pruned-epoch",
+        "a pruned trial's result.json and summary name the epoch the pruner stopped it at",
+        "sweeps/pruning.py",
+        "OptunaPruning.pruned_epoch = trainer.current_epoch + 1",
+        "OptunaPruning.pruned_epoch = trainer.current_epoch",
+        (
+            "tests/test_guards.py::"
+            "test_a_pruned_trial_reports_each_epoch_as_its_step_and_stops_right_after_the_warmup",
+        ),
+    ),
+    Mutation(
+        "predict-inf",
+        "a predict point with an infinite coordinate is its own error row",
+        "predict.py",
+        "            if all(math.isfinite(v) for v in item):\n",
+        "            if not any(math.isnan(v) for v in item):\n",
+        ("tests/test_predict.py::test_predict_gate_points",),
+    ),
+    Mutation(
+        "job-folder-swapped",
+        "a re-run grid refuses a job folder that holds another job's result.json (nothing overwritten)",
+        "sweeps/resume.py",
+        'same = previous is not None and previous.get("overrides") == overrides',
+        "same = previous is not None",
+        ("tests/test_guards.py::test_a_rerun_grid_refuses_a_job_folder_that_holds_another_jobs_result",),
+    ),
+    Mutation(
+        "interrupted-first",
+        "resume starts from the newer last.ckpt, never from an older interrupted.ckpt",
+        "io/checkpoint.py",
+        'for name in ("last.ckpt", "interrupted.ckpt"):',
+        'for name in ("interrupted.ckpt", "last.ckpt"):',
+        ("tests/test_guards.py::test_an_older_interrupted_checkpoint_never_wins_over_a_newer_last",),
+    ),
 ]
 
 
