@@ -240,8 +240,8 @@ MUTATIONS = [
         "pruned-epoch",
         "a pruned trial's result.json and summary name the epoch the pruner stopped it at",
         "sweeps/pruning.py",
-        "OptunaPruning.pruned_epoch = trainer.current_epoch + 1",
-        "OptunaPruning.pruned_epoch = trainer.current_epoch",
+        "pruned_epoch = trainer.current_epoch + 1",
+        "pruned_epoch = trainer.current_epoch",
         (
             "tests/test_guards.py::"
             "test_a_pruned_trial_reports_each_epoch_as_its_step_and_stops_right_after_the_warmup",
