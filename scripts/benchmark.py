@@ -48,9 +48,9 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
+from neuronlab.config import CONF_DIR
 from neuronlab.data.mnist import DATASETS, FILES, find_file
 from neuronlab.models import MNISTClassifier
-from neuronlab.run.paths import CONF_DIR
 
 DEBIAN_FASHION = "/usr/share/datasets/fashion-mnist"
 SCRIPTS = Path(__file__).resolve().parent

@@ -15,8 +15,13 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+import neuronlab
+from neuronlab.config import CONF_DIR
 from neuronlab.data.idx import write_idx
-from neuronlab.run.paths import CONF_DIR
+
+# neuronlab.train/eval/predict are the notebook functions; the package gives them those names on first use,
+# after loading the command modules (neuronlab/__init__.py): before the test files import those modules
+assert callable(neuronlab.train)
 
 REPO = Path(__file__).resolve().parents[1]
 

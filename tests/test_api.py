@@ -93,11 +93,23 @@ def held_lock(run_dir: Path) -> Iterator[subprocess.Popen]:
         holder.wait()
 
 
-def test_the_entry_modules_stay_modules():
-    import neuronlab.train as module
-
-    assert neuronlab.train is module and callable(module)
-    assert callable(module.main) and callable(module.train)  # console script, python -m, DDP workers
-    assert callable(neuronlab.eval) and callable(neuronlab.predict)
+def test_the_package_names_are_the_functions_and_the_command_modules_stay_modules():
+    """``neuronlab.train`` is :func:`neuronlab.api.train`, in a fresh process whatever is imported after
+    it; the command modules are what ``python -m``, the console scripts and DDP workers run."""
+    code = (
+        "import sys, neuronlab\n"
+        "first = neuronlab.train\n"
+        "from neuronlab.train import main, train\n"  # the command module, imported after
+        "import neuronlab.api as api\n"
+        "assert neuronlab.train is first is api.train and neuronlab.eval is api.eval\n"
+        "assert neuronlab.predict is api.predict and callable(main) and callable(train)\n"
+        "assert sys.modules['neuronlab.train'].main is main\n"
+        "print('torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-2000:]
+    light = "import sys, neuronlab; print(sorted({'torch', 'hydra', 'omegaconf'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", light], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stderr[-2000:]
     with pytest.raises(AttributeError):
         neuronlab.nothing  # noqa: B018

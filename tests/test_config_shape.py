@@ -12,9 +12,9 @@ import torch
 import yaml
 from hydra.utils import instantiate
 
+from neuronlab.config import CONF_DIR
 from neuronlab.models import NETS
 from neuronlab.run import report
-from neuronlab.run.paths import CONF_DIR
 from neuronlab.tasks import Classifier
 
 

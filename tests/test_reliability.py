@@ -190,7 +190,6 @@ BAD_VALUES: dict[str, tuple[list[str], list[str]]] = {
     "model.activation list": (["model.activation=[1]"], ["model.activation=[1]"]),
     "model.dropout": (["model.dropout=-0.1"], ["model.dropout=-0.1", "[0, 1)"]),
     "task.compile": (["task.compile=yes"], ["task.compile='yes'", "true or false"]),
-    "model.compile moved": (["model.compile=true"], ["model.compile is now task.compile", "=true"]),
     "model.hidden_sizes": (["MNIST", "model.hidden_sizes=[]"], ["model.hidden_sizes=[]", "non-empty"]),
     "data.gate": (["data.gate=xnor"], ["data.gate='xnor'", "xor"]),
     "data.repeats": (["data.repeats=0"], ["data.repeats=0"]),
@@ -496,10 +495,12 @@ def test_predict_folder_with_an_oversized_a_blank_and_a_good_picture(compose_cfg
     assert "2 of 3 inputs failed" in result.stdout
 
 
-def test_run_lock_is_reentrant_in_a_process_and_exclusive_across_processes(tmp_path):
+def test_run_lock_is_taken_once_and_is_exclusive_across_processes(tmp_path):
     from neuronlab.run.paths import RunLocked, run_lock
 
-    with run_lock(tmp_path / "run"), run_lock(tmp_path / "run"):  # the entry point, then the run
+    with run_lock(tmp_path / "run"):
+        with pytest.raises(RunLocked, match=f"in use by process {os.getpid()} "), run_lock(tmp_path / "run"):
+            pass  # a run takes its folder's lock once: a second taker, even in this process, is refused
         code = f"from neuronlab.run.paths import run_lock\nwith run_lock({str(tmp_path / 'run')!r}): pass"
         other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert (

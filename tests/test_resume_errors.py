@@ -150,21 +150,6 @@ def test_resume_argv_gives_the_runs_checked_overrides_its_folder_and_last_checkp
     )
 
 
-def test_a_run_saved_with_model_compile_resumes_with_task_compile(tmp_path):
-    """``model.compile`` moved to ``task.compile``: a run folder of an older neuronlab still resumes."""
-    import yaml
-
-    from neuronlab.run.resume import resume_argv
-
-    run = hand_made_run(tmp_path, status=None)
-    overrides = run / ".hydra" / "overrides.yaml"
-    overrides.write_text(yaml.safe_dump(["model.compile=true", *yaml.safe_load(overrides.read_text())]))
-    argv = resume_argv(["neuronlab-train", f"resume={run}"])
-    assert argv[1:3] == ["task.compile=true", "model.activation=tanh"] and "model.compile=true" not in argv
-    given = resume_argv(["neuronlab-train", f"resume={run}", "task.compile=false"])
-    assert "task.compile=false" in given and "task.compile=true" not in given
-
-
 @pytest.mark.parametrize(
     ("given", "complete"),
     [

@@ -231,17 +231,18 @@ def test_ctrl_c_stops_at_the_end_of_the_step_it_arrived_in_and_python_gets_its_h
     # Python's own Ctrl-C, as in a terminal (a suite started in the background inherits it ignored)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
+    interrupt = GracefulInterrupt(str(tmp_path))
     trainer = L.Trainer(
         max_epochs=50,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
-        callbacks=[GracefulInterrupt(str(tmp_path)), probe],
+        callbacks=[interrupt, probe],
     )
     task = Classifier(SimpleNN(), optimizer=functools.partial(torch.optim.Adam, lr=0.1))
     with pytest.raises(SystemExit):  # Lightning ends an interrupted fit with sys.exit(1)
         trainer.fit(task, datamodule=GatesDataModule(gate="xor"))
-    assert GracefulInterrupt.interrupted == "SIGINT"
+    assert interrupt.stopped_by == "SIGINT"
     assert load_checkpoint(tmp_path / "interrupted.ckpt")["global_step"] == 4  # step 3 finished, no more
     assert probe.handler not in (signal.default_int_handler, signal.SIG_IGN)  # deferred while training
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's own again

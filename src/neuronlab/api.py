@@ -1,29 +1,30 @@
 """neuronlab from Python, e.g. a notebook: ``neuronlab.train(overrides=[...])``, ``neuronlab.eval(...)``,
-``neuronlab.predict(...)``.
+``neuronlab.predict(...)``: plain functions, which the package exports under those names.
 
-Each call composes the same config as the command line (``conf/``, through Hydra's compose API), runs the
-same code as the command, and returns what it produced. Nothing is left behind between calls: Hydra's
-global state is restored, ``sys.argv`` is not touched, the warning filters come back as they were, and
-the kernel's logging is not reconfigured (so there is no ``train.log``; everything else of a run folder is
-written as by the command line, and ``neuronlab-train resume=<run folder>`` works on it).
-
-``neuronlab.train`` is the module ``neuronlab/train.py`` (``python -m neuronlab.train``, DDP workers,
-``torchrun -m neuronlab.train``), made callable by :func:`make_callable`: one name, no shadowing.
+Each call composes the same config as the command line (``conf/``, through Hydra's compose API), runs
+the same code as the command (:func:`neuronlab.train.run`, after the same
+:func:`~neuronlab.run.preflight.prepare`), and returns what it produced. Nothing is left behind between
+calls: Hydra's global state is restored, ``sys.argv`` is not touched, the warning filters come back as
+they were, and the kernel's logging is not reconfigured (so there is no ``train.log``; everything else of
+a run folder is written as by the command line, and ``neuronlab-train resume=<run folder>`` works on it).
 Multi-process training (``trainer=ddp``) needs the command line: its workers re-run a command.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import sys
-import types
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+# the command modules, loaded before the package gives their names to the functions below (see
+# neuronlab/__init__.py): a later ``import neuronlab.train`` finds its module loaded and renames nothing
+from neuronlab.config import CONF_DIR
+from neuronlab.eval import evaluate
+from neuronlab.predict import predict as predict_command
+from neuronlab.train import run as run_train
 
 T = TypeVar("T")
 
@@ -40,56 +41,41 @@ class Run:
 
 def train(overrides: Sequence[str] = ()) -> Run:
     """``neuronlab-train <overrides>``: fit, test the best checkpoint, print the summary; ``resume=<run
-    folder>`` continues a run. A bad value raises :class:`~neuronlab.errors.NeuronlabError`."""
-    from neuronlab import train as entry
-    from neuronlab.run.paths import run_lock
-    from neuronlab.run.resume import AlreadyComplete, resume_argv
+    folder>`` continues a run. A bad value raises :class:`~neuronlab.errors.NeuronlabError`; a stop is a
+    ``KeyboardInterrupt`` that says how to resume."""
+    from neuronlab.run.preflight import prepare
+    from neuronlab.run.resume import AlreadyComplete
 
-    entry.check_outputs_writable(["neuronlab.train", *overrides])
-    entry.check_search_mode(["neuronlab.train", *overrides])  # a search needs the command line's -m
-    entry.check_moved_keys(["neuronlab.train", *overrides])
     try:
-        argv = resume_argv(["neuronlab.train", *overrides])  # resume=<run>: its checked overrides
+        argv = prepare(["neuronlab.train", *overrides])  # the command line's checks; resume=<run>: its own
     except AlreadyComplete as done:  # nothing to train: that run's record, as it is
         print(f"neuronlab: {done}")
-        chosen = [o for o in overrides if o.partition("=")[0] in ("resume", "ckpt_path")][-1]
-        return _finished(Path(chosen.partition("=")[2]).expanduser().resolve())
-    resumed = entry.explicit_run_dir(argv)
-    # a resume locks its folder before .hydra/ is rewritten in it, as the command line does (RunLocked
-    # is a NeuronlabError)
-    with run_lock(resumed) if resumed else contextlib.nullcontext():
-        return _train_job(entry, argv[1:])
-
-
-def _train_job(entry: Any, overrides: Sequence[str]) -> Run:
-    """Compose and run one training job (``entry`` is :mod:`neuronlab.train`); a stop is a
-    ``KeyboardInterrupt`` that says how to resume."""
-    with _job("train", overrides) as cfg:
+        return _finished(done.run_dir)
+    with _job("train", argv[1:]) as cfg:
         run_dir = Path(cfg.hydra.runtime.output_dir)
         with _stops_as_interrupts(f"stopped; resume with neuronlab.train(['resume={run_dir}'])"):
-            entry.run(cfg, raise_errors=True)
+            run_train(cfg, raise_errors=True)
     return _finished(run_dir)
 
 
 def _finished(run_dir: Path) -> Run:
-    """A completed run, from the ``result.json`` it wrote (its metrics; the checkpoint is found by name)."""
-    result = json.loads((run_dir / "result.json").read_text())
-    metrics = result.get("metrics") if isinstance(result, dict) else None
-    best = run_dir / "checkpoints" / "best.ckpt"
-    return Run(dict(metrics or {}), run_dir, best if best.is_file() else None)
+    """A completed run, from the ``result.json`` it wrote (its metrics) and its best checkpoint."""
+    from neuronlab.run.folder import best_checkpoint, read_result
+
+    metrics = (read_result(run_dir) or {}).get("metrics")
+    return Run(dict(metrics) if isinstance(metrics, dict) else {}, run_dir, best_checkpoint(run_dir))
 
 
 def eval(overrides: Sequence[str] = ()) -> Run:  # the command's name
     """``neuronlab-eval <overrides>``: re-test ``ckpt_path=...``; returns its test metrics."""
-    from neuronlab.eval import evaluate
     from neuronlab.io.checkpoint import resolve_checkpoint
-    from neuronlab.run import report
+    from neuronlab.run.folder import write_result
 
     with _job("eval", overrides) as cfg:
         run_dir = Path(cfg.hydra.runtime.output_dir)  # a failed eval's folder says why, as the CLI's
 
         def record(status: str, message: str) -> None:
-            report.write_result(run_dir, status=status, error=message)
+            write_result(run_dir, status=status, error=message)
 
         metrics = _command(lambda: evaluate(cfg), record)
         return Run(metrics, run_dir, resolve_checkpoint(cfg.ckpt_path))
@@ -98,10 +84,8 @@ def eval(overrides: Sequence[str] = ()) -> Run:  # the command's name
 def predict(overrides: Sequence[str] = ()) -> list[Any]:
     """``neuronlab-predict <overrides>``: prints the table (and writes ``output=...``); returns the rows
     (:class:`neuronlab.predict.Row`: name, prediction, top-3, notes, error)."""
-    from neuronlab.predict import predict as entry
-
     with _job("predict", overrides) as cfg:
-        return _command(lambda: entry(cfg))
+        return _command(lambda: predict_command(cfg))
 
 
 @contextmanager
@@ -113,7 +97,6 @@ def _job(config_name: str, overrides: Sequence[str]) -> Iterator[Any]:
     from omegaconf import open_dict
 
     from neuronlab.run import quiet
-    from neuronlab.run.paths import CONF_DIR
     from neuronlab.run.resume import hydra_record, write_record
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name=config_name):
@@ -152,20 +135,3 @@ def _stops_as_interrupts(message: str) -> Iterator[None]:
         yield
     except SystemExit as stop:
         raise KeyboardInterrupt(message) from stop
-
-
-_COMMANDS = {"neuronlab.train": train, "neuronlab.eval": eval, "neuronlab.predict": predict}
-
-
-class _CallableModule(types.ModuleType):
-    """An entry module that is also its notebook function: ``neuronlab.train([...])``."""
-
-    def __call__(self, overrides: Sequence[str] = ()) -> Any:
-        return _COMMANDS[self.__name__](overrides)
-
-
-def make_callable(module_name: str) -> None:
-    """Let the entry module ``module_name`` be called like its function in this module. (The module
-    itself stays what ``python -m`` and the console scripts run.)"""
-    if module_name in _COMMANDS:
-        sys.modules[module_name].__class__ = _CallableModule

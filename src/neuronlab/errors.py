@@ -42,6 +42,25 @@ class ImageError(NeuronlabError, ValueError):
     """A picture that cannot be read or classified (one error row in ``neuronlab-predict``)."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by ``signal`` (``"SIGINT"``/``"SIGTERM"``) after it kept what it could (Lightning
+    ends a fit stopped by Ctrl-C with ``sys.exit(1)``; the run raises this instead, naming the signal)."""
+
+    def __init__(self, signal: str) -> None:
+        super().__init__(signal)
+        self.signal = signal
+
+
+def first_line(err: BaseException | str, limit: int = 200) -> str:
+    """The first non-empty line of an error's message (or of a text), at most ``limit`` characters; the
+    error's type name when it says nothing. Every one-line message that quotes another error uses this."""
+    text = str(err).strip()
+    first = text.splitlines()[0].strip() if text else ""
+    if not first and isinstance(err, BaseException):
+        first = type(err).__name__
+    return first[:limit]
+
+
 # what a file write fails with when the user's disk or permissions are the cause
 _WRITE_ERRORS = (errno.EACCES, errno.ENOSPC, errno.EROFS)
 # what the file system answers for a path that cannot be what it is used as
@@ -73,8 +92,7 @@ def user_message(err: BaseException) -> str | None:
         key = getattr(err, "full_key", None) or "a required value"
         return f"{key} is required: pass {key}=... on the command line"
     if isinstance(err, InterpolationResolutionError):
-        first = (str(err).strip().splitlines() or [""])[0]
-        return f"{getattr(err, 'full_key', None) or 'a value'} cannot be resolved: {first}"
+        return f"{getattr(err, 'full_key', None) or 'a value'} cannot be resolved: {first_line(err)}"
     if isinstance(err, NeuronlabError | FloatingPointError):  # FloatingPointError: the loss diverged
         return str(err)
     if isinstance(err, OSError) and err.errno in _WRITE_ERRORS:
@@ -100,7 +118,7 @@ def _hydra_message(err: Exception) -> str:
         return f"{message}; choose one of: {', '.join(err.options)}" if err.options else message
     cause = err.__cause__
     if cause is not None and str(cause).strip():  # OmegaConf's reason, e.g. "Key 'foo' is not in struct"
-        lines.insert(1, str(cause).strip().splitlines()[0] + ".")
+        lines.insert(1, first_line(cause) + ".")
     return " ".join(lines)
 
 
@@ -133,6 +151,8 @@ def run_hydra_command(hydra_main: Callable[[], T]) -> T:
 
 def signal_of(err: BaseException) -> str | None:
     """``"SIGINT"``/``"SIGTERM"`` for an interrupt (Ctrl-C, Lightning's SIGTERM), else ``None``."""
+    if isinstance(err, Interrupted):
+        return err.signal
     if isinstance(err, KeyboardInterrupt):
         return "SIGINT"
     if type(err).__name__ == "SIGTERMException":  # Lightning's, named so that Lightning is not imported
@@ -140,9 +160,9 @@ def signal_of(err: BaseException) -> str | None:
     return None
 
 
-def _first_line(err: BaseException) -> str:
-    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-    return first if isinstance(err, SystemExit) else f"{type(err).__name__}: {first}"
+def _failure(err: BaseException) -> str:
+    """What ``result.json`` says of a failure that is not a user error: the exception and its first line."""
+    return first_line(err) if isinstance(err, SystemExit) else f"{type(err).__name__}: {first_line(err)}"
 
 
 def run_command(
@@ -173,7 +193,7 @@ def run_command(
             raise SystemExit(EXIT_SIGNAL[signal_name]) from None
         message = user_message(err) if isinstance(err, Exception) else None
         if record is not None:
-            record("failed", message or _first_line(err))
+            record("failed", message or _failure(err))
         if message is None or tracebacks_wanted():
             raise  # a bug (its traceback follows), an exit, or a traceback asked for
         if raise_errors:  # a sweeper records the failed job and goes on; the message, not the stack

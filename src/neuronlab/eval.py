@@ -11,8 +11,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from neuronlab import api
-from neuronlab.run.paths import CONF_DIR
+from neuronlab.config import CONF_DIR
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
@@ -24,6 +23,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     from neuronlab.io.checkpoint import datamodule_from_checkpoint, load_classifier, resolve_checkpoint
     from neuronlab.run import ddp, report
     from neuronlab.run.build import build_list, build_trainer
+    from neuronlab.run.folder import write_result
     from neuronlab.run.validate import validate
 
     validate(cfg)  # the same checks as training: trainer.*, data.*, seed
@@ -45,7 +45,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     trainer.test(task, datamodule=datamodule, verbose=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     report.finish(run_dir, str(ckpt_path), metrics, loggers)
-    report.write_result(run_dir, status="completed", metrics=metrics, checkpoint=str(ckpt_path))
+    write_result(run_dir, status="completed", metrics=metrics, checkpoint=str(ckpt_path))
     return metrics
 
 
@@ -55,14 +55,14 @@ def _main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     from neuronlab.errors import run_command
-    from neuronlab.run import lean_imports, quiet, report
+    from neuronlab.run import quiet
+    from neuronlab.run.folder import write_result
 
     quiet.install()
-    lean_imports.install()  # Lightning starts without torchmetrics' optional imports
     run_dir = Path(HydraConfig.get().runtime.output_dir)  # a failed eval's folder says why, too
     run_command(
         lambda: evaluate(cfg),
-        lambda status, message: report.write_result(run_dir, status=status, error=message),
+        lambda status, message: write_result(run_dir, status=status, error=message),
     )
 
 
@@ -73,9 +73,6 @@ def main() -> None:
 
     run_hydra_command(_main)
 
-
-# neuronlab.eval(overrides=[...]) from a notebook: this module is also that function (see neuronlab.api)
-api.make_callable(__name__)
 
 if __name__ == "__main__":
     main()

@@ -19,10 +19,10 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from neuronlab.config import CONF_DIR
 from neuronlab.io.files import atomic_file, atomic_write
 from neuronlab.io.show import shown
 from neuronlab.models import probabilities
-from neuronlab.run.paths import CONF_DIR
 
 if TYPE_CHECKING:
     from neuronlab.data import DataFacts
@@ -196,10 +196,9 @@ def check_writable(path: Path, suffix: str) -> None:
 def _main(cfg: DictConfig) -> None:
     """The command, once Hydra has composed its config."""
     from neuronlab.errors import run_command
-    from neuronlab.run import lean_imports, quiet
+    from neuronlab.run import quiet
 
     quiet.install()
-    lean_imports.install()  # Lightning starts without torchmetrics' optional imports
     run_command(lambda: export(cfg))
 
 

@@ -20,9 +20,8 @@ from typing import TYPE_CHECKING, Any
 import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from neuronlab import api
+from neuronlab.config import CONF_DIR
 from neuronlab.io.show import csv_cell, shown
-from neuronlab.run.paths import CONF_DIR
 
 if TYPE_CHECKING:
     from neuronlab.data import DataFacts
@@ -302,10 +301,9 @@ def predict(cfg: DictConfig) -> list[Row]:
 def _main(cfg: DictConfig) -> None:
     """The command, once Hydra has composed its config."""
     from neuronlab.errors import run_command
-    from neuronlab.run import lean_imports, quiet
+    from neuronlab.run import quiet
 
     quiet.install()
-    lean_imports.install()  # Lightning starts without torchmetrics' optional imports
     rows = run_command(lambda: predict(cfg))
     if any(row.error for row in rows):
         raise SystemExit(1)
@@ -318,9 +316,6 @@ def main() -> None:
 
     run_hydra_command(_main)
 
-
-# neuronlab.predict(overrides=[...]) from a notebook: this module is also that function (see neuronlab.api)
-api.make_callable(__name__)
 
 if __name__ == "__main__":
     main()

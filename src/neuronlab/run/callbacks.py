@@ -82,11 +82,9 @@ class GracefulInterrupt(L.Callback):
     could wait on that lock forever. A second Ctrl-C stops at once. (Under DDP every rank must stop at
     the same step, so there Ctrl-C keeps Python's own behaviour.)"""
 
-    interrupted: str | None = None  # "SIGINT" or "SIGTERM" once a run was interrupted in this process
-
     def __init__(self, dirpath: str) -> None:
         self.dirpath = Path(dirpath)
-        GracefulInterrupt.interrupted = None  # each run (each job of a sweep) starts uninterrupted
+        self.stopped_by: str | None = None  # "SIGINT" or "SIGTERM" once this run was interrupted
         self._asked = False  # Ctrl-C pressed; the run stops at the end of the current step
         self._previous: Any = None  # the SIGINT handler to restore at teardown
 
@@ -133,7 +131,7 @@ class GracefulInterrupt(L.Callback):
         self._restore()
         if not isinstance(exception, KeyboardInterrupt | SIGTERMException):
             return
-        GracefulInterrupt.interrupted = "SIGINT" if isinstance(exception, KeyboardInterrupt) else "SIGTERM"
+        self.stopped_by = "SIGINT" if isinstance(exception, KeyboardInterrupt) else "SIGTERM"
         if trainer.world_size == 1:  # saving is collective under DDP; there last.ckpt must do
             try:
                 trainer.save_checkpoint(self.dirpath / "interrupted.ckpt", weights_only=False)  # all of it

@@ -1,4 +1,4 @@
-"""Where neuronlab finds its Hydra configs, whatever the working directory is."""
+"""Naming and guarding run folders: the run id, sweep job folders, the one-writer lock, quoting for Hydra."""
 
 from __future__ import annotations
 
@@ -10,30 +10,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import IO
 
 from omegaconf import OmegaConf
 
 from neuronlab.errors import NeuronlabError
 from neuronlab.io.files import TEMPORARY_SUFFIX, open_lock_file, remove_stale_temporaries
-
-_PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/neuronlab (this file is in run/)
-
-
-def conf_dir() -> str:
-    """The ``conf/`` folder: ``$NEURONLAB_CONF_DIR``, the copy shipped in a wheel, or the repository's."""
-    env = os.environ.get("NEURONLAB_CONF_DIR")
-    if env:
-        return str(Path(env).resolve())
-    for candidate in (_PACKAGE_DIR / "conf", _PACKAGE_DIR.parents[1] / "conf"):
-        if candidate.is_dir():
-            return str(candidate)
-    raise FileNotFoundError(
-        f"neuronlab's conf/ folder was not found next to {_PACKAGE_DIR}; set NEURONLAB_CONF_DIR to it"
-    )
-
-
-CONF_DIR = conf_dir()
+from neuronlab.run.folder import CHECKPOINTS, RECORD, TENSORBOARD, WRITTEN
 
 
 def launcher_rank() -> int:
@@ -79,14 +61,10 @@ def safe_dirname(overrides: str, limit: int = 120) -> str:
     return name if len(name) <= limit else name[:limit]
 
 
-# what a run writes in its folder: none of it may be a symbolic link
-WRITTEN = (".hydra", "checkpoints", "tensorboard", "csv", "result.json", "environment.json", "mlflow_run_id")
-
-
 def check_no_links(run: Path, command: str | None = None) -> None:
     """Refuse a run folder in which a file or folder that a resumed run writes is a symbolic link."""
     places = [run / name for name in WRITTEN] + list(run.glob("*.log"))
-    for folder in (run / ".hydra", run / "checkpoints", run / "tensorboard", run / "csv"):
+    for folder in (run / RECORD, run / CHECKPOINTS, run / TENSORBOARD, run / "csv"):
         if folder.is_dir() and not folder.is_symlink():
             places += list(folder.iterdir())
     for place in places:
@@ -136,39 +114,31 @@ class RunLocked(NeuronlabError, RuntimeError):
     """Another process is writing in this run folder (or its lock file cannot be made)."""
 
 
-# run folder -> (open lock file, depth, whether the lock made the folder), held by this process
-_held: dict[Path, tuple[IO[str], int, bool]] = {}
-
-
 @contextmanager
 def run_lock(run_dir: Path | str) -> Iterator[None]:
     """One writer per run folder: an exclusive ``flock`` on ``<run_dir>/.lock`` while the block runs.
 
     The OS releases it when the process ends however it ends (SIGKILL included), so a killed run never
-    leaves it stuck. Taking it again in the same process (the entry point, then the run) is a no-op.
-    Raises :class:`RunLocked` naming the holder when another live process has it.
+    leaves it stuck. Raises :class:`RunLocked` naming the holder when another process (or another
+    lock in this one) has it.
     """
     import fcntl
 
     run_dir = Path(run_dir).resolve()
-    if run_dir in _held:
-        handle, depth, created = _held[run_dir]
-        _held[run_dir] = (handle, depth + 1, created)
-    else:
-        created = not run_dir.exists()
-        try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            # never through a symbolic link: a run folder from elsewhere must not make us truncate a file
-            handle = open_lock_file(run_dir / ".lock")
-        except OSError as err:
-            why = "it is a symbolic link" if err.errno == errno.ELOOP else err.strerror
-            raise RunLocked(f"cannot lock the run folder {run_dir} ({run_dir / '.lock'}: {why})") from None
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        # never through a symbolic link: a run folder from elsewhere must not make us truncate a file
+        handle = open_lock_file(run_dir / ".lock")
+    except OSError as err:
+        why = "it is a symbolic link" if err.errno == errno.ELOOP else err.strerror
+        raise RunLocked(f"cannot lock the run folder {run_dir} ({run_dir / '.lock'}: {why})") from None
+    with handle:  # closing the descriptor releases the flock
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             first = (handle.read(200).splitlines() or [""])[0]
             holder = "".join(c for c in first if c.isprintable()).strip() or "another process"
-            handle.close()
             raise RunLocked(
                 f"{run_dir} is in use by {holder}: one run writes in a folder at a time; wait for it to "
                 "end (or stop it), then resume again"
@@ -177,18 +147,11 @@ def run_lock(run_dir: Path | str) -> Iterator[None]:
         handle.truncate()
         handle.write(f"process {os.getpid()} on {os.uname().nodename}\n")
         handle.flush()
-        for folder in (run_dir, run_dir / "checkpoints"):  # what a killed writer left: no writer now
+        for folder in (run_dir, run_dir / CHECKPOINTS):  # what a killed writer left: no writer now
             remove_stale_temporaries(folder)
-        _held[run_dir] = (handle, 1, created)
-    try:
-        yield
-    finally:
-        handle, depth, created = _held[run_dir]
-        if depth > 1:
-            _held[run_dir] = (handle, depth - 1, created)
-        else:
-            del _held[run_dir]
-            handle.close()  # closing the last descriptor releases the flock
+        try:
+            yield
+        finally:
             if created and [p.name for p in run_dir.iterdir()] == [".lock"]:  # nothing ran: no empty folder
                 (run_dir / ".lock").unlink(missing_ok=True)
                 run_dir.rmdir()

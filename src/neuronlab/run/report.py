@@ -3,12 +3,10 @@ HPARAMS entry, and the short summary printed at the end."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shlex
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,8 +16,8 @@ from lightning_utilities.core.rank_zero import rank_zero_only  # Lightning's own
 from omegaconf import DictConfig, OmegaConf
 
 from neuronlab.io.files import atomic_write_json
+from neuronlab.run.folder import CHECKPOINTS, ENVIRONMENT, INTERRUPTED, LAST, TENSORBOARD
 
-RESULT_FILE = "result.json"
 # the run's own lines (folder, outcome): to the run's log file only, the console has the summary already
 run_logger = logging.getLogger("neuronlab.run")
 run_logger.propagate = False
@@ -27,33 +25,6 @@ run_logger.setLevel(logging.INFO)
 # a sweep job's device slots while it runs, e.g. "2,3" (set by neuronlab.sweeps.devices; DDP workers too)
 JOB_DEVICES = "NEURONLAB_JOB_DEVICES"
 HPARAM_METRICS = ("val/acc_best", "val/acc", "val/loss", "test/acc", "test/loss")
-
-if not hasattr(rank_zero_only, "rank"):  # what Lightning sets on import (it keeps a value set before it)
-    _RANK_KEYS = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
-    rank_zero_only.rank = next((int(os.environ[k]) for k in _RANK_KEYS if k in os.environ), 0)
-
-
-@rank_zero_only
-def write_result(run_dir: Path, **fields: Any) -> None:
-    """``result.json``: status, metrics, epochs, wall time; what ``neuronlab-summary`` reads.
-
-    A full or read-only disk only warns here: the error that matters is the run's own, not this one."""
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(
-            run_dir / RESULT_FILE, {"finished_at": time.strftime("%Y-%m-%d %H:%M:%S"), **fields}
-        )
-    except OSError as err:
-        print(f"warning: could not write {run_dir / RESULT_FILE}: {err.strerror}", file=sys.stderr)
-
-
-def previous_wall_time(run_dir: Path) -> float:
-    """The wall time an earlier part of this run recorded (0 when none or unreadable)."""
-    try:
-        value = json.loads((run_dir / RESULT_FILE).read_text()).get("wall_time")
-    except (OSError, ValueError, AttributeError):
-        return 0.0
-    return float(value) if isinstance(value, int | float) and value >= 0 else 0.0
 
 
 @rank_zero_only
@@ -83,7 +54,7 @@ def write_environment(run_dir: Path) -> None:
     commit = git("rev-parse", "HEAD")
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(
-        run_dir / "environment.json",
+        run_dir / ENVIRONMENT,
         {
             "python": platform.python_version(),
             "platform": platform.platform(),
@@ -168,8 +139,8 @@ def print_summary(
     word, so it can be copied whole."""
     rows = [("run folder", str(run_dir)), ("best checkpoint", best_ckpt or "(none)")]
     rows += [(k, f"{metrics[k]:.4f}") for k in sorted(metrics) if k.split("/")[0] in ("train", "val", "test")]
-    if (run_dir / "tensorboard").is_dir():
-        rows.append(("tensorboard", f"tensorboard --logdir {run_dir / 'tensorboard'}"))
+    if (run_dir / TENSORBOARD).is_dir():
+        rows.append(("tensorboard", f"tensorboard --logdir {run_dir / TENSORBOARD}"))
     rows += [(view.split()[0], view) for view in views or []]
     width = max(len(key) for key, _ in rows)
     print("neuronlab run", *(f"  {key:<{width}}  {value}" for key, value in rows), sep="\n", flush=True)
@@ -178,8 +149,8 @@ def print_summary(
 @rank_zero_only
 def print_interrupted(run_dir: Path, signal_name: str) -> None:
     """What was kept and the one command that continues the run."""
-    checkpoints = run_dir / "checkpoints"
-    kept = [p.name for p in (checkpoints / "last.ckpt", checkpoints / "interrupted.ckpt") if p.is_file()]
+    checkpoints = run_dir / CHECKPOINTS
+    kept = [p.name for p in (checkpoints / LAST, checkpoints / INTERRUPTED) if p.is_file()]
     print(
         f"\nneuronlab: stopped by {signal_name}. Kept in {checkpoints}: {', '.join(kept) or 'nothing yet'}.\n"
         f"Resume with: neuronlab-train {shlex.quote(f'resume={run_dir}')}",

@@ -11,32 +11,35 @@ A run folder may come from someone else, so what it holds is checked before it i
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from neuronlab.errors import NeuronlabError
-from neuronlab.run.paths import CONF_DIR, check_no_links, hydra_quote, hydra_value
+from neuronlab.config import CONF_DIR, is_int
+from neuronlab.errors import NeuronlabError, first_line
+from neuronlab.io.read import UnreadableFile, read_yaml
+from neuronlab.run.folder import RECORD, config_file, overrides_file, read_result_or_none
+from neuronlab.run.paths import check_no_links, hydra_quote, hydra_value
 
 # top-level keys a saved override may set; paths, loggers and Hydra's own keys are not among them
 SETTABLE = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "seed", "task_name", "test")
 SETTABLE += ("optimized_metric", "task")
-# keys that have moved: a saved run folder resumes with the new name, a command line is told it
-RENAMED = {"model.compile": "task.compile"}
 # keys that name a place on disk: a run folder never chooses them
 PATH_KEYS = {"data_dir", "root_dir", "run_dir", "dirpath", "save_dir", "default_root_dir", "filename"}
 
 
 # a resume starts Hydra with this: Hydra writes no .hydra/ record; :func:`write_record` does, once accepted
 NO_RECORD = "hydra.output_subdir=null"
-RECORD = ".hydra"
 
 
 class AlreadyComplete(Exception):
-    """The run folder holds a completed run and nothing asks for more: nothing to do."""
+    """The run folder ``run_dir`` holds a completed run and nothing asks for more: nothing to do."""
+
+    def __init__(self, message: str, run_dir: Path) -> None:
+        super().__init__(message)
+        self.run_dir = run_dir
 
 
 def _key(override: str) -> str:
@@ -73,7 +76,7 @@ def check_saved_override(text: Any, source: Path) -> str:
     try:
         override = OverridesParser.create().parse_override(text)
     except HydraException as err:
-        raise NeuronlabError(f"{source}: {text!r} is not a valid override ({err})") from None
+        raise NeuronlabError(f"{source}: {text!r} is not a valid override ({first_line(err)})") from None
     key = override.key_or_group
     parts = key.replace("/", ".").split(".")
     if not all(re.fullmatch(r"\w+", p) for p in parts):
@@ -112,48 +115,26 @@ def check_saved_override(text: Any, source: Path) -> str:
 def saved_overrides(run: Path, skip: set[str] | frozenset[str] = frozenset()) -> list[str]:
     """The run folder's ``.hydra/overrides.yaml``, every entry checked (:func:`check_saved_override`),
     but for those of the keys in ``skip`` (given again by the user, whose value wins)."""
-    import yaml
-
-    source = run / ".hydra" / "overrides.yaml"
+    source = overrides_file(run)
     try:
-        saved = yaml.safe_load(source.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise NeuronlabError(f"{source} cannot be read ({first}): is this a neuronlab run folder?") from None
+        saved = read_yaml(source)  # a regular file, size-capped, no aliases, bounded depth
+    except UnreadableFile as err:
+        raise NeuronlabError(f"{err}: is this a neuronlab run folder?") from None
     if saved is None:
         return []
     skip = {*skip, "optuna_trial"}  # the Optuna sweeper's note of the trial: a run resumed alone has none
     if not isinstance(saved, list):
         raise NeuronlabError(f"{source}: expected a list of overrides, found {type(saved).__name__}")
-    saved = [_renamed(o) for o in saved]
     return [check_saved_override(o, source) for o in saved if not (isinstance(o, str) and _key(o) in skip)]
 
 
-def _renamed(override: Any) -> Any:
-    """``model.compile=true`` saved by an older neuronlab -> ``task.compile=true``."""
-    if not isinstance(override, str) or "=" not in override:
-        return override
-    key, _, value = override.partition("=")
-    return f"{RENAMED[key]}={value}" if key in RENAMED else override
-
-
-def _read_result(run: Path) -> dict[str, Any]:
-    try:
-        result = json.loads((run / "result.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return result if isinstance(result, dict) else {}
-
-
 def _saved_max_epochs(run: Path) -> int | None:
-    import yaml
-
+    """The saved config's ``trainer.max_epochs`` (only used in a message: ``None`` when unreadable)."""
     try:
-        config = yaml.safe_load((run / ".hydra" / "config.yaml").read_text(encoding="utf-8"))
-        value = config["trainer"]["max_epochs"]
-    except Exception:  # missing or malformed: only used in a message
+        value = read_yaml(config_file(run))["trainer"]["max_epochs"]
+    except (UnreadableFile, TypeError, KeyError):
         return None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return value if is_int(value) else None
 
 
 def check_not_complete(run: Path, last: Path, given: Sequence[str]) -> None:
@@ -161,7 +142,7 @@ def check_not_complete(run: Path, last: Path, given: Sequence[str]) -> None:
     ``trainer.max_epochs`` is given: resuming it would only rewrite its record."""
     from neuronlab.io.checkpoint import epochs_done, load_checkpoint
 
-    if _read_result(run).get("status") != "completed":
+    if (read_result_or_none(run) or {}).get("status") != "completed":
         return
     done = epochs_done(load_checkpoint(last))
     wanted = None
@@ -181,7 +162,8 @@ def check_not_complete(run: Path, last: Path, given: Sequence[str]) -> None:
     raise AlreadyComplete(
         f"{run} is already complete: it trained {done} epochs{early}. Nothing was changed. To train it "
         f"longer: neuronlab-train resume={hydra_quote(str(run))} trainer.max_epochs={max(done * 2, done + 1)}"
-        f"{more}"
+        f"{more}",
+        run,
     )
 
 
@@ -197,9 +179,8 @@ def resume_argv(argv: list[str]) -> list[str]:
     if chosen is None:
         return argv
     run = Path(chosen.partition("=")[2]).expanduser().resolve()
-    if not (run / ".hydra" / "overrides.yaml").is_file():
-        expected = run / ".hydra" / "overrides.yaml"
-        raise NeuronlabError(f"{chosen}: not a neuronlab run folder (expected {expected})")
+    if not overrides_file(run).is_file():
+        raise NeuronlabError(f"{chosen}: not a neuronlab run folder (expected {overrides_file(run)})")
     if {"-m", "--multirun"} & set(args):
         raise NeuronlabError(f"{chosen}: resume one run at a time, without -m")
     check_no_links(run)

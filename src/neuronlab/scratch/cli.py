@@ -16,8 +16,8 @@ import numpy as np
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from neuronlab.config import CONF_DIR, is_int
 from neuronlab.errors import ConfigError, run_command
-from neuronlab.run.paths import CONF_DIR
 from neuronlab.scratch.gates import GATES, LINEARLY_SEPARABLE, truth_table
 from neuronlab.scratch.network import LOSSES, NeuralNetwork
 from neuronlab.scratch.perceptron import Perceptron
@@ -29,25 +29,21 @@ def _bad(key: str, value: object, allowed: str) -> ConfigError:
     return ConfigError(f"invalid {key}={value!r}; allowed: {allowed}")
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def validate(cfg: DictConfig) -> None:
     """Check every key before training; the first bad one exits with a message naming key, value, rule."""
     if cfg.model not in MODELS:  # first: the per-model defaults of epochs/lr depend on it
         raise _bad("model", cfg.model, ", ".join(MODELS))
     if str(cfg.gate).lower() not in GATES:
         raise _bad("gate", cfg.gate, ", ".join(GATES))
-    if not _is_int(cfg.epochs) or cfg.epochs <= 0:
+    if not is_int(cfg.epochs) or cfg.epochs <= 0:
         raise _bad("epochs", cfg.epochs, "an integer > 0")
-    if not (_is_int(cfg.lr) or isinstance(cfg.lr, float)) or not cfg.lr > 0:
+    if not (is_int(cfg.lr) or isinstance(cfg.lr, float)) or not cfg.lr > 0:
         raise _bad("lr", cfg.lr, "a number > 0")
-    if not _is_int(cfg.seed) or cfg.seed < 0:
+    if not is_int(cfg.seed) or cfg.seed < 0:
         raise _bad("seed", cfg.seed, "an integer >= 0")
-    if cfg.print_every is not None and (not _is_int(cfg.print_every) or cfg.print_every <= 0):
+    if cfg.print_every is not None and (not is_int(cfg.print_every) or cfg.print_every <= 0):
         raise _bad("print_every", cfg.print_every, "an integer > 0, or null for no progress lines")
-    if not _is_int(cfg.hidden) or cfg.hidden <= 0:
+    if not is_int(cfg.hidden) or cfg.hidden <= 0:
         raise _bad("hidden", cfg.hidden, "an integer > 0")
     if cfg.loss not in LOSSES:
         raise _bad("loss", cfg.loss, ", ".join(LOSSES))

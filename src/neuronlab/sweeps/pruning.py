@@ -14,6 +14,7 @@ from typing import Any
 
 import lightning.pytorch as L
 
+from neuronlab.config import is_int
 from neuronlab.errors import NeuronlabError
 
 log = logging.getLogger(__name__)
@@ -23,8 +24,6 @@ class OptunaPruning(L.Callback):
     """Reports ``metric`` to the trial after each validation and stops the fit when the pruner says so;
     the trial is then told PRUNED (rank zero reports and decides, every rank stops)."""
 
-    pruned_epoch: int | None = None  # the epoch (from 1) this process's trial was pruned at, for result.json
-
     def __init__(
         self, storage_url: str, study_name: str, trial_number: int, metric: str, pruner: Any
     ) -> None:
@@ -33,6 +32,7 @@ class OptunaPruning(L.Callback):
         self.trial_number = trial_number
         self.metric = metric
         self.pruner = pruner
+        self.pruned_epoch: int | None = None  # the epoch (from 1) the trial was pruned at, for result.json
         self._storage: Any = None
         self._study: Any = None
         self._trial: Any = None
@@ -64,15 +64,15 @@ class OptunaPruning(L.Callback):
         if trainer.world_size > 1:
             prune = trainer.strategy.broadcast(prune)
         if prune:
-            OptunaPruning.pruned_epoch = trainer.current_epoch + 1  # counted from 1, as the epochs column
+            self.pruned_epoch = trainer.current_epoch + 1  # counted from 1, as the epochs column
             trainer.should_stop = True
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         from optuna.trial import TrialState
 
-        if OptunaPruning.pruned_epoch is not None and trainer.is_global_zero:
+        if self.pruned_epoch is not None and trainer.is_global_zero:
             self._study.tell(self.trial_number, state=TrialState.PRUNED, skip_if_finished=True)
-            log.info(f"trial {self.trial_number} pruned at epoch {OptunaPruning.pruned_epoch}")
+            log.info(f"trial {self.trial_number} pruned at epoch {self.pruned_epoch}")
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self._storage is not None:  # the next trial in this process opens its own connection
@@ -92,7 +92,7 @@ def trial_callback(cfg: Any) -> OptunaPruning | None:
     if number is None or hydra_cfg.mode != RunMode.MULTIRUN:  # a trial resumed on its own: no study
         return None
     sweeper = hydra_cfg.sweeper
-    if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+    if not is_int(number) or number < 0:
         raise NeuronlabError(f"optuna_trial={number!r} is not allowed: it is set by the Optuna sweeper")
     if sweeper.get("pruner") not in PRUNERS or not cfg.get("optimized_metric"):
         raise NeuronlabError("optuna_trial is set by neuronlab's Optuna sweeper (hydra/sweeper=optuna) only")

@@ -12,36 +12,30 @@ What was done is written to the job's ``sweep_resume.json`` for the summary.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from neuronlab.config import is_int
 from neuronlab.errors import NeuronlabError
 from neuronlab.io.files import atomic_write_json
+from neuronlab.io.read import UnreadableFile, read_json
+from neuronlab.run.folder import read_result_or_none, write_result
 
 RESUME_FILE = "sweep_resume.json"
 
 
-@dataclass
+@dataclass(frozen=True)
 class JobStart:
-    """What the job does: ``skipped`` holds the stored metrics of a completed job; else it trains."""
+    """What a sweep job does, decided before it runs: ``skipped`` holds the stored metrics of a completed
+    job; else it trains, from ``ckpt_path`` (its own folder's checkpoint) when it was killed earlier."""
 
     skipped: dict[str, float] | None = None
+    ckpt_path: str | None = None
     resumed_epoch: int | None = None  # epochs its checkpoint had finished
 
 
-def read_result(run_dir: Path) -> dict[str, Any] | None:
-    """A job's ``result.json``, if it is one: a JSON object with a string status."""
-    try:
-        result = json.loads((run_dir / "result.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return result if isinstance(result, dict) and isinstance(result.get("status"), str) else None
-
-
-def _metrics(result: dict[str, Any]) -> dict[str, float]:
+def _metrics(result: dict) -> dict[str, float]:
     metrics = result.get("metrics")
     if not isinstance(metrics, dict):
         return {}
@@ -50,17 +44,15 @@ def _metrics(result: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def start_job(cfg: Any, run_dir: Path, overrides: list[str]) -> JobStart:
+def start_job(run_dir: Path, overrides: list[str], ckpt_path: str | None = None) -> JobStart:
     """Decide, from the job's folder, whether this sweep job is skipped, resumed or run; record its start.
 
-    Sets ``cfg.ckpt_path`` to the folder's checkpoint for a resumed job (read by ``neuronlab.io.checkpoint``).
-    """
-    from omegaconf import open_dict
-
+    ``ckpt_path``: the job's own ``ckpt_path`` setting; a job given one is never resumed from its folder."""
     from neuronlab.io.checkpoint import epochs_done, load_checkpoint, resolve_checkpoint
-    from neuronlab.run import report
 
-    previous = read_result(run_dir)
+    previous = read_result_or_none(run_dir)
+    if previous is not None and not isinstance(previous.get("status"), str):
+        previous = None
     same = previous is not None and previous.get("overrides") == overrides
     try:
         checkpoint = resolve_checkpoint(run_dir)
@@ -71,29 +63,22 @@ def start_job(cfg: Any, run_dir: Path, overrides: list[str]) -> JobStart:
             f"the job folder {run_dir} holds another job's results or checkpoints (not those of "
             f"{' '.join(overrides) or 'no overrides'}); run this sweep in a new folder (hydra.sweep.dir=...)"
         )
-    start = JobStart()
+    now = time.strftime("%Y-%m-%d %H:%M:%S")
     if same and previous is not None and previous["status"] == "completed":
-        start.skipped = _metrics(previous)
+        atomic_write_json(run_dir / RESUME_FILE, {"action": "skipped", "at": now})
+        return JobStart(skipped=_metrics(previous))
+    start = JobStart()
+    if checkpoint is not None and not ckpt_path:
+        start = JobStart(ckpt_path=str(checkpoint), resumed_epoch=epochs_done(load_checkpoint(checkpoint)))
         atomic_write_json(
-            run_dir / RESUME_FILE, {"action": "skipped", "at": time.strftime("%Y-%m-%d %H:%M:%S")}
+            run_dir / RESUME_FILE, {"action": "resumed", "epoch": start.resumed_epoch, "at": now}
         )
-        return start
-    if checkpoint is not None and not cfg.get("ckpt_path"):
-        start.resumed_epoch = epochs_done(load_checkpoint(checkpoint))
-        with open_dict(cfg):
-            cfg.ckpt_path = str(checkpoint)
-        atomic_write_json(
-            run_dir / RESUME_FILE,
-            {"action": "resumed", "epoch": start.resumed_epoch, "at": time.strftime("%Y-%m-%d %H:%M:%S")},
-        )
-    report.write_result(run_dir, status="running", overrides=overrides)  # a kill leaves this behind
+    write_result(run_dir, status="running", overrides=overrides)  # a kill leaves this behind
     return start
 
 
 def read_resume(folder: Path) -> str:
     """What the sweep's last run did with this job: '', 'skipped' or 'resumed after N epochs'."""
-    from neuronlab.io.read import UnreadableFile, read_json
-
     try:
         data = read_json(folder / RESUME_FILE)
     except UnreadableFile:  # none (a job never re-run), or not a regular file: nothing to say
@@ -104,6 +89,5 @@ def read_resume(folder: Path) -> str:
         return "skipped"
     if data.get("action") == "resumed":
         epoch = data.get("epoch")
-        done = isinstance(epoch, int) and not isinstance(epoch, bool)
-        return f"resumed after {epoch} epochs" if done else "resumed"
+        return f"resumed after {epoch} epochs" if is_int(epoch) else "resumed"
     return ""

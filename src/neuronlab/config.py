@@ -1,0 +1,34 @@
+"""Ground floor: where neuronlab's Hydra configs are, and the one check of an integer config value.
+
+Imports nothing of the rest of the package and nothing heavy: the NumPy lesson (``neuronlab.scratch``)
+and the entry points use it before torch, Lightning or Hydra is imported.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+_PACKAGE_DIR = Path(__file__).resolve().parent  # src/neuronlab (or site-packages/neuronlab in a wheel)
+
+
+def conf_dir() -> str:
+    """The ``conf/`` folder: ``$NEURONLAB_CONF_DIR``, the copy shipped in a wheel, or the repository's."""
+    env = os.environ.get("NEURONLAB_CONF_DIR")
+    if env:
+        return str(Path(env).resolve())
+    for candidate in (_PACKAGE_DIR / "conf", _PACKAGE_DIR.parents[1] / "conf"):
+        if candidate.is_dir():
+            return str(candidate)
+    raise FileNotFoundError(
+        f"neuronlab's conf/ folder was not found next to {_PACKAGE_DIR}; set NEURONLAB_CONF_DIR to it"
+    )
+
+
+CONF_DIR = conf_dir()
+
+
+def is_int(value: Any) -> bool:
+    """An integer, and not a bool (``True`` is an ``int`` to Python, never a count to us)."""
+    return isinstance(value, int) and not isinstance(value, bool)
