@@ -1,4 +1,5 @@
-"""Ground floor: where neuronlab's Hydra configs are, and the one check of an integer config value.
+"""Ground floor: where neuronlab's Hydra configs are, how a run folder is stamped, and the one check of an
+integer config value.
 
 Imports nothing of the rest of the package and nothing heavy: the NumPy lesson (``neuronlab.scratch``)
 and the entry points use it before torch, Lightning or Hydra is imported.
@@ -7,6 +8,8 @@ and the entry points use it before torch, Lightning or Hydra is imported.
 from __future__ import annotations
 
 import os
+import secrets
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,20 @@ def conf_dir() -> str:
 
 
 CONF_DIR = conf_dir()
+
+
+def unique_stamp() -> str:
+    """The start time to the second, then a random suffix: folders sort by time, and two runs started
+    in the same instant (two terminals, a job array, another machine) never get the same name."""
+    return f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{secrets.token_hex(3)}"
+
+
+def register_resolvers() -> None:
+    """``${unique_stamp:}``, which every command's run folder uses (the NumPy lesson's too; the training
+    commands' own resolvers are :func:`neuronlab.run.paths.register_resolvers`)."""
+    from omegaconf import OmegaConf
+
+    OmegaConf.register_new_resolver("unique_stamp", unique_stamp, use_cache=True, replace=True)
 
 
 def is_int(value: Any) -> bool:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import errno
 import os
 import re
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from neuronlab import config
+from neuronlab.config import unique_stamp
 from neuronlab.errors import NeuronlabError
 from neuronlab.io.files import TEMPORARY_SUFFIX, open_lock_file, remove_stale_temporaries
 from neuronlab.run.folder import CHECKPOINTS, RECORD, TENSORBOARD, WRITTEN
@@ -30,12 +30,6 @@ def launcher_rank() -> int:
 def is_main_process() -> bool:
     """Rank 0 of an outside launcher, and not a DDP worker Lightning started (those share its folder)."""
     return launcher_rank() == 0 and int(os.environ.get("LOCAL_RANK", "0")) == 0
-
-
-def unique_stamp() -> str:
-    """The start time to the second, then a random suffix: folders sort by time, and two runs started
-    in the same instant (two terminals, a job array, another machine) never get the same name."""
-    return f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{secrets.token_hex(3)}"
 
 
 def run_id() -> str:
@@ -97,8 +91,8 @@ def sweep_job_folder(name: str) -> str:
 
 def register_resolvers() -> None:
     """Resolvers the configs use; registered on import, before Hydra composes anything."""
+    config.register_resolvers()
     OmegaConf.register_new_resolver("run_id", run_id, use_cache=True, replace=True)
-    OmegaConf.register_new_resolver("unique_stamp", unique_stamp, use_cache=True, replace=True)
     OmegaConf.register_new_resolver("safe_dirname", safe_dirname, replace=True)
     OmegaConf.register_new_resolver("sweep_job_folder", sweep_job_folder, replace=True)
     # only rank 0 of a multi-process launch writes .hydra/ and the plain log file name

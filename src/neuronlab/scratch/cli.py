@@ -16,7 +16,7 @@ import numpy as np
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from neuronlab.config import CONF_DIR, is_int
+from neuronlab.config import CONF_DIR, is_int, register_resolvers
 from neuronlab.errors import ConfigError, run_command
 from neuronlab.scratch.gates import GATES, LINEARLY_SEPARABLE, truth_table
 from neuronlab.scratch.network import LOSSES, NeuralNetwork
@@ -115,6 +115,7 @@ def run(cfg: DictConfig) -> Path:
 # conf/scratch.yaml is served through the ConfigStore rather than config_path=CONF_DIR: in conf/ a
 # `model=...` override would select from the torch models' config group conf/model/ and fail.
 ConfigStore.instance().store(name="scratch", node=OmegaConf.load(Path(CONF_DIR) / "scratch.yaml"))
+register_resolvers()  # ${unique_stamp:}: the run folder's name
 
 
 @hydra.main(version_base="1.3", config_path=None, config_name="scratch")
