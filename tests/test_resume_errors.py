@@ -228,3 +228,33 @@ def test_a_run_of_one_epoch_and_odd_records(tmp_path):
         resume_argv(["neuronlab-train", f"resume={run}"])
     (run / "result.json").write_text("[1, 2]")  # not a record of a completed run: resumed
     assert resume_argv(["neuronlab-train", f"resume={run}"])[-2].startswith("ckpt_path=")
+
+
+def test_a_run_folders_records_are_read_safely_one_line_each(tmp_path):
+    """Each file resume reads goes through neuronlab.io.read: .hydra/overrides.yaml (an alias bomb),
+    .hydra/config.yaml and result.json (FIFOs: an open would wait for ever) answer within a second."""
+    import os
+    import time
+
+    from neuronlab.errors import NeuronlabError
+    from neuronlab.io.read import UnreadableFile
+    from neuronlab.run.folder import read_result
+    from neuronlab.run.resume import AlreadyComplete, resume_argv
+    from tests.test_read_show import BOMB
+
+    run = hand_made_run(tmp_path, status="completed")  # (imports torch before the clock starts)
+    start = time.monotonic()
+    (run / ".hydra" / "config.yaml").unlink()
+    os.mkfifo(run / ".hydra" / "config.yaml")  # only used in the message: left out of it
+    with pytest.raises(AlreadyComplete, match=r"trained 20 epochs\. Nothing was changed"):
+        resume_argv(["neuronlab-train", f"resume={run}"])
+    (run / "result.json").unlink()
+    os.mkfifo(run / "result.json")  # not a record of a completed run: resumed
+    with pytest.raises(UnreadableFile, match="not a regular file"):
+        read_result(run)
+    assert resume_argv(["neuronlab-train", f"resume={run}"])[-2].startswith("ckpt_path=")
+    (run / ".hydra" / "overrides.yaml").write_text(BOMB)
+    with pytest.raises(NeuronlabError) as refused:
+        resume_argv(["neuronlab-train", f"resume={run}"])
+    assert "aliases" in str(refused.value) and "\n" not in str(refused.value)
+    assert time.monotonic() - start < 1.0

@@ -10,7 +10,7 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from neuronlab.errors import NeuronlabError
+from neuronlab.errors import NeuronlabError, first_line
 
 
 def build_list(group: DictConfig | None) -> list[Any]:
@@ -31,8 +31,7 @@ def build_trainer(trainer_cfg: DictConfig, **kwargs: Any) -> Any:
         cause = err.__cause__
         if not isinstance(cause, MisconfigurationException | ValueError | TypeError):
             raise
-        first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
         settings = ", ".join(
             f"trainer.{k}={trainer_cfg.get(k)}" for k in ("accelerator", "devices", "strategy", "precision")
         )
-        raise NeuronlabError(f"the trainer refused its settings ({settings}): {first}") from None
+        raise NeuronlabError(f"the trainer refused its settings ({settings}): {first_line(cause)}") from None

@@ -15,6 +15,8 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 
+from neuronlab.run.folder import INTERRUPTED
+
 
 def _is_score(value: Any) -> bool:
     return isinstance(value, torch.Tensor) and value.numel() == 1
@@ -134,7 +136,7 @@ class GracefulInterrupt(L.Callback):
         self.stopped_by = "SIGINT" if isinstance(exception, KeyboardInterrupt) else "SIGTERM"
         if trainer.world_size == 1:  # saving is collective under DDP; there last.ckpt must do
             try:
-                trainer.save_checkpoint(self.dirpath / "interrupted.ckpt", weights_only=False)  # all of it
+                trainer.save_checkpoint(self.dirpath / INTERRUPTED, weights_only=False)  # all of it
             except Exception as err:  # never mask the interrupt itself
                 rank_zero_warn(f"could not save interrupted.ckpt: {err}")
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from neuronlab.config import is_int
 from neuronlab.data.checks import check_data_args
 from neuronlab.errors import ConfigError
 from neuronlab.models.checks import ACTIVATIONS, check_net_args
@@ -23,10 +24,6 @@ PRECISIONS = ("64", "32", "16", "transformer-engine", "transformer-engine-float1
 PRECISIONS += ("bf16-true", "bf16-mixed", "32-true", "64-true", "bf16")
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def _is_number(v: Any) -> bool:
     """A finite int or float (``nan``/``inf`` parse as floats but are never a sensible setting)."""
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
@@ -37,7 +34,7 @@ def _is_bool(v: Any) -> bool:
 
 
 def _positive_int(v: Any) -> bool:
-    return _is_int(v) and v > 0
+    return is_int(v) and v > 0
 
 
 def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
@@ -57,7 +54,7 @@ METRICS = ("val/acc_best", "val/acc", "val/loss", "train/acc", "train/loss", "te
 # here and by the constructors. data.val_size >= 1 is training's rule (a DataModule serves val_size=0).
 Rule = tuple[str, Callable[[Any], bool], Callable[[Any], bool], str]
 RULES: list[Rule] = [
-    ("seed", lambda v: v is None or _is_int(v), lambda v: v is None or v >= 0, "an integer >= 0 or null"),
+    ("seed", lambda v: v is None or is_int(v), lambda v: v is None or v >= 0, "an integer >= 0 or null"),
     ("test", _is_bool, _any, "true or false"),
     (
         "ckpt_path",
@@ -72,44 +69,44 @@ RULES: list[Rule] = [
     ("task.compile", _is_bool, _any, "true or false"),
     (
         "data.val_size",
-        _is_int,
+        is_int,
         lambda v: v >= 1,
         "an integer >= 1 (the validation images pick the best checkpoint, stop early and rank sweeps)",
     ),
-    ("scheduler.step_size", _is_int, lambda v: v > 0, "an integer > 0"),
+    ("scheduler.step_size", is_int, lambda v: v > 0, "an integer > 0"),
     ("scheduler.gamma", _is_number, lambda v: v > 0, "a number > 0"),
-    ("scheduler.T_max", _is_int, lambda v: v > 0, "an integer > 0 (the epochs of one cosine decay)"),
+    ("scheduler.T_max", is_int, lambda v: v > 0, "an integer > 0 (the epochs of one cosine decay)"),
     ("scheduler.eta_min", _is_number, lambda v: v >= 0, "a number >= 0"),
     ("scheduler.factor", _is_number, lambda v: 0 < v < 1, "a number in (0, 1)"),
-    ("scheduler.patience", _is_int, lambda v: v >= 0, "an integer >= 0"),
+    ("scheduler.patience", is_int, lambda v: v >= 0, "an integer >= 0"),
     ("scheduler.mode", lambda v: isinstance(v, str), lambda v: v in ("min", "max"), "min or max"),
-    ("trainer.max_epochs", _is_int, lambda v: v > 0 or v == -1, "an integer > 0 (or -1: no limit)"),
+    ("trainer.max_epochs", is_int, lambda v: v > 0 or v == -1, "an integer > 0 (or -1: no limit)"),
     (
         "trainer.min_epochs",
-        lambda v: v is None or _is_int(v),
+        lambda v: v is None or is_int(v),
         lambda v: v is None or v >= 0,
         "an integer >= 0",
     ),
     (
         "trainer.devices",
-        lambda v: _is_int(v) or isinstance(v, str | list),
+        lambda v: is_int(v) or isinstance(v, str | list),
         lambda v: (
             (v > 0 or v == -1)
-            if _is_int(v)
+            if is_int(v)
             else bool(_DEVICES.fullmatch(v))
             if isinstance(v, str)
-            else bool(v) and all(_is_int(d) and d >= 0 for d in v)
+            else bool(v) and all(is_int(d) and d >= 0 for d in v)
         ),
         "an integer > 0, -1 (all), 'auto' or a list of device ids such as [0,1]",
     ),
-    ("trainer.num_nodes", _is_int, lambda v: v > 0, "an integer > 0"),
-    ("trainer.check_val_every_n_epoch", _is_int, lambda v: v > 0, "an integer > 0"),
-    ("trainer.log_every_n_steps", _is_int, lambda v: v > 0, "an integer > 0"),
-    ("trainer.num_sanity_val_steps", _is_int, lambda v: v >= -1, "an integer >= 0 (or -1: all)"),
+    ("trainer.num_nodes", is_int, lambda v: v > 0, "an integer > 0"),
+    ("trainer.check_val_every_n_epoch", is_int, lambda v: v > 0, "an integer > 0"),
+    ("trainer.log_every_n_steps", is_int, lambda v: v > 0, "an integer > 0"),
+    ("trainer.num_sanity_val_steps", is_int, lambda v: v >= -1, "an integer >= 0 (or -1: all)"),
     ("trainer.deterministic", lambda v: _is_bool(v) or v == "warn", _any, "true, false or warn"),
     (
         "trainer.fast_dev_run",
-        lambda v: _is_bool(v) or _is_int(v),
+        lambda v: _is_bool(v) or is_int(v),
         lambda v: v >= 0,
         "true, false or a number of batches",
     ),
@@ -118,14 +115,14 @@ RULES: list[Rule] = [
     ("trainer.use_distributed_sampler", _is_bool, _any, "true or false"),
     (
         "callbacks.figures.every_n_epochs",
-        _optional(_is_int),
+        _optional(is_int),
         _optional(lambda v: v > 0),
         "an integer > 0 or null",
     ),
-    ("callbacks.figures.num_images", _is_int, lambda v: v >= 0, "an integer >= 0"),
+    ("callbacks.figures.num_images", is_int, lambda v: v >= 0, "an integer >= 0"),
     ("callbacks.figures.graph", _is_bool, _any, "true or false"),
-    ("callbacks.progress_bar.refresh_rate", _is_int, lambda v: v >= 0, "an integer >= 0"),
-    ("callbacks.early_stopping.patience", _is_int, lambda v: v >= 0, "an integer >= 0"),
+    ("callbacks.progress_bar.refresh_rate", is_int, lambda v: v >= 0, "an integer >= 0"),
+    ("callbacks.early_stopping.patience", is_int, lambda v: v >= 0, "an integer >= 0"),
     ("callbacks.early_stopping.stopping_threshold", _optional(_is_number), _any, "a number or null"),
     ("callbacks.early_stopping.min_delta", _is_number, lambda v: v >= 0, "a number >= 0"),
     (
@@ -157,7 +154,7 @@ RULES: list[Rule] = [
 # neuronlab-export's own keys
 EXPORT_RULES: list[Rule] = [
     ("tolerance", _is_number, _any, "a number, e.g. 1e-5"),
-    ("batch_size", _is_int, lambda v: 0 < v <= 10_000, "an integer in 1..10000"),
+    ("batch_size", is_int, lambda v: 0 < v <= 10_000, "an integer in 1..10000"),
     ("output", _optional(lambda v: isinstance(v, str)), _optional(bool), "a file name or null"),
     ("data_dir", _optional(lambda v: isinstance(v, str)), _optional(bool), "a folder or null"),
 ]

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from neuronlab.errors import NeuronlabError
-from neuronlab.io.read import UnreadableFile, read_json, read_yaml
+from neuronlab.io.read import UnreadableFile, read_yaml
 from neuronlab.io.show import shown
+from neuronlab.run.folder import RESULT, read_result
 from neuronlab.sweeps.resume import read_resume
 
 DEFAULT_METRIC = "val/acc_best"
@@ -114,11 +115,11 @@ def read_job(folder: Path, final: bool = False) -> Job:
         job.status, job.error = "failed", f"unreadable {overrides_file}: {err}"
         return job
     job.params = {k: v for k, v in map(_split_override, map(str, overrides)) if k not in HIDDEN_KEYS}
-    result_file = folder / "result.json"
-    if not os.path.lexists(result_file):
-        return job  # no result yet: still running, or killed
+    result_file = folder / RESULT
     try:
-        result = read_json(result_file)
+        result = read_result(folder)
+        if result is None:
+            return job  # no result yet: still running, or killed
         status, job.metrics, job.wall_time = _result_fields(result)
     except UnreadableFile as err:
         job.status, job.error = "failed", f"unreadable {err}"
