@@ -1,11 +1,8 @@
 """``neuronlab-train``: compose the config -> build the parts -> fit -> test the best checkpoint -> report.
 
-Read top to bottom: :func:`train` is the run itself (seed; the DataModule, the task, callbacks, loggers and
-the Trainer; fit; test the best checkpoint; the summary). :func:`run` is one Hydra job around it: the run
-folder's lock, a sweep job's skip or resume, ``result.json`` whatever happens. :func:`main` is the command
-(``neuronlab-train``, ``python -m neuronlab.train``); :func:`neuronlab.api.train` (``neuronlab.train([...])``
-in a notebook) runs the same :func:`~neuronlab.run.preflight.prepare` and :func:`run`. Everything a run
-does is decided by ``conf/``: this file holds no training logic of its own.
+Top to bottom: :func:`train` is the run itself; :func:`run` is one Hydra job around it (the folder's lock,
+a sweep job's skip or resume, ``result.json`` whatever happens); :func:`main` is the command.
+``neuronlab.train([...])`` (:func:`neuronlab.api.train`) runs the same checks and :func:`run`.
 """
 
 from __future__ import annotations
@@ -51,13 +48,7 @@ def train(
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
-    from neuronlab.io.checkpoint import (
-        check_same_architecture,
-        check_same_training,
-        epochs_done,
-        load_checkpoint,
-        resolve_checkpoint,
-    )
+    from neuronlab.io import checkpoint as ckpt_io
     from neuronlab.run import ddp, report
     from neuronlab.run.build import build_list, build_trainer
     from neuronlab.run.callbacks import GracefulInterrupt, ValidateLastEpoch
@@ -74,11 +65,11 @@ def train(
     task = instantiate(cfg.task)  # the net, optimizer and scheduler inside (conf/task/)
     checkpoint = None
     if ckpt_path:
-        ckpt_path = resolve_checkpoint(ckpt_path)
-        checkpoint = load_checkpoint(ckpt_path)  # a clear error for a missing or damaged file
-        check_same_architecture(checkpoint, task.net.config(), ckpt_path)
-        check_same_training(checkpoint, task, ckpt_path)
-        done = epochs_done(checkpoint)
+        ckpt_path = ckpt_io.resolve_checkpoint(ckpt_path)
+        checkpoint = ckpt_io.load_checkpoint(ckpt_path)  # a clear error for a missing or damaged file
+        ckpt_io.check_same_architecture(checkpoint, task.net.config(), ckpt_path)
+        ckpt_io.check_same_training(checkpoint, task, ckpt_path)
+        done = ckpt_io.epochs_done(checkpoint)
         if 0 < cfg.trainer.max_epochs <= done:  # Lightning would return at once and test a stale model
             raise CheckpointError(
                 f"ckpt_path={ckpt_path} has already trained {done} epochs and this run stops at "
@@ -103,7 +94,6 @@ def train(
     report.run_logger.info(f"run folder {run_dir}" + (f", from {ckpt_path}" if ckpt_path else ""))
 
     interrupt = next((c for c in callbacks if isinstance(c, GracefulInterrupt)), None)
-    pruned = None
     try:
         trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -127,10 +117,8 @@ def train(
 def run(cfg: DictConfig, raise_errors: bool = False) -> float | None:
     """One Hydra job: train, record the outcome in ``result.json`` either way, return ``optimized_metric``.
 
-    One writer per run folder: the job holds its folder's lock (DDP workers share their parent's); a
-    process refused the lock leaves the folder as it is. A bad input ends the process with its message
-    (exit code 2), or, in a sweep or with ``raise_errors`` (the notebook API), raises it as a
-    :class:`~neuronlab.errors.NeuronlabError`."""
+    The job holds its folder's lock (DDP workers share their parent's). A bad input ends the process with
+    its message (exit 2), or in a sweep or with ``raise_errors`` (the notebook) raises a NeuronlabError."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -195,8 +183,7 @@ def _job(cfg: DictConfig, run_dir: Path, multirun: bool, raise_errors: bool) -> 
             validate(cfg)  # before Lightning and torch are imported: a bad value is reported within a second
             from neuronlab.run.callbacks import WallClock
 
-            clock = WallClock(before=before, resuming=resuming)
-            clock.start = start
+            clock = WallClock(before=before, resuming=resuming, start=start)
             return train(cfg, ckpt, clock, accept)
 
     def wall_time() -> float:
@@ -237,35 +224,31 @@ def _job(cfg: DictConfig, run_dir: Path, multirun: bool, raise_errors: bool) -> 
 def _optimized(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
     """The value a sweeper optimises: ``metrics[optimized_metric]``."""
     metric = cfg.get("optimized_metric")
-    if not metric:
-        return None
-    if metric not in metrics:  # validate() checks the name before training; this is a last guard
+    if metric and metric not in metrics:  # validate() checks the name before training: a last guard
         raise ConfigError(f"optimized_metric={metric!r} was not logged; logged: {', '.join(sorted(metrics))}")
-    return metrics[metric]
+    return metrics[metric] if metric else None
 
 
 def main() -> None:
     """Entry point of ``neuronlab-train`` and ``python -m neuronlab.train`` (Hydra's own errors, e.g. an
     unknown option, end as one ``error:`` line and exit 2 too)."""
-    from neuronlab.errors import run_hydra_command
-    from neuronlab.run import quiet
-
-    quiet.install()
-    run_hydra_command(_command)
-
-
-def _command() -> None:
     import hydra
 
+    from neuronlab.errors import run_hydra_command
+    from neuronlab.run import quiet
     from neuronlab.run.preflight import prepare
     from neuronlab.run.resume import AlreadyComplete
 
-    try:
-        sys.argv = prepare(sys.argv)
-    except AlreadyComplete as done:
-        print(f"neuronlab: {done}")
-        return
-    hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")(run)()
+    def command() -> None:
+        try:
+            sys.argv = prepare(sys.argv)
+        except AlreadyComplete as done:
+            print(f"neuronlab: {done}")
+            return
+        hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")(run)()
+
+    quiet.install()
+    run_hydra_command(command)
 
 
 if __name__ == "__main__":

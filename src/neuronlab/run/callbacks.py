@@ -183,8 +183,8 @@ class WallClock(L.Callback):
     """A run's wall time across resumes: every checkpoint stores the time so far, and a resume in the
     same run folder starts from it, so ``result.json``'s ``wall_time`` counts the whole run."""
 
-    def __init__(self, before: float = 0.0, resuming: bool = False) -> None:
-        self.start = time.time()
+    def __init__(self, before: float = 0.0, resuming: bool = False, start: float | None = None) -> None:
+        self.start = time.time() if start is None else start
         self.before = float(before)  # seconds spent by earlier parts of this run (its last result.json)
         self.resuming = resuming
 
