@@ -77,9 +77,11 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-# tasks/ <-> io/checkpoint.py (the load_from_checkpoint override): being removed by another change; once
-# it is gone this allowance fails the test below, and the line goes
-KNOWN = [["io", "tasks", "io"]]
+# Cycles through io/checkpoint.py, which builds neuronlab's own classes from a checkpoint, while tasks/ and
+# data/ use io/'s ground-level helpers (read, show, files): tasks <-> io (the load_from_checkpoint override,
+# being removed by another change) and data -> io.show, io.checkpoint -> data. Once one is gone this
+# allowance fails the test below, and its line goes.
+KNOWN = [["io", "data", "io"], ["io", "tasks", "io"]]
 
 
 def test_no_import_cycle_between_parts():
