@@ -192,3 +192,11 @@ def test_every_hydra_command_reports_an_unknown_key_in_one_line(monkeypatch, cap
 def test_hydra_full_error_still_shows_hydras_traceback(tmp_path):
     done = run_cli("neuronlab.train", "model=foo", cwd=tmp_path, env={"HYDRA_FULL_ERROR": "1"})
     assert done.returncode == 1 and "Traceback" in done.stderr and "MissingConfigException" in done.stderr
+
+
+def test_first_line_is_the_one_way_an_error_becomes_one_line():
+    from neuronlab.errors import first_line
+
+    assert first_line(ValueError("bad value\n  where it came from")) == "bad value"
+    assert first_line(KeyError()) == "KeyError"  # says nothing: its type
+    assert first_line("x" * 300) == "x" * 300 and first_line("x" * 300, limit=200) == "x" * 200

@@ -51,8 +51,8 @@ class Interrupted(KeyboardInterrupt):
         self.signal = signal
 
 
-def first_line(err: BaseException | str, limit: int = 200) -> str:
-    """The first non-empty line of an error's message (or of a text), at most ``limit`` characters; the
+def first_line(err: BaseException | str, limit: int | None = None) -> str:
+    """The first line of an error's message (or of a text), cut at ``limit`` characters if given; the
     error's type name when it says nothing. Every one-line message that quotes another error uses this."""
     text = str(err).strip()
     first = text.splitlines()[0].strip() if text else ""
