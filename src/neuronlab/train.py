@@ -8,6 +8,7 @@ a sweep job's skip or resume, ``result.json`` whatever happens); :func:`main` is
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import sys
@@ -87,9 +88,8 @@ def train(
     for logger in loggers if checkpoint is not None else []:
         if hasattr(logger, "resume_at"):
             logger.resume_at(int(checkpoint.get("global_step", 0)))
-    callbacks = [*build_list(cfg.get("callbacks")), ValidateLastEpoch(), *([clock] if clock else [])]
     pruning = trial_callback(cfg)  # an Optuna trial: report each validation, stop when pruned
-    callbacks += [pruning] if pruning else []
+    callbacks = [*build_list(cfg.get("callbacks")), ValidateLastEpoch(), *filter(None, [clock, pruning])]
     trainer: L.Trainer = build_trainer(cfg.trainer, callbacks=callbacks, logger=loggers)
     report.run_logger.info(f"run folder {run_dir}" + (f", from {ckpt_path}" if ckpt_path else ""))
 
@@ -131,12 +131,10 @@ def run(cfg: DictConfig, raise_errors: bool = False) -> float | None:
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     raise_errors = raise_errors or multirun  # a sweeper records the failed job and goes on
 
+    lock = run_lock(run_dir) if is_main_process() else contextlib.nullcontext()
+
     def locked_job() -> float | None:
-        with (
-            run_lock(run_dir) if is_main_process() else contextlib.nullcontext(),
-            report.run_log(),
-            job_devices(cfg),
-        ):
+        with lock, report.run_log(), job_devices(cfg):  # job_devices: a sweep job's GPU slots
             return _job(cfg, run_dir, multirun, raise_errors)
 
     # no record here: a run refused its folder's lock (RunLocked) leaves that folder as it is
@@ -199,12 +197,8 @@ def _job(cfg: DictConfig, run_dir: Path, multirun: bool, raise_errors: bool) -> 
         else:
             report.run_logger.error(f"failed: {message}")
 
-    outcome = run_command(
-        fit,
-        record,
-        on_interrupt=lambda signal_name: report.print_interrupted(run_dir, signal_name),
-        raise_errors=raise_errors,
-    )
+    stopped = functools.partial(report.print_interrupted, run_dir)  # what was kept, how to resume
+    outcome = run_command(fit, record, on_interrupt=stopped, raise_errors=raise_errors)
     best = best_checkpoint(run_dir)
     write_result(
         run_dir,
