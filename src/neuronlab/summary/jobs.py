@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from neuronlab.errors import NeuronlabError
-from neuronlab.io.read import UnreadableFile, read_yaml
+from neuronlab.io.read import UnreadableFile, read_json, read_yaml
 from neuronlab.io.show import shown
 from neuronlab.run.folder import RESULT, read_result
 from neuronlab.sweeps.resume import read_resume
