@@ -7,7 +7,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import Accuracy
 
 from neuronlab.models import MNISTClassifier, SimpleNN
-from neuronlab.tasks import Classifier
+from neuronlab.tasks import Classifier, GroupedClassifier
 from neuronlab.tasks.classifier import EpochStats
 
 
@@ -84,19 +84,32 @@ def test_the_net_is_checked_against_the_data_as_training_or_testing_starts(
     getattr(trainer, stage)(fits, datamodule=GatesDataModule(gate=gate))  # the same data, a net that fits
 
 
-class StepScheduledClassifier(Classifier):
-    """The same task with its scheduler stepped after every optimizer step (Lightning's ``interval``)."""
+def step_scheduled(cls):
+    """The task with its scheduler stepped after every optimizer step (Lightning's ``interval``)."""
 
-    def configure_optimizers(self):
-        config = super().configure_optimizers()
-        config["lr_scheduler"]["interval"] = "step"
-        return config
+    class StepScheduled(cls):
+        def configure_optimizers(self):
+            config = super().configure_optimizers()
+            config["lr_scheduler"]["interval"] = "step"
+            return config
+
+    return StepScheduled
 
 
-@pytest.mark.parametrize(("k", "interval"), [(1, "epoch"), (5, "epoch"), (5, "step")])
-def test_k_steps_per_lightning_step_equal_a_plain_pytorch_loop(tmp_path, k, interval):
+@pytest.mark.parametrize(
+    ("cls", "k", "interval"),
+    [
+        (Classifier, 1, "epoch"),
+        (Classifier, 1, "step"),
+        (GroupedClassifier, 1, "epoch"),
+        (GroupedClassifier, 5, "epoch"),
+        (GroupedClassifier, 5, "step"),
+    ],
+)
+def test_k_steps_per_lightning_step_equal_a_plain_pytorch_loop(tmp_path, cls, k, interval):
     """Forward, backward, gradient clipping (trainer.gradient_clip_val), step and scheduler, per mini-batch:
-    with K mini-batches per Lightning step the weights equal those of a plain loop over the same batches."""
+    Lightning's automatic optimization, and K mini-batches per Lightning step (GroupedClassifier), end with
+    the weights of a plain loop over the same batches, bit for bit."""
     import copy
 
     import lightning.pytorch as L
@@ -114,7 +127,7 @@ def test_k_steps_per_lightning_step_equal_a_plain_pytorch_loop(tmp_path, k, inte
     optimizer = functools.partial(torch.optim.SGD, lr=0.5, momentum=0.5)
     step_size = 7 if interval == "step" else 1
     scheduler = functools.partial(torch.optim.lr_scheduler.StepLR, step_size=step_size, gamma=0.5)
-    cls = StepScheduledClassifier if interval == "step" else Classifier
+    cls = step_scheduled(cls) if interval == "step" else cls
     task = cls(net, optimizer=optimizer, scheduler=scheduler, num_classes=10)
     trainer = L.Trainer(
         max_epochs=2,
@@ -151,11 +164,12 @@ def test_k_steps_per_lightning_step_equal_a_plain_pytorch_loop(tmp_path, k, inte
     assert opt.param_groups[0]["lr"] == task.optimizers().param_groups[0]["lr"]
 
 
-def test_plateau_scheduler_reads_its_monitor_once_per_epoch(tmp_path):
-    dm = tiny_mnist(tmp_path, n_train=300, val_size=50, batch_size=50, steps_per_execution=2)
+@pytest.mark.parametrize(("cls", "k"), [(Classifier, 1), (GroupedClassifier, 2)])
+def test_plateau_scheduler_reads_its_monitor_once_per_epoch(tmp_path, cls, k):
+    dm = tiny_mnist(tmp_path, n_train=300, val_size=50, batch_size=50, steps_per_execution=k)
     optimizer = functools.partial(torch.optim.SGD, lr=1e-6)  # nothing improves: the plateau cuts the lr
     scheduler = functools.partial(torch.optim.lr_scheduler.ReduceLROnPlateau, factor=0.1, patience=0)
-    task = Classifier(MNISTClassifier(hidden_sizes=[8]), optimizer=optimizer, scheduler=scheduler)
+    task = cls(MNISTClassifier(hidden_sizes=[8]), optimizer=optimizer, scheduler=scheduler)
     trainer = L.Trainer(max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False)
     trainer.fit(task, datamodule=dm)
     lr = task.optimizers().param_groups[0]["lr"]
@@ -172,10 +186,13 @@ def tiny_mnist(tmp_path, n_train: int, **kwargs):
 
 
 class CountHooks(L.Callback):
-    """Counts the per-optimizer-step hooks Lightning calls on callbacks."""
+    """Counts the per-optimizer-step hooks Lightning calls on callbacks, and the Lightning steps."""
 
     def __init__(self) -> None:
-        self.counts = {"backward": 0, "optimizer_step": 0}
+        self.counts = {"before_backward": 0, "backward": 0, "optimizer_step": 0, "batches": 0}
+
+    def on_before_backward(self, trainer, pl_module, loss) -> None:
+        self.counts["before_backward"] += 1
 
     def on_after_backward(self, trainer, pl_module) -> None:
         self.counts["backward"] += 1
@@ -183,36 +200,36 @@ class CountHooks(L.Callback):
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         self.counts["optimizer_step"] += 1
 
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.counts["batches"] += 1
 
-@pytest.mark.parametrize(("k", "lightning_steps"), [(1, 16), (5, 4)])
-def test_callbacks_see_the_per_step_hooks_once_per_lightning_step(tmp_path, k, lightning_steps):
-    """As with Keras's steps_per_execution: K optimizer steps (16 an epoch here), hooks once per group
-    (5+5+5+1: 4 groups), while ``global_step`` counts every optimizer step."""
+
+@pytest.mark.parametrize(("cls", "k", "lightning_steps"), [(Classifier, 1, 16), (GroupedClassifier, 5, 4)])
+def test_callbacks_see_the_per_step_hooks_on_every_optimizer_step(tmp_path, cls, k, lightning_steps):
+    """K optimizer steps per Lightning step (16 an epoch here, in groups of 5+5+5+1): the callbacks'
+    backward and optimizer-step hooks run on every optimizer step, the batch hooks once per group, and
+    ``global_step`` counts optimizer steps."""
     dm = tiny_mnist(tmp_path, n_train=600, val_size=100, batch_size=32, steps_per_execution=k)
     counter = CountHooks()
     trainer = L.Trainer(
         max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, callbacks=[counter]
     )
     optimizer = functools.partial(torch.optim.SGD, lr=0.1)
-    trainer.fit(Classifier(MNISTClassifier(hidden_sizes=[8]), optimizer=optimizer), datamodule=dm)
+    trainer.fit(cls(MNISTClassifier(hidden_sizes=[8]), optimizer=optimizer), datamodule=dm)
     assert trainer.global_step == 16
-    assert counter.counts == {"backward": lightning_steps, "optimizer_step": lightning_steps}
+    assert counter.counts == {
+        "before_backward": 16,
+        "backward": 16,
+        "optimizer_step": 16,
+        "batches": lightning_steps,
+    }
 
 
-@pytest.mark.parametrize(
-    ("setting", "plain"),
-    [("32-true", True), ("bf16-mixed", True), ("64-true", True), ("16-mixed+scaler", False), ("ddp", False)],
-)
-def test_steps_skip_lightning_only_where_it_adds_nothing_but_hooks(setting, plain):
-    """A gradient scaler (16-mixed) or DDP's reducer needs Lightning's backward and step every time."""
-    from lightning.pytorch.plugins.precision import MixedPrecision
+def test_the_plain_classifier_refuses_groups_of_mini_batches(tmp_path):
+    from neuronlab.errors import NeuronlabError
 
-    kwargs: dict = {"precision": setting}
-    if setting == "ddp":
-        kwargs = {"strategy": "ddp", "devices": 1}
-    elif setting == "16-mixed+scaler":
-        kwargs = {"plugins": [MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu"))]}
-    trainer = L.Trainer(accelerator="cpu", logger=False, **kwargs)
-    task = Classifier(SimpleNN())
-    task.trainer = trainer
-    assert task._can_step_plainly() is plain
+    dm = tiny_mnist(tmp_path, n_train=300, val_size=50, batch_size=50, steps_per_execution=2)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    task = Classifier(MNISTClassifier(hidden_sizes=[8]), optimizer=functools.partial(torch.optim.SGD, lr=0.1))
+    with pytest.raises(NeuronlabError, match="data.steps_per_execution=2 .*GroupedClassifier"):
+        trainer.fit(task, datamodule=dm)
