@@ -206,6 +206,23 @@ def test_a_run_folder_with_links_out_of_it_is_refused(run, tmp_path, monkeypatch
 # --- 3. callback state naming files outside the run -----------------------------------------------------
 
 
+def _escape_model_checkpoint_state(checkpoint: dict[str, Any], folder: Path, escape: str) -> int:
+    """Point every ModelCheckpoint state of ``checkpoint`` at ``escape``; returns how many it changed."""
+    changed = 0
+    for key, state in checkpoint["callbacks"].items():
+        if key.startswith("ModelCheckpoint") and state.get("best_model_path"):  # the best-model callback
+            state.update(
+                dirpath=str(folder),  # the folder it is resumed in: Lightning restores all of it
+                best_k_models={escape: torch.tensor(-1.0)},
+                best_model_path=escape,
+                kth_best_model_path=escape,
+                best_model_score=torch.tensor(-1.0),
+                kth_value=torch.tensor(-1.0),
+            )
+            changed += 1
+    return changed
+
+
 def test_resume_never_removes_a_file_that_the_checkpoint_names_outside_the_run(
     run, tmp_path, monkeypatch, capsys
 ):
@@ -214,16 +231,7 @@ def test_resume_never_removes_a_file_that_the_checkpoint_names_outside_the_run(
     last = run / "checkpoints" / "last.ckpt"
     checkpoint = torch.load(last, weights_only=True)
     escape = str(run / "checkpoints" / ".." / ".." / ".." / "victim.ckpt")
-    for key, state in checkpoint["callbacks"].items():
-        if "val/acc" in key:  # the best-model callback: "best" files it would replace with better ones
-            state.update(
-                dirpath=str(run / "checkpoints"),  # the folder it is resumed in: Lightning restores all
-                best_k_models={escape: torch.tensor(-1.0)},
-                best_model_path=escape,
-                kth_best_model_path=escape,
-                best_model_score=torch.tensor(-1.0),
-                kth_value=torch.tensor(-1.0),
-            )
+    assert _escape_model_checkpoint_state(checkpoint, run / "checkpoints", escape) >= 1  # not a no-op
     torch.save(checkpoint, last)
     (run / "result.json").write_text(json.dumps({"status": "interrupted"}))
     code, _, err = run_entry(monkeypatch, capsys, "train", f"resume={run}", "trainer.max_epochs=23")
@@ -231,6 +239,30 @@ def test_resume_never_removes_a_file_that_the_checkpoint_names_outside_the_run(
     assert victim.read_bytes() == b"a checkpoint someone cares about"
     assert (run / "checkpoints" / "best.ckpt").is_file()
     assert load_checkpoint(last)["epoch"] == 22
+
+
+def test_the_model_checkpoint_guard_refuses_dot_dot_paths_that_lightnings_own_check_accepts(run, tmp_path):
+    """Lightning compares ``Path.absolute()`` (``checkpoints/../../../x.ckpt`` starts with the folder), so
+    its own ModelCheckpoint keeps such a state and would later delete ``x.ckpt``; ours resets it."""
+    from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
+
+    from neuronlab.run.callbacks import ModelCheckpoint
+
+    folder = run / "checkpoints"
+    checkpoint = torch.load(folder / "last.ckpt", weights_only=True)
+    escape = str(folder / ".." / ".." / ".." / "victim.ckpt")
+    _escape_model_checkpoint_state(checkpoint, folder, escape)
+    state = next(
+        s
+        for k, s in checkpoint["callbacks"].items()
+        if k.startswith("ModelCheckpoint") and s["best_k_models"]
+    )
+    theirs = LightningModelCheckpoint(dirpath=folder, monitor="val/loss", filename="best")
+    theirs.load_state_dict(dict(state))
+    assert theirs.best_model_path == escape  # what our guard exists for
+    ours = ModelCheckpoint(dirpath=folder, monitor="val/loss", filename="best")
+    ours.load_state_dict(dict(state))
+    assert ours.best_model_path == "" and ours.best_k_models == {}
 
 
 # --- 4. a tampered net description is one clear message -------------------------------------------------
@@ -241,9 +273,9 @@ def _set_net(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
 
 
 TAMPERINGS = {
-    "unknown class": (_set_net("_target_", "torch.nn.Transformer"), "not a neuronlab network"),
-    "lookalike class": (_set_net("_target_", "neuronlab.models.mlp.SimpleNNX"), "not a neuronlab network"),
-    "extra key": (_set_net("bias", False), "unknown keys ['bias']"),
+    "unknown class": (_set_net("_target_", "torch.nn.Transformer"), "'torch.nn.Transformer' is not allowed"),
+    "lookalike class": (_set_net("_target_", "neuronlab.models.mlp.SimpleNNX"), "SimpleNNX' is not allowed"),
+    "extra key": (_set_net("bias", False), "SimpleNN has no argument 'bias'"),
     "wrong type": (_set_net("hidden_size", "4"), "model.hidden_size='4'"),
     "negative size": (_set_net("hidden_size", -4), "model.hidden_size=-4"),
     "huge size": (_set_net("hidden_size", 60000), "does not match the weights"),
@@ -261,6 +293,18 @@ TAMPERINGS = {
     "optimizer argument": (
         lambda c: c["hyper_parameters"]["optimizer"].__setitem__("params", "x"),
         "has no argument 'params'",
+    ),
+    "optimizer name type": (
+        lambda c: c["hyper_parameters"]["optimizer"].__setitem__("name", 5),
+        "5 is not allowed",
+    ),
+    "lightning version": (
+        lambda c: c.__setitem__("pytorch-lightning_version", "not.a.version"),
+        "pytorch-lightning_version is not valid",
+    ),
+    "control characters": (
+        lambda c: c["hyper_parameters"]["net"].__setitem__("_target_", "\x1b[2Jevil\nerror: forged"),
+        "'\\x1b[2Jevil\\nerror: forged' is not allowed",
     ),
     "unknown hparam": (lambda c: c["hyper_parameters"].__setitem__("_target_", "os.system"), "unknown keys"),
     "epoch type": (lambda c: c.__setitem__("epoch", "3"), "epoch is not valid"),
@@ -282,10 +326,10 @@ TAMPERINGS = {
 def test_a_tampered_checkpoint_is_refused_with_what_is_wrong(run, case):
     change, expected = TAMPERINGS[case]
     ckpt = tampered(run, "tampered.ckpt", change)
-    for load in (load_classifier, Classifier.load_from_checkpoint):
-        with pytest.raises(NeuronlabError) as refused:
-            load(ckpt)
-        assert str(refused.value).startswith(f"ckpt_path={ckpt}") and expected in str(refused.value)
+    with pytest.raises(NeuronlabError) as refused:
+        load_classifier(ckpt)
+    assert str(refused.value).startswith(f"ckpt_path={ckpt}") and expected in str(refused.value)
+    assert "\n" not in str(refused.value) and "\x1b" not in str(refused.value)
 
 
 @pytest.mark.parametrize("command", ["eval", "predict", "export"])
@@ -325,19 +369,33 @@ def test_export_refuses_to_overwrite_its_own_checkpoint(run, tmp_path, monkeypat
     assert load_classifier(as_pt) and load_classifier(best)
 
 
-# --- 6. Lightning's own loader works on neuronlab checkpoints ------------------------------------------
+# --- 6. one loader rebuilds the task; Lightning's own loader is pointed at it ----------------------------
 
 
-def test_load_from_checkpoint_rebuilds_the_net_and_predicts_like_eval(run):
+def test_load_classifier_rebuilds_the_net_and_optimizer_and_lightnings_loader_points_at_it(run):
     best = run / "checkpoints" / "best.ckpt"
-    ours, _ = load_classifier(best)
+    task, _ = load_classifier(best)
+    assert type(task.net).__name__ == "SimpleNN" and task.optimizer_factory.func is torch.optim.Adam
     points = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
-    for kwargs in ({}, {"weights_only": True}, {"map_location": "cpu"}):
-        task = Classifier.load_from_checkpoint(best, **kwargs).eval()
-        assert type(task.net).__name__ == "SimpleNN" and task.optimizer_factory.func is torch.optim.Adam
-        torch.testing.assert_close(task.predict_step(points), ours.predict_step(points), rtol=0, atol=0)
-    with pytest.raises(ValueError, match="weights_only=True only"):
-        Classifier.load_from_checkpoint(best, weights_only=False)
+    assert task.predict_step(points).round().tolist() == [0.0, 1.0, 1.0, 0.0]
+    with pytest.raises(ValueError, match=r"neuronlab\.io\.checkpoint\.load_classifier\(path\)"):
+        Classifier.load_from_checkpoint(best, weights_only=True)  # the stored net is a description
+
+
+def test_a_checkpoint_that_would_unpack_past_the_cap_is_refused_before_it_is_unpacked(tmp_path, monkeypatch):
+    """A deflated archive of zeros: a few kB on disk, 16 MiB unpacked (the cap lowered to 4 MiB here; the
+    same check holds a 2.9 MB file that unpacks to 3.6 GB under the real 1 GiB cap)."""
+    import zipfile
+
+    import neuronlab.io.checkpoint as ckpt_module
+
+    monkeypatch.setattr(ckpt_module, "MAX_INFLATED_BYTES", 4 << 20)
+    bomb = tmp_path / "bomb.ckpt"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("archive/data/0", bytes(16 << 20))
+    assert bomb.stat().st_size < 1 << 20
+    with pytest.raises(NeuronlabError, match="would unpack to 16 MiB .more than 4 MiB.: not a neuronlab"):
+        load_checkpoint(bomb)
 
 
 # --- 7. resuming a completed run -----------------------------------------------------------------------

@@ -159,7 +159,7 @@ def cube_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A real checkpoint of a net trained on :class:`CubeDataModule` (allowed for this test only)."""
     allowed = ckpt_module._datamodules()
     target = f"{CubeDataModule.__module__}.{CubeDataModule.__qualname__}"
-    allowed[target] = (CubeDataModule, {"seed": (int, "an integer")})
+    allowed[target] = CubeDataModule
     monkeypatch.setattr(ckpt_module, "_datamodules", lambda: allowed)
     L.seed_everything(0)
     task = Classifier(MLP(3, [8], 1), optimizer=functools.partial(torch.optim.Adam, lr=0.05))

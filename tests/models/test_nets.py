@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from neuronlab.models import ACTIVATIONS, MNISTClassifier, ModernNetwork, SimpleNN, build_net
+from neuronlab.io.checkpoint import allowed_class
+from neuronlab.models import ACTIVATIONS, NETS, MNISTClassifier, ModernNetwork, SimpleNN
 
 
 def n_params(net: torch.nn.Module) -> int:
@@ -56,13 +57,27 @@ def test_wrong_input_size_names_both_sizes():
 
 @pytest.mark.parametrize("net", [SimpleNN(hidden_size=6), ModernNetwork(dropout=0.1), MNISTClassifier()])
 def test_config_rebuilds_the_same_architecture(net):
-    rebuilt = build_net(net.config())
+    cls, args = allowed_class(net.config(), NETS, "net")
+    rebuilt = cls(**args)
     assert type(rebuilt) is type(net)
     rebuilt.load_state_dict(net.state_dict())
     x = torch.rand(2, net.input_size)
     torch.testing.assert_close(rebuilt.eval()(x), net.eval()(x))
 
 
-def test_build_net_refuses_foreign_targets():
-    with pytest.raises(ValueError, match="not a neuronlab network"):
-        build_net({"_target_": "os.system", "command": "true"})
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"_target_": "os.system", "command": "true"}, "net: 'os.system' is not allowed"),
+        (
+            {"_target_": "neuronlab.models.mlp.SimpleNNX"},
+            "net: 'neuronlab.models.mlp.SimpleNNX' is not allowed",
+        ),
+        ({"_target_": "neuronlab.models.mlp.SimpleNN", "bias": False}, "SimpleNN has no argument 'bias'"),
+        ({"_target_": "neuronlab.models.mlp.MLP", "hidden_sizes": [{"a": 1}]}, "is not a plain value"),
+        ("neuronlab.models.mlp.MLP", "expected a mapping"),
+    ],
+)
+def test_a_stored_net_description_names_only_allowed_classes_and_their_arguments(config, message):
+    with pytest.raises(ValueError, match=message):
+        allowed_class(config, NETS, "net")

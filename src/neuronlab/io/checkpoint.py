@@ -3,8 +3,8 @@
 ``torch.load(weights_only=True)`` only stops pickled code. What the program then does with the plain
 values inside matters as much, so nothing read from a checkpoint chooses code or a path:
 - the net, optimizer, scheduler and DataModule descriptions may only name classes of explicit
-  allow-lists (:data:`neuronlab.models.NETS`, ``OPTIMIZERS``, ``SCHEDULERS``, :data:`DATAMODULES`), with
-  their own argument names and plain, type- and range-checked values;
+  allow-lists (:data:`neuronlab.models.NETS`, :data:`OPTIMIZERS`, :data:`SCHEDULERS`, the DataModules),
+  with their own argument names and plain values, which the class's constructor then checks;
 - the fields Lightning restores (epoch, steps, optimizer and callback states, RNG states) are checked
   for type before Lightning sees them (:func:`check_checkpoint`);
 - a recorded data folder is only read, never written (no download into it);
@@ -12,24 +12,31 @@ values inside matters as much, so nothing read from a checkpoint chooses code or
   typed values, and the kind and shape must be those of the allow-listed DataModule class;
 - paths in callback states are kept only inside the run's own ``checkpoints/`` folder
   (:class:`neuronlab.run.callbacks.ModelCheckpoint`).
-One loader serves ``neuronlab-eval``/``predict``/``export``, resuming (through :class:`AtomicCheckpointIO`)
-and ``Classifier.load_from_checkpoint``.
+One loader serves ``neuronlab-eval``/``predict``/``export`` (:func:`load_classifier`) and resuming
+(through :class:`AtomicCheckpointIO`); every stored class name goes through one allow-list helper,
+:func:`allowed_class`.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import io
 import itertools
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from packaging.version import InvalidVersion, Version
 
 from neuronlab.errors import CheckpointError
 from neuronlab.io.files import atomic_write
-from neuronlab.tasks import Classifier
+from neuronlab.io.show import shown
+from neuronlab.models import NETS
+from neuronlab.tasks import Classifier, describe_factory
 
 if TYPE_CHECKING:
     from neuronlab.data import DataFacts
@@ -84,13 +91,20 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
+MAX_INFLATED_BYTES = 1 << 30  # what a checkpoint may unpack to (neuronlab's own are a few MB)
+
+
 def load_checkpoint(path: str | Path | IO[bytes], map_location: Any = None) -> dict[str, Any]:
     """``torch.load`` with ``weights_only=True``, then :func:`check_checkpoint`: one clear error for a
-    damaged, foreign or tampered file."""
+    damaged, foreign or tampered file. A file that would unpack to more than ``MAX_INFLATED_BYTES`` (a
+    small deflated archive can hold gigabytes) is refused before anything is unpacked."""
     if isinstance(path, str | Path):
         path = resolve_checkpoint(path)
     try:
+        _check_inflated_size(path)
         checkpoint = torch.load(path, map_location=map_location or "cpu", weights_only=True)
+    except CheckpointError:
+        raise
     except Exception as err:  # torch.load fails in many ways on a damaged file (KeyError, OSError, ...)
         raise CheckpointError(
             f"ckpt_path={path} is not a readable checkpoint ({_first_line(err)}); it may be damaged, "
@@ -98,6 +112,21 @@ def load_checkpoint(path: str | Path | IO[bytes], map_location: Any = None) -> d
         ) from None
     check_checkpoint(checkpoint, path)
     return checkpoint
+
+
+def _check_inflated_size(path: Path | IO[bytes]) -> None:
+    """Refuse a zip archive (torch.save's format) whose members add up to more than the cap."""
+    if not zipfile.is_zipfile(path):
+        return  # torch.load reports what it is
+    with zipfile.ZipFile(path) as archive:
+        total = sum(member.file_size for member in archive.infolist())
+    if not isinstance(path, Path):
+        path.seek(0)
+    if total > MAX_INFLATED_BYTES:
+        raise CheckpointError(
+            f"ckpt_path={path} would unpack to {total / 2**20:.0f} MiB (more than "
+            f"{MAX_INFLATED_BYTES >> 20} MiB): not a neuronlab checkpoint; not loaded"
+        )
 
 
 def _first_line(err: BaseException) -> str:
@@ -119,6 +148,13 @@ def _is_plain(value: Any, depth: int = 0) -> bool:
     if isinstance(value, Mapping):
         return all(isinstance(k, str | int) and _is_plain(v, depth + 1) for k, v in value.items())
     return False
+
+
+def _is_version(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and len(value) < 64 and bool(Version(value))
+    except InvalidVersion:
+        return False
 
 
 def _is_count(value: Any) -> bool:
@@ -175,6 +211,9 @@ def check_checkpoint(checkpoint: Any, path: Any) -> None:
             ".ckpt files it writes (checkpoints/best.ckpt, last.ckpt); a bare state dict of another program "
             "has no description of its net"
         )
+    version = checkpoint.get("pytorch-lightning_version")
+    if version is not None and not _is_version(version):
+        raise bad("pytorch-lightning_version", "a version number such as 2.6.0")
     state = checkpoint["state_dict"]
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise bad("state_dict", "parameter names mapped to tensors")
@@ -208,7 +247,7 @@ def check_checkpoint(checkpoint: Any, path: Any) -> None:
             raise bad("callbacks", "callback names mapped to their states")
         for key, (ok, words) in CALLBACK_FIELDS.items():
             if key in value and not ok(value[key]):
-                raise bad(f"callbacks[{name!r}].{key}", words)
+                raise bad(f"callbacks[{shown(repr(name))}].{key}", words)
     if not _counts_ok(checkpoint.get("loops", {})):
         raise bad("loops", "progress counters that are integers >= 0")
     rng = checkpoint.get("rng_state", {})
@@ -237,11 +276,62 @@ def epochs_done(checkpoint: Mapping[str, Any]) -> int:
     return done if _is_count(done) else 0
 
 
+OPTIMIZERS: dict[str, type] = {
+    f"{cls.__module__}.{cls.__qualname__}": cls
+    for cls in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
+}
+SCHEDULERS: dict[str, type] = {
+    f"{cls.__module__}.{cls.__qualname__}": cls
+    for cls in (
+        torch.optim.lr_scheduler.CosineAnnealingLR,
+        torch.optim.lr_scheduler.StepLR,
+        torch.optim.lr_scheduler.ReduceLROnPlateau,
+    )
+}
+"""The only optimizer and scheduler classes a stored description may name (explicit allow-lists)."""
+
+
+def allowed_class(
+    description: Any, allowed: Mapping[str, type], what: str, key: str = "_target_"
+) -> tuple[type, dict[str, Any]]:
+    """The class a stored description names under ``key`` and its keyword arguments: the one place a
+    stored string picks a class. The name must be a key of the explicit allow-list ``allowed`` (never an
+    import), each argument a parameter of the class's constructor (the object it is built for, such as an
+    optimizer's ``params``, excluded) and a plain value; the constructor checks the values themselves.
+    Raises ``ValueError`` saying which of ``what``'s values is wrong."""
+    if not isinstance(description, Mapping):
+        raise ValueError(f"{what}: expected a mapping of plain values, got {type(description).__name__}")
+    kwargs = dict(description)
+    name = kwargs.pop(key, None)
+    cls = allowed.get(name) if isinstance(name, str) else None
+    if cls is None:
+        names = ", ".join(allowed)
+        raise ValueError(f"{what}: {shown(repr(name))} is not allowed (allowed: {names})")
+    params = inspect.signature(cls.__init__).parameters
+    accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    accepted = [n for n in accepted if n not in ("self", "params", "optimizer")]
+    for name, value in kwargs.items():
+        if name not in accepted:
+            raise ValueError(
+                f"{what}: {cls.__name__} has no argument {shown(repr(name))} (allowed: {', '.join(accepted)})"
+            )
+        if not _is_plain_value(value):
+            raise ValueError(f"{what}.{name}={shown(repr(value))} is not a plain value")
+    return cls, kwargs
+
+
+def _is_plain_value(value: Any, depth: int = 0) -> bool:
+    if isinstance(value, list | tuple):
+        return depth < 2 and len(value) <= 64 and all(_is_plain_value(v, depth + 1) for v in value)
+    return value is None or isinstance(value, bool | int | float | str)
+
+
 def classifier_from_checkpoint(
     checkpoint: dict[str, Any], path: Any, strict: bool = True, **overrides: Any
 ) -> Classifier:
-    """The :class:`Classifier` a checked checkpoint describes, its weights loaded (the one loader behind
-    :func:`load_classifier` and ``Classifier.load_from_checkpoint``)."""
+    """The :class:`Classifier` a checked checkpoint describes, its net, optimizer and scheduler rebuilt
+    through :func:`allowed_class`, its weights loaded. ``overrides`` replace stored arguments (built
+    objects, e.g. ``optimizer=functools.partial(...)``)."""
     hparams = checkpoint.get("hyper_parameters")
     if not isinstance(hparams, Mapping) or "net" not in hparams:
         raise CheckpointError(
@@ -250,11 +340,23 @@ def classifier_from_checkpoint(
     allowed = {"net", "num_classes", "optimizer", "scheduler", "compile"}
     unknown = sorted(set(map(str, hparams)) - allowed)
     if unknown:
-        raise CheckpointError(f"ckpt_path={path}: hyper_parameters has unknown keys {unknown}; not loaded")
+        unknown_keys = shown(unknown)
+        raise CheckpointError(
+            f"ckpt_path={path}: hyper_parameters has unknown keys {unknown_keys}; not loaded"
+        )
     kwargs = {k: hparams[k] for k in allowed if k in hparams}
-    kwargs.update(overrides)
     try:
-        _check_weight_count(kwargs["net"], checkpoint["state_dict"])
+        if "net" not in overrides:
+            _check_weight_count(kwargs["net"], checkpoint["state_dict"])
+            cls, args = allowed_class(kwargs["net"], NETS, "net")
+            kwargs["net"] = cls(**args)
+        for what, classes in (("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS)):
+            if kwargs.get(what) and what not in overrides:  # {} or None: none (conf/scheduler/none.yaml)
+                cls, args = allowed_class(kwargs[what], classes, what, key="name")
+                kwargs[what] = functools.partial(cls, **args)
+            else:
+                kwargs[what] = None
+        kwargs.update(overrides)
         task = Classifier(**kwargs)
     except ValueError as err:
         raise CheckpointError(f"ckpt_path={path}: the stored hyper_parameters are not valid: {err}") from None
@@ -295,37 +397,13 @@ def load_classifier(path: str | Path) -> tuple[Classifier, dict[str, Any]]:
     return task, checkpoint
 
 
-def _datamodules() -> dict[str, tuple[type, dict[str, tuple[type | tuple[type, ...], str]]]]:
-    """The DataModules a checkpoint may name, with the type of each argument it may store."""
+def _datamodules() -> dict[str, type]:
+    """The DataModules a checkpoint may name (an explicit allow-list)."""
     from neuronlab.data import FashionMNISTDataModule, GatesDataModule, MNISTDataModule
 
-    optional_int = (int, type(None))
-    mnist_schema: dict[str, tuple[type | tuple[type, ...], str]] = {
-        "name": (str, "a dataset name"),
-        "data_dir": ((str, type(None)), "a folder"),
-        "val_size": (int, "an integer"),
-        "batch_size": (optional_int, "an integer or null"),
-        "eval_batch_size": (optional_int, "an integer or null"),
-        "download": (bool, "true or false"),
-        "augment": ((str, type(None)), "an augmentation name or null"),
-        "num_workers": (int, "an integer"),
-        "seed": (int, "an integer"),
-    }
     return {
-        f"{GatesDataModule.__module__}.{GatesDataModule.__qualname__}": (
-            GatesDataModule,
-            {
-                "gate": (str, "a gate name"),
-                "repeats": (int, "an integer"),
-                "noise": ((int, float), "a number"),
-                "batch_size": (optional_int, "an integer or null"),
-                "seed": (int, "an integer"),
-            },
-        ),
-        **{
-            f"{cls.__module__}.{cls.__qualname__}": (cls, mnist_schema)
-            for cls in (MNISTDataModule, FashionMNISTDataModule)
-        },
+        f"{cls.__module__}.{cls.__qualname__}": cls
+        for cls in (GatesDataModule, MNISTDataModule, FashionMNISTDataModule)
     }
 
 
@@ -344,33 +422,22 @@ def datamodule_from_checkpoint(
     data_cfg = checkpoint.get("datamodule_hyper_parameters")
     if not isinstance(data_cfg, Mapping) or "_target_" not in data_cfg:
         raise CheckpointError(f"ckpt_path={path} does not record its data: pass data=<option>")
-    values = dict(data_cfg)
-    target = values.pop("_target_")
-    known = _datamodules()
-    if not isinstance(target, str) or target not in known:
+    try:
+        cls, values = allowed_class(data_cfg, _datamodules(), "datamodule_hyper_parameters")
+    except ValueError as err:
+        raise CheckpointError(f"ckpt_path={path}: {err}; not loaded") from None
+    counts = [values.get("repeats", 1), values.get("num_workers", 0)]
+    if not all(isinstance(n, int) for n in counts):
         raise CheckpointError(
-            f"ckpt_path={path}: datamodule_hyper_parameters._target_={target!r} is not a neuronlab "
-            f"DataModule (allowed: {', '.join(known)}); not loaded"
+            f"ckpt_path={path}: datamodule_hyper_parameters.repeats and num_workers must be integers; "
+            "not loaded"
         )
-    cls, schema = known[target]
-    for key, value in values.items():
-        if key not in schema:
-            raise CheckpointError(
-                f"ckpt_path={path}: datamodule_hyper_parameters.{key} is not an argument of "
-                f"{cls.__name__} (allowed: {', '.join(schema)}); not loaded"
-            )
-        kinds, words = schema[key]
-        if (isinstance(value, bool) and kinds is not bool) or not isinstance(value, kinds):
-            raise CheckpointError(
-                f"ckpt_path={path}: datamodule_hyper_parameters.{key}={value!r} is not valid "
-                f"(expected {words}); not loaded"
-            )
     if int(values.get("repeats", 1)) > MAX_REPEATS or int(values.get("num_workers", 0)) > MAX_WORKERS:
         raise CheckpointError(
             f"ckpt_path={path}: datamodule_hyper_parameters asks for too many repeats or workers "
             f"(at most {MAX_REPEATS} and {MAX_WORKERS}); not loaded"
         )
-    if "data_dir" in schema:
+    if "data_dir" in inspect.signature(cls.__init__).parameters:
         if data_dir:
             values["data_dir"] = str(data_dir)
             if download is not None:
@@ -379,8 +446,8 @@ def datamodule_from_checkpoint(
             values["download"] = False  # the recorded folder is read, never written
     try:
         datamodule = cls(**values)
-    except ValueError as err:
-        raise CheckpointError(f"ckpt_path={path}: datamodule_hyper_parameters: {err}") from None
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"ckpt_path={path}: datamodule_hyper_parameters: {err}; not loaded") from None
     return datamodule, datamodule.name
 
 
@@ -436,12 +503,11 @@ def check_same_architecture(checkpoint: dict[str, Any], net_config: dict[str, An
 def check_same_training(checkpoint: dict[str, Any], task: Classifier, path: str | Path) -> None:
     """Refuse to continue a checkpoint with another optimizer or scheduler: Lightning would load one's
     state into the other and fail halfway (e.g. SGD's ``momentum`` missing from Adam's state)."""
-    from neuronlab.tasks.classifier import describe_factory
-
     hparams = checkpoint.get("hyper_parameters") or {}
     for what in ("optimizer", "scheduler"):
         stored = hparams.get(what) if isinstance(hparams, Mapping) else None
         stored_name = stored.get("name") if isinstance(stored, Mapping) else None
+        stored_name = shown(stored_name) if isinstance(stored_name, str) else None
         mine = describe_factory(getattr(task, f"{what}_factory"))
         my_name = mine["name"] if mine else None
         if what in hparams and stored_name != my_name:

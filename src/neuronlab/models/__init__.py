@@ -12,7 +12,6 @@ __all__ = [
     "MNISTClassifier",
     "ModernNetwork",
     "SimpleNN",
-    "build_net",
     "probabilities",
 ]
 

@@ -8,14 +8,12 @@ itself as plain values (``config()``) so a checkpoint can rebuild it without pic
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from neuronlab.errors import ConfigError
 from neuronlab.models.checks import check_activation, check_net_args, check_size
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -91,7 +89,8 @@ class MLP(nn.Module):
         return probabilities(self(x))
 
     def config(self) -> dict[str, Any]:
-        """Plain values that rebuild this net with :func:`build_net` (safe in a checkpoint)."""
+        """Plain values that rebuild this net (safe in a checkpoint): ``_target_`` names its class in
+        :data:`NETS`, the other keys are its constructor's arguments."""
         return {
             "_target_": f"{type(self).__module__}.{type(self).__qualname__}",
             "input_size": self.input_size,
@@ -140,36 +139,20 @@ class MNISTClassifier(ModernNetwork):
     """The lesson's MNIST classifier: ``nn.Flatten`` then the same MLP as :class:`ModernNetwork`
     (same constructor, same defaults)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        input_size: int = 784,
+        hidden_sizes: Sequence[int] = (256, 128),
+        output_size: int = 10,
+        activation: str = "relu",
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__(input_size, hidden_sizes, output_size, activation, dropout)
         self.layers.insert(0, nn.Flatten())
 
 
 NETS: dict[str, type[MLP]] = {
     f"{cls.__module__}.{cls.__qualname__}": cls for cls in (MLP, SimpleNN, ModernNetwork, MNISTClassifier)
 }
-"""The only classes a stored net description may name: an explicit allow-list, not a prefix match."""
-
-
-def build_net(config: Mapping[str, Any]) -> MLP:
-    """Rebuild a net from :meth:`MLP.config` values (e.g. read from a checkpoint, so untrusted).
-
-    The ``_target_`` must be one of :data:`NETS`; the other keys must be exactly its constructor's
-    arguments, each checked by the constructor. Raises :class:`ConfigError` (a ``ValueError``) naming
-    what is wrong.
-    """
-    if not isinstance(config, Mapping):
-        raise ConfigError(f"expected a mapping of plain values, got {type(config).__name__}")
-    config = dict(config)
-    target = config.pop("_target_", None)
-    cls = NETS.get(target) if isinstance(target, str) else None
-    if cls is None:
-        raise ConfigError(f"not a neuronlab network: {target!r} (allowed: {', '.join(NETS)})")
-    params = inspect.signature(cls.__init__).parameters
-    allowed = [n for n, p in params.items() if n != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
-    if cls is MNISTClassifier:
-        allowed = [n for n in inspect.signature(ModernNetwork.__init__).parameters if n != "self"]
-    unknown = sorted(set(map(str, config)) - set(allowed))
-    if unknown:
-        raise ConfigError(f"unknown keys {unknown} for {cls.__name__} (allowed: {', '.join(allowed)})")
-    return cls(**config)
+"""The only classes a stored net description may name (``config()``'s ``_target_``): an explicit
+allow-list, read by :func:`neuronlab.io.checkpoint.allowed_class`."""

@@ -84,11 +84,9 @@ class Classifier(L.LightningModule):
         if not isinstance(compile, bool):
             raise ConfigError(f"task.compile={compile!r} must be true or false")
         self.net, self.compile_net = net, compile
-        self.optimizer_factory, self.scheduler_factory, self.scheduler_monitor = (
-            optimizer,
-            scheduler,
-            scheduler_monitor,
-        )
+        scheduler = scheduler or None  # scheduler=none composes to an empty mapping: no schedule
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.scheduler_monitor = scheduler_monitor
         out = int(getattr(net, "output_size", 0))
         self.binary = out == 1
         self.num_classes = int(num_classes or (2 if self.binary else out))
