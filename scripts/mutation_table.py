@@ -138,11 +138,30 @@ MUTATIONS = [
         ("tests/test_ddp.py::test_ddp_each_rank_takes_its_shard_and_metrics_cover_the_split",),
     ),
     Mutation(
+        "model-checkpoint-guard-off",
+        "a resumed ModelCheckpoint state naming files outside the run (../ paths) is ignored",
+        "run/callbacks.py",
+        '        state = dict(state_dict)\n        stored_dir = state.get("dirpath")\n',
+        "        return super().load_state_dict(state_dict)\n",
+        (
+            "tests/test_security.py::test_resume_never_removes_a_file_that_the_checkpoint_names_outside_the_run",
+            "tests/test_security.py::test_the_model_checkpoint_guard_refuses_dot_dot_paths_that_lightnings_own_check_accepts",
+        ),
+    ),
+    Mutation(
+        "grouped-hooks-skipped",
+        "with K mini-batches per Lightning step, callbacks' optimizer-step hooks run on every step",
+        "tasks/grouped.py",
+        "            self.manual_backward(loss)  # the precision",
+        "            loss.backward()  # the precision",
+        ("tests/tasks/test_classifier.py::test_callbacks_see_the_per_step_hooks_on_every_optimizer_step",),
+    ),
+    Mutation(
         "scheduler-dropped",
         "scheduler=... is the scheduler trained with",
         "tasks/classifier.py",
-        "        self.scheduler_factory = scheduler\n",
-        "        self.scheduler_factory = None\n",
+        "        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler\n",
+        "        self.optimizer_factory, self.scheduler_factory = optimizer, None\n",
         ("tests/test_train.py::test_every_part_swaps",),
     ),
     Mutation(

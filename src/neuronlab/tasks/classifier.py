@@ -83,10 +83,9 @@ class Classifier(L.LightningModule):
             raise ConfigError(f"num_classes={num_classes!r} must be an integer >= 2")
         if not isinstance(compile, bool):
             raise ConfigError(f"task.compile={compile!r} must be true or false")
-        self.net, self.compile_net = net, compile
         scheduler = scheduler or None  # scheduler=none composes to an empty mapping: no schedule
+        self.net, self.compile_net, self.scheduler_monitor = net, compile, scheduler_monitor
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.scheduler_monitor = scheduler_monitor
         out = int(getattr(net, "output_size", 0))
         self.binary = out == 1
         self.num_classes = int(num_classes or (2 if self.binary else out))
@@ -97,8 +96,8 @@ class Classifier(L.LightningModule):
         self.val_acc_best.persistent(True)  # survives a resume from checkpoint
         kind = {"task": "binary"} if self.binary else {"task": "multiclass", "num_classes": self.num_classes}
         self.test_confusion = ConfusionMatrix(**kind)
-        config = net.config() if hasattr(net, "config") else {"_target_": type(net).__qualname__}
-        hparams = {"net": config, "num_classes": self.num_classes, "compile": compile}
+        hparams = {"net": net.config() if hasattr(net, "config") else {"_target_": type(net).__qualname__}}
+        hparams |= {"num_classes": self.num_classes, "compile": compile}
         hparams |= {"optimizer": describe_factory(optimizer), "scheduler": describe_factory(scheduler)}
         self.save_hyperparameters(hparams, logger=False)
 
@@ -145,8 +144,7 @@ class Classifier(L.LightningModule):
             return F.binary_cross_entropy_with_logits(logits.squeeze(-1), y.float()), probabilities(logits)
         return F.cross_entropy(logits, y), logits
 
-    def _correct(self, preds: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """How many predictions are right (threshold 0.5 for binary, argmax otherwise)."""
+    def _correct(self, preds: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # threshold 0.5, or argmax
         return ((preds > 0.5).long() == y if self.binary else preds.argmax(-1) == y).sum()
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
