@@ -134,7 +134,7 @@ def _first_line(err: BaseException) -> str:
     if "weights_only" in text or "Weights only load failed" in text:
         # never pass on torch's advice to load with weights_only=False: that runs the file's code
         return "it holds Python objects that a safe load refuses"
-    return text.splitlines()[0][:200] if text else type(err).__name__
+    return shown(text.splitlines()[0]) if text else type(err).__name__  # may quote the file's strings
 
 
 def _is_plain(value: Any, depth: int = 0) -> bool:
@@ -359,7 +359,9 @@ def classifier_from_checkpoint(
         kwargs.update(overrides)
         task = Classifier(**kwargs)
     except ValueError as err:
-        raise CheckpointError(f"ckpt_path={path}: the stored hyper_parameters are not valid: {err}") from None
+        raise CheckpointError(
+            f"ckpt_path={path}: the stored hyper_parameters are not valid: {shown(err)}"
+        ) from None
     try:
         task.load_state_dict(checkpoint["state_dict"], strict=strict)
     except RuntimeError as err:
@@ -425,7 +427,7 @@ def datamodule_from_checkpoint(
     try:
         cls, values = allowed_class(data_cfg, _datamodules(), "datamodule_hyper_parameters")
     except ValueError as err:
-        raise CheckpointError(f"ckpt_path={path}: {err}; not loaded") from None
+        raise CheckpointError(f"ckpt_path={path}: {shown(err)}; not loaded") from None
     counts = [values.get("repeats", 1), values.get("num_workers", 0)]
     if not all(isinstance(n, int) for n in counts):
         raise CheckpointError(
@@ -447,7 +449,9 @@ def datamodule_from_checkpoint(
     try:
         datamodule = cls(**values)
     except (ValueError, TypeError) as err:
-        raise CheckpointError(f"ckpt_path={path}: datamodule_hyper_parameters: {err}; not loaded") from None
+        raise CheckpointError(
+            f"ckpt_path={path}: datamodule_hyper_parameters: {shown(err)}; not loaded"
+        ) from None
     return datamodule, datamodule.name
 
 
@@ -475,7 +479,7 @@ def data_facts(checkpoint: dict[str, Any], path: str | Path) -> DataFacts:
             raise ValueError("expected {'facts': {...}}")
         facts = DataFacts.from_plain(dict(stored["facts"]) if isinstance(stored["facts"], Mapping) else None)
     except (ValueError, TypeError) as err:
-        raise CheckpointError(f"ckpt_path={path}: {key} is not valid: {err}; not loaded") from None
+        raise CheckpointError(f"ckpt_path={path}: {key} is not valid: {shown(err)}; not loaded") from None
     shape = (facts.kind, list(facts.input_shape), facts.num_classes)
     if shape != (own.kind, list(own.input_shape), own.num_classes):
         raise CheckpointError(
@@ -493,7 +497,7 @@ def check_same_architecture(checkpoint: dict[str, Any], net_config: dict[str, An
         raise CheckpointError(f"ckpt_path={path}: hyper_parameters.net is not a net description")
     if saved is not None and dict(saved) != net_config:
         diffs = [
-            f"{k}: checkpoint {saved.get(k)!r} vs config {net_config.get(k)!r}"
+            f"{shown(k)}: checkpoint {shown(repr(saved.get(k)))} vs config {net_config.get(k)!r}"
             for k in sorted(set(map(str, saved)) | set(net_config))
             if saved.get(k) != net_config.get(k)
         ]
