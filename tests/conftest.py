@@ -80,6 +80,8 @@ def outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def compose_cfg(tmp_path: Path) -> Iterator:
     """Compose a real config (``conf/``) as the entry point would, with a run folder under tmp_path."""
 
+    import neuronlab.run.paths  # noqa: F401  (the commands' resolvers: run_id, sweep_job_folder, ...)
+
     def _compose(overrides: list[str], config_name: str = "train", run_dir: Path | None = None) -> DictConfig:
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
