@@ -384,7 +384,7 @@ def main() -> None:
     for k in ks * 2:  # twice each, alternating
         extra = [] if k == DEFAULT_K else [f"data.steps_per_execution={k}"]
         if k == "1":  # one mini-batch per Lightning step: the plain Classifier, as Lightning documents it
-            extra.append("task._target_=neuronlab.tasks.Classifier")
+            extra += ["task._target_=neuronlab.tasks.Classifier", "~task.cuda_graphs"]
         bare["train"].clear()
         bare["val"].clear()
         run = c_run(args.side_epochs, [*extra, "test=false"])

@@ -55,10 +55,13 @@ class GroupedClassifier(Classifier):
             optimizer.step()  # unscales, calls on_before_optimizer_step (clipping), steps
             optimizer.zero_grad()
             self._step_schedulers("step")
-        # The one Lightning internal touched here: the step count loggers take their x-axis from (and
-        # checkpoints store). Lightning adds 1 per Lightning step; add the rest of the group, so that it
-        # counts optimizer steps as with K=1 (tests/tasks/test_grouped.py fails loudly if it changes).
-        self.trainer.fit_loop.epoch_loop._batches_that_stepped += len(group) - 1
+        self._count_logged_steps(len(group))
+
+    def _count_logged_steps(self, steps: int) -> None:
+        """The one Lightning internal touched here: the step count loggers take their x-axis from (and
+        checkpoints store). Lightning adds 1 per Lightning step; add the rest of the group, so that it
+        counts optimizer steps as with K=1 (tests/tasks/test_grouped.py fails loudly if it changes)."""
+        self.trainer.fit_loop.epoch_loop._batches_that_stepped += steps - 1
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         if self.gradient_clip is not None:  # after the gradient scaler's unscaling, as Lightning clips
