@@ -22,6 +22,7 @@ to the first training step, its figures' share (the time the figures callback's 
     python scripts/benchmark.py --ks 4,64                        # also K=4 and K=64 (choosing K)
     python scripts/benchmark.py --clock cpu                      # CPU time: steadier on a shared machine
     python scripts/benchmark.py --quick                          # a short check that everything runs
+    python scripts/benchmark.py --graphs --device cuda --seeds 3 --epochs 3   # CUDA graphs (see graphs_rows)
 """
 
 from __future__ import annotations
@@ -316,6 +317,9 @@ def main() -> None:
     parser.add_argument(
         "--whole-only", action="store_true", help="only the whole-process rows (main job, figures, --help)"
     )
+    parser.add_argument(
+        "--graphs", action="store_true", help="only the CUDA-graph rows (graphs_rows): use with --device cuda"
+    )
     parser.add_argument("--json", help="also write the numbers to this file")
     args = parser.parse_args()
     global clock
@@ -338,6 +342,10 @@ def main() -> None:
         report_whole(whole, args.repeats, Console(width=150))
         if args.json:
             Path(args.json).write_text(json.dumps({"whole_process": whole}, indent=1))
+        return
+    if args.graphs:
+        graphs_rows(args, data_dir, scratch)
+        shutil.rmtree(scratch, ignore_errors=True)
         return
     rows: dict[str, dict] = {}
 
@@ -417,6 +425,125 @@ def main() -> None:
     whole = whole_process(args.repeats, scratch)
     shutil.rmtree(scratch, ignore_errors=True)
     report(rows, side, whole, args)
+
+
+def graphs_rows(args, data_dir: Path, scratch: Path) -> None:
+    """``--graphs``: the bare loop on pre-loaded tensors, neuronlab's eager grouped steps at K=16, and its
+    CUDA-graph replays at K=16 and K=64 (``task.cuda_graphs=true``), ``--epochs`` each for ``--seeds``
+    seeds (seeds outside, paths inside: each path sees the same machine); the fastest training epoch after
+    the first (which holds the warm-up and the recording), test accuracy, peak GPU memory. Then the whole
+    ``neuronlab-train experiment=mnist trainer=gpu`` run (5 epochs, test included) against the lesson's
+    MNIST script (``scripts/lesson_mnist.py``), each as its own process. On the CPU (to check the
+    script) the "captured" rows fall back to eager steps (``auto``) and say so."""
+    from neuronlab.data import MNISTDataModule
+
+    device = torch.device(args.device)
+    gpu = device.type == "cuda"
+    capture = "true" if gpu else "auto"
+    paths = {
+        "bare loop, pre-loaded tensors": None,
+        "neuronlab eager K=16": ["task.cuda_graphs=false", "data.steps_per_execution=16"],
+        "neuronlab captured K=16": [f"task.cuda_graphs={capture}", "data.steps_per_execution=16"],
+        "neuronlab captured K=64": [f"task.cuda_graphs={capture}", "data.steps_per_execution=64"],
+    }
+    split = MNISTDataModule(args.data, str(data_dir), download=False)
+    split.setup("fit")
+    split.setup("test")
+    (x_train, y_train), (x_test, y_test) = (
+        tuple(t.to(device) for t in split.splits[name]) for name in ("train", "test")
+    )
+    results: dict[str, dict[str, list]] = {
+        name: {"epochs": [], "whole": [], "test_acc": [], "peak_mib": []} for name in paths
+    }
+    for seed in range(args.seeds):
+        for name, extra in paths.items():
+            if gpu:
+                torch.cuda.reset_peak_memory_stats()
+            result = results[name]
+            if extra is None:
+                L.seed_everything(seed, verbose=False)
+                model = MNISTClassifier().to(device)
+                optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+                for _ in range(args.epochs):
+                    batches = tensor_batches(x_train, y_train, args.batch_size, True)
+                    result["epochs"].append(timed(train_epoch, model, optimizer, batches)[0])
+                result["test_acc"].append(evaluate(model, tensor_batches(x_test, y_test, 1000, False)))
+            else:
+                overrides = [*(["trainer=gpu"] if gpu else []), f"seed={seed}", *extra]
+                run = run_neuronlab(args.data, str(data_dir), args.epochs, scratch / "outputs", overrides)
+                result["epochs"] += run["train_epochs"][1:]
+                result["whole"] += run["whole_epochs"][1:]
+                result["test_acc"].append(run["test_acc"])
+            result["peak_mib"].append(torch.cuda.max_memory_allocated() / 2**20 if gpu else float("nan"))
+
+    whole = {"neuronlab-train experiment=mnist trainer=gpu": [], "lesson_mnist.py": []}
+    env = {**os.environ, "NEURONLAB_OUTPUT_ROOT": str(scratch / "whole")}
+    folder = DATASETS[args.data].folder
+    commands = {
+        "neuronlab-train experiment=mnist trainer=gpu": [
+            sys.executable, "-m", "neuronlab.train", "experiment=mnist", f"data={args.data}",
+            f"paths.data_dir={data_dir.resolve()}", "data.download=false", "trainer.max_epochs=5",
+            *(["trainer=gpu"] if gpu else ["trainer=cpu"]),
+        ],
+        "lesson_mnist.py": [
+            sys.executable, str(SCRIPTS / "lesson_mnist.py"), "--dataset", folder, "--epochs", "5",
+            "--root", str(torchvision_root(args.data, data_dir, scratch / "torchvision")),
+        ],
+    }  # fmt: skip
+    accuracy: dict[str, float] = {}
+    for name, command in commands.items():
+        start = time.time()
+        done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=scratch)
+        whole[name].append(time.time() - start)
+        if done.returncode != 0:
+            raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
+        if name == "lesson_mnist.py":
+            accuracy[name] = float(done.stdout.split("accuracy:")[-1])
+        else:
+            result_file = next((scratch / "whole").rglob("result.json"))
+            accuracy[name] = json.loads(result_file.read_text())["metrics"]["test/acc"]
+    graphs_report(results, whole, accuracy, args, capture)
+
+
+def graphs_report(results: dict, whole: dict, accuracy: dict, args, capture: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    machine = f"{platform.machine()}, torch {torch.__version__}"
+    if args.device.startswith("cuda"):
+        machine += f", {torch.cuda.get_device_name()}"
+    table = Table(
+        title=f"{args.data}, batch {args.batch_size}, {args.epochs} epochs x {args.seeds} seeds — {machine}"
+    )
+    columns = ("path", "train epoch (s)", "/ bare", "whole epoch (s)", "test acc (mean; seeds)", "peak MiB")
+    for column in columns:
+        table.add_column(column)
+    bare = min(results["bare loop, pre-loaded tensors"]["epochs"])
+    for name, result in results.items():
+        epoch = min(result["epochs"])
+        accs = result["test_acc"]
+        table.add_row(
+            name + ("" if capture == "true" or "captured" not in name else " (CPU: eager, auto)"),
+            f"{epoch:.3f}",
+            f"{epoch / bare:.2f}",
+            f"{min(result['whole']):.3f}" if result["whole"] else "",
+            f"{statistics.mean(accs) * 100:.2f}% ({_percents(accs)})",
+            f"{max(result['peak_mib']):.0f}",
+        )
+    console = Console(width=150)
+    console.print(table)
+    eager, captured = results["neuronlab eager K=16"], results["neuronlab captured K=16"]
+    gap = (statistics.mean(captured["test_acc"]) - statistics.mean(eager["test_acc"])) * 100
+    names = list(whole)
+    console.print(
+        f"captured K=16 / bare loop: train epoch {min(captured['epochs']) / bare:.2f} (target <= 0.3)\n"
+        f"test acc captured K=16 - eager K=16 = {gap:+.2f} points (target within 0.3)\n"
+        + "\n".join(f"{n}: {whole[n][0]:.1f} s, test acc {accuracy[n] * 100:.2f}%" for n in names)
+        + f"\nwhole run ratio: {whole[names[0]][0] / whole[names[1]][0]:.2f}"
+    )
+    if args.json:
+        payload = {"rows": results, "whole_process": whole, "whole_test_acc": accuracy}
+        Path(args.json).write_text(json.dumps(payload, indent=1))
 
 
 def _percents(values: list[float]) -> str:

@@ -4,6 +4,7 @@
 #   scripts/device_check.sh --prepare   # beforehand, on a networked machine: wheels + Fashion-MNIST -> .whl/
 #   scripts/device_check.sh             # on the GPU machine, from the repository root (CPU mode if no GPU)
 #   scripts/device_check.sh --cpu       # force the CPU mode: 1 epoch, a quick benchmark (to test the script)
+#   scripts/device_check.sh --graphs    # only the CUDA-graph block (#25): its GPU tests and benchmark rows
 #
 # The GPU machine has Python 3.12, torch, Lightning, torchmetrics, TensorBoard, matplotlib, rich, pillow
 # (and onnx) but not Hydra: --prepare downloads what neuronlab-train, the tests and the benchmark import
@@ -135,6 +136,34 @@ EOF
   echo
 } >"$MD"
 
+# ---- CUDA graphs (#25, tasks/graphs.py) -------------------------------------------------------------
+# The GPU tests of GraphClassifier (pytest -k gpu), then `benchmark.py --graphs`: the bare loop, neuronlab
+# eager at K=16, captured at K=16 and K=64 (3 epochs x 3 seeds; peak GPU memory), and the whole
+# `neuronlab-train experiment=mnist trainer=gpu` run (5 epochs, test) against scripts/lesson_mnist.py.
+# About 4 minutes on an H100; `--graphs` runs only this block (the whole check is longer than one call).
+graphs_check() {
+  local args=(--device cuda --seeds 3 --epochs 3)
+  [ "$GPU" = 1 ] || args=(--device cpu --seeds 1 --epochs 2)
+  note ""
+  step graphs_gpu_tests $((150 * SLOW)) "$PY" -m pytest -q -rs -p no:cacheprovider tests/tasks/test_graphs.py -k gpu -s
+  grep -E "peak GPU memory|passed|failed|skipped" "$REPORT/graphs_gpu_tests.log" | sed 's/^/    /' >>"$MD"
+  step graphs_benchmark $((360 * SLOW)) "$PY" scripts/benchmark.py --graphs --data fashion_mnist \
+    --data-dir "$DATA_DIR" "${args[@]}" --json "$REPORT/graphs.json"
+  {
+    echo '```'
+    sed -n '/seeds —/,$p' "$REPORT/graphs_benchmark.log"
+    echo '```'
+  } >>"$MD"
+}
+if [ "${1:-}" = "--graphs" ]; then
+  graphs_check
+  note ""
+  note "total: $(($(date +%s) - START)) s; $([ "$FAILED" = 0 ] && echo 'all steps passed' || echo 'SOME STEPS FAILED: see the logs')"
+  echo "report: $MD"
+  exit "$FAILED"
+fi
+# ---- end of the CUDA-graph block (it also runs below, after the benchmark) ----------------------------
+
 step import 60 "$PY" -c "import neuronlab.train, neuronlab.tasks, neuronlab.run.figures; print('ok')"
 step help 60 "$PY" -m neuronlab.train --help
 
@@ -196,6 +225,7 @@ step benchmark "${BENCH_LIMIT:-$((210 * SLOW))}" "$PY" scripts/benchmark.py --da
   sed -n '/epochs for accuracy/,$p' "$REPORT/benchmark.log"
   echo '```'
 } >>"$MD"
+graphs_check  # the CUDA-graph block above (#25)
 note ""
 note "total: $(($(date +%s) - START)) s; $([ "$FAILED" = 0 ] && echo 'all steps passed' || echo 'SOME STEPS FAILED: see the logs')"
 echo "report: $MD"

@@ -251,4 +251,4 @@ def test_gpu_resume_from_a_captured_checkpoint_continues_exactly(tmp_path):
     resumed = GraphClassifier(net(seed=5), optimizer=ADAM, scheduler=STEP_LR, cuda_graphs=True)
     trainer = gpu_fit(tmp_path / "first", resumed, ckpt_path=tmp_path / "ckpt" / "epoch=0.ckpt")
     assert trainer.global_step == 32 and resumed.graph is not None
-    assert_same_weights(whole.net, resumed.net, rtol=1e-6, atol=1e-6)
+    assert_same_weights(whole.net, resumed.net, rtol=1e-5, atol=1e-5)

@@ -40,6 +40,7 @@ same, but an unsupported setting is a configuration error before training), ``fa
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 import lightning.pytorch as L
@@ -138,14 +139,17 @@ class GraphClassifier(GroupedClassifier):
         optimizer = self.optimizers().optimizer
         self.step0.fill_(self.global_step)
         shapes = [(x.shape, y.shape) for x, y in group]
-        full = shapes == [(x.shape, y.shape) for x, y in self.static]
-        if self.device.type != "cuda" or (self.static and not full):
-            self.group_steps(group, optimizer)  # the CPU, or the epoch's last, shorter group
+        k = self.trainer.datamodule.steps_per_execution
+        recordable = self.device.type == "cuda" and len(group) == k and len(set(shapes)) == 1
+        if not recordable or (self.static and shapes != [(x.shape, y.shape) for x, y in self.static]):
+            self.group_steps(group, optimizer)  # the CPU, or a group of another shape (the epoch's last)
         elif not self.static:  # the first group: real steps on a side stream, into the input buffers
             self.static = [(x.clone(), y.clone()) for x, y in group]
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side), self._autocast_without_cache():
+            with torch.cuda.stream(side), self._autocast_without_cache(), warnings.catch_warnings():
+                # torch warns once that a capturable optimizer steps uncaptured: here it is meant to
+                warnings.filterwarnings("ignore", "This instance was constructed with capturable=True")
                 self.group_steps(self.static, optimizer)
             torch.cuda.current_stream().wait_stream(side)
         else:
