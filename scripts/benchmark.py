@@ -476,14 +476,15 @@ def graphs_rows(args, data_dir: Path, scratch: Path) -> None:
                 result["test_acc"].append(run["test_acc"])
             result["peak_mib"].append(torch.cuda.max_memory_allocated() / 2**20 if gpu else float("nan"))
 
-    whole = {"neuronlab-train experiment=mnist trainer=gpu": [], "lesson_mnist.py": []}
+    trainer = "trainer=gpu" if gpu else "trainer=cpu"
+    main_job = f"neuronlab-train experiment=mnist {trainer}"
+    whole: dict[str, list[float]] = {main_job: [], "lesson_mnist.py": []}
     env = {**os.environ, "NEURONLAB_OUTPUT_ROOT": str(scratch / "whole")}
     folder = DATASETS[args.data].folder
     commands = {
-        "neuronlab-train experiment=mnist trainer=gpu": [
+        main_job: [
             sys.executable, "-m", "neuronlab.train", "experiment=mnist", f"data={args.data}",
-            f"paths.data_dir={data_dir.resolve()}", "data.download=false", "trainer.max_epochs=5",
-            *(["trainer=gpu"] if gpu else ["trainer=cpu"]),
+            f"paths.data_dir={data_dir.resolve()}", "data.download=false", "trainer.max_epochs=5", trainer,
         ],
         "lesson_mnist.py": [
             sys.executable, str(SCRIPTS / "lesson_mnist.py"), "--dataset", folder, "--epochs", "5",
@@ -528,7 +529,7 @@ def graphs_report(results: dict, whole: dict, accuracy: dict, args, capture: str
             f"{epoch / bare:.2f}",
             f"{min(result['whole']):.3f}" if result["whole"] else "",
             f"{statistics.mean(accs) * 100:.2f}% ({_percents(accs)})",
-            f"{max(result['peak_mib']):.0f}",
+            f"{max(result['peak_mib']):.0f}" if capture == "true" else "-",
         )
     console = Console(width=150)
     console.print(table)
