@@ -257,3 +257,30 @@ def test_gpu_resume_from_a_captured_checkpoint_continues_exactly(tmp_path):
     trainer = gpu_fit(tmp_path / "first", resumed, ckpt_path=tmp_path / "ckpt" / "epoch=0.ckpt")
     assert trainer.global_step == 32 and resumed.graph is not None
     assert_same_weights(whole.net, resumed.net, relative=1e-5)
+
+
+@cuda
+def test_gpu_experiment_mnist_records_its_groups_through_the_entry_point(tmp_path):
+    """`neuronlab-train experiment=mnist trainer=gpu` as a user runs it (the recipe's GraphClassifier,
+    task.cuda_graphs=auto): the one line says the graphs are on, the run trains and tests."""
+    import json
+
+    from tests.conftest import run_cli, write_mnist
+
+    # 3,200 training images: 50 mini-batches of 64, three groups of 16 (warm-up, recording, replay), then 2
+    data = write_mnist(tmp_path / "data", "MNIST", n_train=3400, n_test=200)
+    done = run_cli(
+        "neuronlab.train",
+        "experiment=mnist",
+        "trainer=gpu",
+        "trainer.max_epochs=2",
+        f"paths.data_dir={data}",
+        "data.val_size=200",
+        "data.download=false",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if "CUDA graphs" in line]
+    assert lines and all(line.endswith("CUDA graphs on: each group of steps is replayed") for line in lines)
+    result = json.loads(next((tmp_path / "outputs").rglob("result.json")).read_text())
+    assert result["metrics"]["test/acc"] > 0.5

@@ -116,7 +116,7 @@ class GraphClassifier(GroupedClassifier):
         if reason is not None and self.cuda_graphs is True:
             raise ConfigError(f"task.cuda_graphs=true but {reason}: set task.cuda_graphs=auto or false")
         self.capture = self.cuda_graphs is not False and reason is None
-        if self.cuda_graphs == "auto":
+        if self.cuda_graphs == "auto" and self.trainer.is_global_zero:  # one line, not one per process
             log.info("CUDA graphs %s", f"off: {reason}" if reason else "on: each group of steps is replayed")
 
     def on_train_start(self) -> None:
