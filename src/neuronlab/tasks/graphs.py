@@ -25,11 +25,13 @@ what it runs cannot be checked on a machine without a GPU; the hand-made graph r
 CPU tests check.
 
 What it changes for callbacks: per-step hooks cannot run inside a replayed graph. With capture on, no
-``on_before_backward``, ``on_after_backward``, ``on_before_optimizer_step`` or ``on_before_zero_grad``
-runs, for callbacks or the module, on any optimizer step (the module's own clipping is part of the
-graph); ``on_train_batch_start``/``end`` run once per group, as with :class:`GroupedClassifier`. So
-``task.cuda_graphs=auto`` stays off when a callback uses those hooks, and ``task.cuda_graphs=false`` gives
-the eager grouped steps with every hook.
+callback's ``on_before_backward``, ``on_after_backward``, ``on_before_optimizer_step`` or
+``on_before_zero_grad`` runs, on any optimizer step (the module's own clipping is called while recording,
+so its tensor work is part of the graph); ``on_train_batch_start``/``end`` run once per group, as with
+:class:`GroupedClassifier`. So ``task.cuda_graphs=auto`` stays off when a callback uses those hooks, and
+``task.cuda_graphs=false`` gives the eager grouped steps with every hook. The steps bypass the
+LightningOptimizer, so this file advances the step count ``global_step`` reads itself: its one touch of
+Lightning's loops, guarded by a test.
 
 ``task.cuda_graphs``: ``auto`` (on where supported: one CUDA device, 32-true or bf16-mixed, an in-memory
 DataModule without augmentation handing over K > 1 mini-batches, an optimizer with a capturable step,
