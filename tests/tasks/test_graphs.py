@@ -139,8 +139,9 @@ def test_auto_falls_back_with_one_line_and_every_hook(tmp_path, caplog):
         ({"scheduler": "step"}, "a scheduler steps per optimizer step"),
         ({"callback": True}, "callback CountHooks uses on_before_backward, which cannot run inside a graph"),
         ({}, "the run is on the CPU (CUDA graphs need trainer=gpu)"),
+        ({"precision": "bf16-mixed", "scheduler": "epoch"}, "the run is on the CPU"),  # both supported
     ],
-    ids=["16-mixed", "bf16-true", "compile", "augment", "k1", "sgd", "step-scheduler", "callback", "cpu"],
+    ids=["16-mixed", "bf16-true", "compile", "augment", "k1", "sgd", "step-sched", "callback", "cpu", "bf16"],
 )
 def test_each_unsupported_setting_is_named_before_training(tmp_path, change, reason):
     """task.cuda_graphs=true where a setting cannot be captured: one ConfigError naming it, before any
