@@ -29,6 +29,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
 from PIL import Image, ImageDraw, ImageFont
 
+from neuronlab.config import is_int
 from neuronlab.errors import ConfigError
 from neuronlab.models import probabilities
 
@@ -315,7 +316,7 @@ class FiguresCallback(L.Callback):
 
     def __init__(self, every_n_epochs: int | None = None, num_images: int = 24, graph: bool = True) -> None:
         super().__init__()
-        if every_n_epochs is not None and int(every_n_epochs) <= 0:
+        if every_n_epochs is not None and not (is_int(every_n_epochs) and every_n_epochs > 0):
             raise ConfigError(
                 f"callbacks.figures.every_n_epochs={every_n_epochs} must be a positive integer or null"
             )

@@ -33,142 +33,88 @@ def _is_bool(v: Any) -> bool:
     return isinstance(v, bool)
 
 
-def _positive_int(v: Any) -> bool:
-    return is_int(v) and v > 0
+def _is_name(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and bool(v))
 
 
-def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    return lambda v: v is None or check(v)
+def _devices(v: Any) -> bool:
+    if is_int(v):
+        return v > 0 or v == -1
+    if isinstance(v, str):
+        return bool(re.fullmatch(r"auto|-1|\d+|(\d+,)+\d*", v))
+    return isinstance(v, list) and bool(v) and all(is_int(d) and d >= 0 for d in v)
 
 
-def _any(v: Any) -> bool:
-    return True
-
-
-_DEVICES = re.compile(r"auto|-1|\d+|(\d+,)+\d*")
 METRICS = ("val/acc_best", "val/acc", "val/loss", "train/acc", "train/loss", "test/acc", "test/loss")
 
-# key, type check, range check, what is allowed: the keys no constructor of ours checks (the trainer, the
-# callbacks, torch's optimizers and schedulers, the run itself). The net's and the data's own arguments are
-# checked by their owners' torch-free functions (models/checks.py, data/checks.py), called by validate()
-# here and by the constructors. data.val_size >= 1 is training's rule (a DataModule serves val_size=0).
-Rule = tuple[str, Callable[[Any], bool], Callable[[Any], bool], str]
+# key, check, what is allowed: the keys no constructor of ours checks (the trainer, the callbacks, torch's
+# optimizers and schedulers, the run itself). The net's and the data's own arguments are checked by their
+# owners' torch-free functions (models/checks.py, data/checks.py), called by validate() here and by the
+# constructors; task.compile and callbacks.figures.every_n_epochs by their constructors alone.
+# data.val_size >= 1 is training's rule (a DataModule serves val_size=0).
+Rule = tuple[str, Callable[[Any], bool], str]
 RULES: list[Rule] = [
-    ("seed", lambda v: v is None or is_int(v), lambda v: v is None or v >= 0, "an integer >= 0 or null"),
-    ("test", _is_bool, _any, "true or false"),
-    (
-        "ckpt_path",
-        _optional(lambda v: isinstance(v, str)),
-        _optional(bool),
-        "a .ckpt file, a run folder or null",
-    ),
-    ("task_name", lambda v: isinstance(v, str), lambda v: bool(v) and "/" not in v, "a folder name"),
-    ("optimizer.lr", _is_number, lambda v: v > 0, "a number > 0"),
-    ("optimizer.weight_decay", _is_number, lambda v: v >= 0, "a number >= 0"),
-    ("optimizer.momentum", _is_number, lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    ("task.compile", _is_bool, _any, "true or false"),
+    ("seed", lambda v: v is None or (is_int(v) and v >= 0), "an integer >= 0 or null"),
+    ("test", _is_bool, "true or false"),
+    ("ckpt_path", _is_name, "a .ckpt file, a run folder or null"),
+    ("task_name", lambda v: isinstance(v, str) and bool(v) and "/" not in v, "a folder name"),
+    ("optimizer.lr", lambda v: _is_number(v) and v > 0, "a number > 0"),
+    ("optimizer.weight_decay", lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    ("optimizer.momentum", lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
     (
         "data.val_size",
-        is_int,
-        lambda v: v >= 1,
+        lambda v: is_int(v) and v >= 1,
         "an integer >= 1 (the validation images pick the best checkpoint, stop early and rank sweeps)",
     ),
-    ("scheduler.step_size", is_int, lambda v: v > 0, "an integer > 0"),
-    ("scheduler.gamma", _is_number, lambda v: v > 0, "a number > 0"),
-    ("scheduler.T_max", is_int, lambda v: v > 0, "an integer > 0 (the epochs of one cosine decay)"),
-    ("scheduler.eta_min", _is_number, lambda v: v >= 0, "a number >= 0"),
-    ("scheduler.factor", _is_number, lambda v: 0 < v < 1, "a number in (0, 1)"),
-    ("scheduler.patience", is_int, lambda v: v >= 0, "an integer >= 0"),
-    ("scheduler.mode", lambda v: isinstance(v, str), lambda v: v in ("min", "max"), "min or max"),
-    ("trainer.max_epochs", is_int, lambda v: v > 0 or v == -1, "an integer > 0 (or -1: no limit)"),
-    (
-        "trainer.min_epochs",
-        lambda v: v is None or is_int(v),
-        lambda v: v is None or v >= 0,
-        "an integer >= 0",
-    ),
-    (
-        "trainer.devices",
-        lambda v: is_int(v) or isinstance(v, str | list),
-        lambda v: (
-            (v > 0 or v == -1)
-            if is_int(v)
-            else bool(_DEVICES.fullmatch(v))
-            if isinstance(v, str)
-            else bool(v) and all(is_int(d) and d >= 0 for d in v)
-        ),
-        "an integer > 0, -1 (all), 'auto' or a list of device ids such as [0,1]",
-    ),
-    ("trainer.num_nodes", is_int, lambda v: v > 0, "an integer > 0"),
-    ("trainer.check_val_every_n_epoch", is_int, lambda v: v > 0, "an integer > 0"),
-    ("trainer.log_every_n_steps", is_int, lambda v: v > 0, "an integer > 0"),
-    ("trainer.num_sanity_val_steps", is_int, lambda v: v >= -1, "an integer >= 0 (or -1: all)"),
-    ("trainer.deterministic", lambda v: _is_bool(v) or v == "warn", _any, "true, false or warn"),
-    (
-        "trainer.fast_dev_run",
-        lambda v: _is_bool(v) or is_int(v),
-        lambda v: v >= 0,
-        "true, false or a number of batches",
-    ),
-    ("trainer.enable_model_summary", _is_bool, _any, "true or false"),
-    ("trainer.sync_batchnorm", _is_bool, _any, "true or false"),
-    ("trainer.use_distributed_sampler", _is_bool, _any, "true or false"),
-    (
-        "callbacks.figures.every_n_epochs",
-        _optional(is_int),
-        _optional(lambda v: v > 0),
-        "an integer > 0 or null",
-    ),
-    ("callbacks.figures.num_images", is_int, lambda v: v >= 0, "an integer >= 0"),
-    ("callbacks.figures.graph", _is_bool, _any, "true or false"),
-    ("callbacks.progress_bar.refresh_rate", is_int, lambda v: v >= 0, "an integer >= 0"),
-    ("callbacks.early_stopping.patience", is_int, lambda v: v >= 0, "an integer >= 0"),
-    ("callbacks.early_stopping.stopping_threshold", _optional(_is_number), _any, "a number or null"),
-    ("callbacks.early_stopping.min_delta", _is_number, lambda v: v >= 0, "a number >= 0"),
-    (
-        "callbacks.early_stopping.monitor",
-        lambda v: isinstance(v, str),
-        lambda v: v in METRICS[:5],
-        ", ".join(METRICS[:5]),
-    ),
-    (
-        "callbacks.model_checkpoint.monitor",
-        lambda v: isinstance(v, str),
-        lambda v: v in METRICS[:5],
-        ", ".join(METRICS[:5]),
-    ),
-    (
-        "callbacks.model_checkpoint.mode",
-        lambda v: isinstance(v, str),
-        lambda v: v in ("min", "max"),
-        "min or max",
-    ),
-    (
-        "optimized_metric",
-        _optional(lambda v: isinstance(v, str)),
-        _optional(lambda v: v in METRICS),
-        ", ".join(METRICS) + " or null",
-    ),
+    ("scheduler.step_size", lambda v: is_int(v) and v > 0, "an integer > 0"),
+    ("scheduler.gamma", lambda v: _is_number(v) and v > 0, "a number > 0"),
+    ("scheduler.T_max", lambda v: is_int(v) and v > 0, "an integer > 0 (the epochs of one cosine decay)"),
+    ("scheduler.eta_min", lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    ("scheduler.factor", lambda v: _is_number(v) and 0 < v < 1, "a number in (0, 1)"),
+    ("scheduler.patience", lambda v: is_int(v) and v >= 0, "an integer >= 0"),
+    ("scheduler.mode", lambda v: v in ("min", "max"), "min or max"),
+    ("trainer.max_epochs", lambda v: is_int(v) and (v > 0 or v == -1), "an integer > 0 (or -1: no limit)"),
+    ("trainer.min_epochs", lambda v: v is None or (is_int(v) and v >= 0), "an integer >= 0"),
+    ("trainer.devices", _devices, "an integer > 0, -1 (all), 'auto' or a list of device ids such as [0,1]"),
+    ("trainer.num_nodes", lambda v: is_int(v) and v > 0, "an integer > 0"),
+    ("trainer.check_val_every_n_epoch", lambda v: is_int(v) and v > 0, "an integer > 0"),
+    ("trainer.log_every_n_steps", lambda v: is_int(v) and v > 0, "an integer > 0"),
+    ("trainer.num_sanity_val_steps", lambda v: is_int(v) and v >= -1, "an integer >= 0 (or -1: all)"),
+    ("trainer.deterministic", lambda v: _is_bool(v) or v == "warn", "true, false or warn"),
+    ("trainer.fast_dev_run", lambda v: isinstance(v, int) and v >= 0, "true, false or a number of batches"),
+    ("trainer.enable_model_summary", _is_bool, "true or false"),
+    ("trainer.sync_batchnorm", _is_bool, "true or false"),
+    ("trainer.use_distributed_sampler", _is_bool, "true or false"),
+    ("callbacks.figures.num_images", lambda v: is_int(v) and v >= 0, "an integer >= 0"),
+    ("callbacks.figures.graph", _is_bool, "true or false"),
+    ("callbacks.progress_bar.refresh_rate", lambda v: is_int(v) and v >= 0, "an integer >= 0"),
+    ("callbacks.early_stopping.patience", lambda v: is_int(v) and v >= 0, "an integer >= 0"),
+    ("callbacks.early_stopping.stopping_threshold", lambda v: v is None or _is_number(v), "a number or null"),
+    ("callbacks.early_stopping.min_delta", lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    ("callbacks.early_stopping.monitor", lambda v: v in METRICS[:5], ", ".join(METRICS[:5])),
+    ("callbacks.model_checkpoint.monitor", lambda v: v in METRICS[:5], ", ".join(METRICS[:5])),
+    ("callbacks.model_checkpoint.mode", lambda v: v in ("min", "max"), "min or max"),
+    ("optimized_metric", lambda v: v is None or v in METRICS, ", ".join(METRICS) + " or null"),
 ]
 
 # neuronlab-export's own keys
 EXPORT_RULES: list[Rule] = [
-    ("tolerance", _is_number, _any, "a number, e.g. 1e-5"),
-    ("batch_size", is_int, lambda v: 0 < v <= 10_000, "an integer in 1..10000"),
-    ("output", _optional(lambda v: isinstance(v, str)), _optional(bool), "a file name or null"),
-    ("data_dir", _optional(lambda v: isinstance(v, str)), _optional(bool), "a folder or null"),
+    ("tolerance", _is_number, "a number, e.g. 1e-5"),
+    ("batch_size", lambda v: is_int(v) and 0 < v <= 10_000, "an integer in 1..10000"),
+    ("output", _is_name, "a file name or null"),
+    ("data_dir", _is_name, "a folder or null"),
 ]
 
 
 def validate(cfg: DictConfig, rules: list[Rule] | None = None) -> None:
     """Raise :class:`ConfigError` naming the first bad key, its value and what is allowed."""
-    for key, type_ok, range_ok, allowed in RULES if rules is None else rules:
+    for key, ok, allowed in RULES if rules is None else rules:
         value = OmegaConf.select(cfg, key, default=_MISSING)
         if value is _MISSING:
             continue
         if OmegaConf.is_config(value):
             value = OmegaConf.to_container(value, resolve=True)
-        if not (type_ok(value) and range_ok(value)):
+        if not ok(value):
             raise ConfigError(f"{key}={value!r} is not allowed: expected {allowed}")
     if rules is None:
         for section, check in (("model", check_net_args), ("data", check_data_args)):
