@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from neuronlab.config import is_int
 from neuronlab.errors import ConfigError
 from neuronlab.io.show import shown
 
@@ -30,10 +31,6 @@ DATASET_NAMES = ("mnist", "fashion_mnist")
 AUGMENTATIONS = ("affine",)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _require(ok: bool, message: str) -> None:
     if not ok:  # the value may come from a checkpoint: printed escaped and capped
         raise ConfigError(shown(message, MESSAGE_LIMIT))
@@ -41,7 +38,7 @@ def _require(ok: bool, message: str) -> None:
 
 def _batch_size(key: str, null: str) -> Callable[[Any], None]:
     return lambda v: _require(
-        v is None or (_is_int(v) and v > 0), f"data.{key}={v} must be a positive integer (or null: {null})"
+        v is None or (is_int(v) and v > 0), f"data.{key}={v} must be a positive integer (or null: {null})"
     )
 
 
@@ -54,20 +51,20 @@ _CHECKS: dict[str, Callable[[Any], None]] = {
     "batch_size": _batch_size("batch_size", "all at once"),
     "eval_batch_size": _batch_size("eval_batch_size", "the training batch size"),
     "steps_per_execution": lambda v: _require(
-        _is_int(v) and v > 0,
+        is_int(v) and v > 0,
         f"data.steps_per_execution={v} must be a positive integer (1: one optimizer step per Lightning step)",
     ),
     "gate": _choice("gate", tuple(GATES)),
-    "repeats": lambda v: _require(_is_int(v) and v > 0, f"data.repeats={v!r} must be a positive integer"),
+    "repeats": lambda v: _require(is_int(v) and v > 0, f"data.repeats={v!r} must be a positive integer"),
     "noise": lambda v: _require(
         isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0,
         f"data.noise={v!r} must be a number >= 0",
     ),
     "name": _choice("name", (None, *DATASET_NAMES)),
     "augment": _choice("augment", (None, *AUGMENTATIONS)),
-    "val_size": lambda v: _require(_is_int(v) and v >= 0, f"data.val_size={v!r} must be an integer >= 0"),
+    "val_size": lambda v: _require(is_int(v) and v >= 0, f"data.val_size={v!r} must be an integer >= 0"),
     "num_workers": lambda v: _require(
-        _is_int(v) and v >= 0, f"data.num_workers={v!r} must be an integer >= 0"
+        is_int(v) and v >= 0, f"data.num_workers={v!r} must be an integer >= 0"
     ),
     "download": lambda v: _require(isinstance(v, bool), f"data.download={v!r} must be true or false"),
     "data_dir": lambda v: _require(

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from neuronlab.models.checks import check_activation, check_net_args, check_size
+from neuronlab.models.checks import check_net_args, check_size
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -23,10 +23,6 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "gelu": nn.GELU,
     "leaky_relu": nn.LeakyReLU,
 }
-
-
-def _activation(name: str) -> nn.Module:
-    return ACTIVATIONS[check_activation(name)]()
 
 
 def probabilities(logits: torch.Tensor) -> torch.Tensor:
@@ -40,6 +36,8 @@ class MLP(nn.Module):
 
     Inputs of any shape ``(N, ...)`` are flattened to ``(N, input_size)``, so images and points both work.
     """
+
+    flatten = False  # an ``nn.Flatten`` as the first layer (part of the state_dict's layer numbering)
 
     def __init__(
         self,
@@ -59,20 +57,16 @@ class MLP(nn.Module):
             activation=activation,
             dropout=dropout,
         )
-        hidden_sizes = [int(h) for h in hidden_sizes]
-        self.input_size = int(input_size)
-        self.hidden_sizes = hidden_sizes
-        self.output_size = int(output_size)
-        self.activation = activation
-        self.dropout = float(dropout)
-        layers: list[nn.Module] = []
-        width = self.input_size
-        for hidden in hidden_sizes:
-            layers += [nn.Linear(width, hidden), _activation(activation)]
+        self.input_size, self.hidden_sizes, self.output_size = input_size, list(hidden_sizes), output_size
+        self.activation, self.dropout = activation, float(dropout)
+        layers: list[nn.Module] = [nn.Flatten()] if self.flatten else []
+        width = input_size
+        for hidden in self.hidden_sizes:
+            layers += [nn.Linear(width, hidden), ACTIVATIONS[activation]()]
             if self.dropout > 0:
                 layers.append(nn.Dropout(self.dropout))
             width = hidden
-        layers.append(nn.Linear(width, self.output_size))
+        layers.append(nn.Linear(width, output_size))
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -139,16 +133,7 @@ class MNISTClassifier(ModernNetwork):
     """The lesson's MNIST classifier: ``nn.Flatten`` then the same MLP as :class:`ModernNetwork`
     (same constructor, same defaults)."""
 
-    def __init__(
-        self,
-        input_size: int = 784,
-        hidden_sizes: Sequence[int] = (256, 128),
-        output_size: int = 10,
-        activation: str = "relu",
-        dropout: float = 0.2,
-    ) -> None:
-        super().__init__(input_size, hidden_sizes, output_size, activation, dropout)
-        self.layers.insert(0, nn.Flatten())
+    flatten = True
 
 
 NETS: dict[str, type[MLP]] = {
