@@ -32,7 +32,8 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from packaging.version import InvalidVersion, Version
 
-from neuronlab.errors import CheckpointError
+from neuronlab.config import is_int
+from neuronlab.errors import CheckpointError, first_line
 from neuronlab.io.files import atomic_write
 from neuronlab.io.show import shown
 from neuronlab.models import NETS
@@ -130,11 +131,11 @@ def _check_inflated_size(path: Path | IO[bytes]) -> None:
 
 
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    if "weights_only" in text or "Weights only load failed" in text:
+    """The error's first line, escaped (it may quote the file's strings)."""
+    if "weights_only" in str(err) or "Weights only load failed" in str(err):
         # never pass on torch's advice to load with weights_only=False: that runs the file's code
         return "it holds Python objects that a safe load refuses"
-    return shown(text.splitlines()[0]) if text else type(err).__name__  # may quote the file's strings
+    return shown(first_line(err))
 
 
 def _is_plain(value: Any, depth: int = 0) -> bool:
@@ -158,7 +159,7 @@ def _is_version(value: Any) -> bool:
 
 
 def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return is_int(value) and value >= 0
 
 
 def _is_score(value: Any) -> bool:
@@ -276,18 +277,16 @@ def epochs_done(checkpoint: Mapping[str, Any]) -> int:
     return done if _is_count(done) else 0
 
 
-OPTIMIZERS: dict[str, type] = {
-    f"{cls.__module__}.{cls.__qualname__}": cls
-    for cls in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
-}
-SCHEDULERS: dict[str, type] = {
-    f"{cls.__module__}.{cls.__qualname__}": cls
-    for cls in (
-        torch.optim.lr_scheduler.CosineAnnealingLR,
-        torch.optim.lr_scheduler.StepLR,
-        torch.optim.lr_scheduler.ReduceLROnPlateau,
-    )
-}
+def _by_name(*classes: type) -> dict[str, type]:
+    return {f"{cls.__module__}.{cls.__qualname__}": cls for cls in classes}
+
+
+OPTIMIZERS = _by_name(torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
+SCHEDULERS = _by_name(
+    torch.optim.lr_scheduler.CosineAnnealingLR,
+    torch.optim.lr_scheduler.StepLR,
+    torch.optim.lr_scheduler.ReduceLROnPlateau,
+)
 """The only optimizer and scheduler classes a stored description may name (explicit allow-lists)."""
 
 
@@ -380,7 +379,7 @@ def _check_weight_count(net: Any, state_dict: Mapping[str, torch.Tensor]) -> Non
     hidden = net.get("hidden_sizes", [net.get("hidden_size")])
     sizes += list(hidden) if isinstance(hidden, list | tuple) else [hidden]
     sizes.append(net.get("output_size"))
-    if not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes):
+    if not all(is_int(s) and s > 0 for s in sizes):
         return  # the constructor names the bad value
     described = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
     stored = sum(t.numel() for k, t in state_dict.items() if k.startswith("net."))
@@ -403,14 +402,11 @@ def _datamodules() -> dict[str, type]:
     """The DataModules a checkpoint may name (an explicit allow-list)."""
     from neuronlab.data import FashionMNISTDataModule, GatesDataModule, MNISTDataModule
 
-    return {
-        f"{cls.__module__}.{cls.__qualname__}": cls
-        for cls in (GatesDataModule, MNISTDataModule, FashionMNISTDataModule)
-    }
+    return _by_name(GatesDataModule, MNISTDataModule, FashionMNISTDataModule)
 
 
-MAX_REPEATS = 100_000  # a stored gates DataModule may not ask for more copies of its four points
-MAX_WORKERS = 64
+# a stored DataModule may not ask for more copies of the gates' four points, or more worker processes
+MAX_COUNTS = {"repeats": 100_000, "num_workers": 64}
 
 
 def datamodule_from_checkpoint(
@@ -423,22 +419,20 @@ def datamodule_from_checkpoint(
     """
     data_cfg = checkpoint.get("datamodule_hyper_parameters")
     if not isinstance(data_cfg, Mapping) or "_target_" not in data_cfg:
-        raise CheckpointError(f"ckpt_path={path} does not record its data: pass data=<option>")
+        raise CheckpointError(
+            f"ckpt_path={path} does not record the data it was trained on (kind of input, classes): use a "
+            "checkpoint written by neuronlab-train (neuronlab-eval also takes data=<option>)"
+        )
     try:
         cls, values = allowed_class(data_cfg, _datamodules(), "datamodule_hyper_parameters")
     except ValueError as err:
         raise CheckpointError(f"ckpt_path={path}: {shown(err)}; not loaded") from None
-    counts = [values.get("repeats", 1), values.get("num_workers", 0)]
-    if not all(isinstance(n, int) for n in counts):
-        raise CheckpointError(
-            f"ckpt_path={path}: datamodule_hyper_parameters.repeats and num_workers must be integers; "
-            "not loaded"
-        )
-    if int(values.get("repeats", 1)) > MAX_REPEATS or int(values.get("num_workers", 0)) > MAX_WORKERS:
-        raise CheckpointError(
-            f"ckpt_path={path}: datamodule_hyper_parameters asks for too many repeats or workers "
-            f"(at most {MAX_REPEATS} and {MAX_WORKERS}); not loaded"
-        )
+    for key, cap in MAX_COUNTS.items():
+        if key in values and not (is_int(values[key]) and values[key] <= cap):
+            raise CheckpointError(
+                f"ckpt_path={path}: datamodule_hyper_parameters.{key}={shown(repr(values[key]))} must be an "
+                f"integer of at most {cap}; not loaded"
+            )
     if "data_dir" in inspect.signature(cls.__init__).parameters:
         if data_dir:
             values["data_dir"] = str(data_dir)
@@ -462,12 +456,6 @@ def data_facts(checkpoint: dict[str, Any], path: str | Path) -> DataFacts:
     input shape and number of classes must be the class's own: a file never turns points into images."""
     from neuronlab.data import DataFacts
 
-    data_cfg = checkpoint.get("datamodule_hyper_parameters")
-    if not isinstance(data_cfg, Mapping) or "_target_" not in data_cfg:
-        raise CheckpointError(
-            f"ckpt_path={path} does not record the data it was trained on (kind of input, classes): "
-            "use a checkpoint written by neuronlab-train"
-        )
     datamodule, _ = datamodule_from_checkpoint(checkpoint, path)
     own = datamodule.facts()
     key = type(datamodule).__qualname__  # where Lightning keeps the DataModule's state_dict()
