@@ -9,16 +9,17 @@ Figures are drawn with Pillow (a few milliseconds each) and written to the event
 ``SummaryWriter.add_image`` writes them, but encoded once with fast compression (``add_image`` converts
 the pixels to float and back and compresses harder: twice the time). matplotlib (a second to import, a
 quarter of a second per figure) stays off the training path. Only TensorBoard loggers receive them, only
-on rank zero. ``scripts/benchmark.py`` measures their share of the main job (3.5–4.2% here).
+on rank zero. ``scripts/benchmark.py`` measures their share of the main job.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +69,15 @@ class Picture:
     ) -> None:
         self.draw.multiline_text(xy, text, fill=fill, font=font(size), align="center", **kw)
         self.texts.append((text, fill))
+
+    def title(self, text: str, y: int = 4) -> None:
+        self.draw.text((self.image.width / 2, y), text, fill="black", font=font(13), anchor="mt")
+
+    def vertical_text(self, xy: tuple[float, float], text: str, width: int) -> None:
+        """``text`` turned a quarter to the left, right-aligned in ``width`` pixels, below ``xy``."""
+        label = Image.new("RGB", (width, 14), "white")
+        ImageDraw.Draw(label).text((width, 7), text, fill="black", font=font(11), anchor="rm")
+        self.image.paste(label.rotate(90, expand=True), (int(xy[0] - 7), int(xy[1])))
 
 
 def colour(values: np.ndarray, stops: Sequence[tuple[float, tuple[int, int, int]]]) -> np.ndarray:
@@ -141,13 +151,7 @@ def prediction_grid(
         wrong = pred != target
         label = f"{classes[pred]}\n(true {classes[target]})" if wrong else classes[pred]
         pic.text((x + 14 * SCALE, y - 2), label, fill="red" if wrong else "black", size=10, anchor="md")
-    pic.draw.text(
-        (pic.image.width / 2, 6),
-        f"{title}: predicted class (mistakes in red, with the true class)",
-        fill="black",
-        font=font(13),
-        anchor="mt",
-    )
+    pic.title(f"{title}: predicted class (mistakes in red, with the true class)", y=6)
     return pic
 
 
@@ -172,17 +176,12 @@ def confusion_figure(confusion: np.ndarray, classes: Sequence[str]) -> Picture:
         )
     for i, name in enumerate(classes):
         draw.text((left - 6, top + i * cell + cell / 2), name, fill="black", font=font(11), anchor="rm")
-        label = Image.new("RGB", (label_w, 14), "white")
-        ImageDraw.Draw(label).text((label_w, 7), name, fill="black", font=font(11), anchor="rm")
-        pic.image.paste(
-            label.rotate(90, expand=True), (int(left + i * cell + cell / 2 - 7), top + n * cell + 4)
-        )
+        pic.vertical_text((left + i * cell + cell / 2, top + n * cell + 4), name, label_w)
     draw.text(
         (left + n * cell / 2, pic.image.height - 4), "predicted", fill="black", font=font(12), anchor="mb"
     )
     draw.text((4, top - 6), "true \\ predicted", fill="black", font=font(11), anchor="lb")
-    draw.text((pic.image.width / 2, 4), "test confusion matrix (colour: share of the true class)",
-              fill="black", font=font(13), anchor="mt")  # fmt: skip
+    pic.title("test confusion matrix (colour: share of the true class)")
     return pic
 
 
@@ -199,10 +198,8 @@ def per_class_figure(accuracy: np.ndarray, classes: Sequence[str]) -> Picture:
         x1, y1 = at(i + 0.85, 0)
         draw.rectangle((x0, y0, x1, y1), fill=LINE_COLOURS[0])
         pic.text(((x0 + x1) / 2, y0 - 2), f"{a:.2f}", size=10, anchor="md")
-        label = Image.new("RGB", (label_h, 14), "white")
-        ImageDraw.Draw(label).text((label_h, 7), name, fill="black", font=font(11), anchor="rm")
-        pic.image.paste(label.rotate(90, expand=True), (int((x0 + x1) / 2 - 7), top + height + 6))
-    draw.text((pic.image.width / 2, 4), "test accuracy per class", fill="black", font=font(13), anchor="mt")
+        pic.vertical_text(((x0 + x1) / 2, top + height + 6), name, label_h)
+    pic.title("test accuracy per class")
     return pic
 
 
@@ -242,8 +239,7 @@ def boundary_figure(net: torch.nn.Module, points: torch.Tensor, labels: torch.Te
         pic.draw.line([(bar_x + 14, y), (bar_x + 18, y)], fill="black")
         pic.draw.text((bar_x + 20, y), f"{v:g}", fill="black", font=font(11), anchor="lm")
     pic.draw.rectangle((bar_x, top, bar_x + 14, top + size), outline="black")
-    pic.draw.text((left + size / 2, 6), f"{title}: P(class 1) and the 0.5 boundary", fill="black",
-                  font=font(13), anchor="mt")  # fmt: skip
+    pic.title(f"{title}: P(class 1) and the 0.5 boundary", y=6)
     return pic
 
 
@@ -294,16 +290,22 @@ def probability_of_one(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return probs if probs.ndim == 1 else probs[:, 1]
 
 
-def run_net(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Logits on CPU for inputs on CPU, whatever the net's device and dtype; no dropout, no gradients."""
-    param = next(net.parameters())
+@contextlib.contextmanager
+def evaluating(net: torch.nn.Module) -> Iterator[torch.nn.Parameter]:
+    """``net`` in eval mode (no dropout) for the block, then back in its own mode; yields a parameter,
+    whose device and dtype the inputs take."""
     was_training = net.training
     net.eval()
     try:
-        with torch.no_grad():
-            return net(x.to(param.device, param.dtype)).float().cpu()
+        yield next(net.parameters())
     finally:
         net.train(was_training)
+
+
+def run_net(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Logits on CPU for inputs on CPU, whatever the net's device and dtype; no dropout, no gradients."""
+    with evaluating(net) as param, torch.no_grad():
+        return net(x.to(param.device, param.dtype)).float().cpu()
 
 
 class FiguresCallback(L.Callback):
@@ -350,18 +352,13 @@ class FiguresCallback(L.Callback):
 
     def _log_graph(self, writers: list[Any], net: torch.nn.Module, x: torch.Tensor) -> None:
         """The net's graph (traced with ``torch.jit``, as TensorBoard needs), in eval mode: no dropout RNG."""
-        param = next(net.parameters())
-        was_training = net.training
-        net.eval()
         try:
-            with warnings.catch_warnings():
+            with evaluating(net) as param, warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # torch.jit's deprecation and tracer notes: harmless here
                 for writer in writers:
                     writer.add_graph(net, x.to(param.device, param.dtype))
         except Exception as err:  # e.g. a compiled net: the graph is a nicety, never a reason to stop
             rank_zero_warn(f"the model graph was not logged to TensorBoard ({type(err).__name__}: {err})")
-        finally:
-            net.train(was_training)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not self.writers(trainer):
