@@ -70,8 +70,14 @@ class Picture:
         self.draw.multiline_text(xy, text, fill=fill, font=font(size), align="center", **kw)
         self.texts.append((text, fill))
 
+    def label(
+        self, xy: tuple[float, float], text: str, anchor: str, fill: str = "black", size: int = 11
+    ) -> None:
+        """A tick, axis or legend label: drawn, not kept in ``texts``."""
+        self.draw.text(xy, text, fill=fill, font=font(size), anchor=anchor)
+
     def title(self, text: str, y: int = 4) -> None:
-        self.draw.text((self.image.width / 2, y), text, fill="black", font=font(13), anchor="mt")
+        self.label((self.image.width / 2, y), text, "mt", size=13)
 
     def vertical_text(self, xy: tuple[float, float], text: str, width: int) -> None:
         """``text`` turned a quarter to the left, right-aligned in ``width`` pixels, below ``xy``."""
@@ -122,11 +128,11 @@ def axes_box(
     for x in xs:
         px, _ = at(x, y0)
         draw.line([(px, bottom), (px, bottom + 4)], fill="black")
-        draw.text((px, bottom + 6), f"{x:g}", fill="black", font=font(11), anchor="mt")
+        pic.label((px, bottom + 6), f"{x:g}", "mt")
     for y in ys:
         _, py = at(x0, y)
         draw.line([(left - 4, py), (left, py)], fill="black")
-        draw.text((left - 6, py), f"{y:g}", fill="black", font=font(11), anchor="rm")
+        pic.label((left - 6, py), f"{y:g}", "rm")
     return at
 
 
@@ -167,20 +173,14 @@ def confusion_figure(confusion: np.ndarray, classes: Sequence[str]) -> Picture:
     for (t, p), count in np.ndenumerate(confusion):
         x, y = left + p * cell, top + t * cell
         draw.rectangle((x, y, x + cell, y + cell), fill=tuple(int(v) for v in colours[t, p]))
-        draw.text(
-            (x + cell / 2, y + cell / 2),
-            str(int(count)),
-            fill="white" if shares[t, p] > 0.5 else "black",
-            font=font(11),
-            anchor="mm",
+        pic.label(
+            (x + cell / 2, y + cell / 2), str(int(count)), "mm", "white" if shares[t, p] > 0.5 else "black"
         )
     for i, name in enumerate(classes):
-        draw.text((left - 6, top + i * cell + cell / 2), name, fill="black", font=font(11), anchor="rm")
+        pic.label((left - 6, top + i * cell + cell / 2), name, "rm")
         pic.vertical_text((left + i * cell + cell / 2, top + n * cell + 4), name, label_w)
-    draw.text(
-        (left + n * cell / 2, pic.image.height - 4), "predicted", fill="black", font=font(12), anchor="mb"
-    )
-    draw.text((4, top - 6), "true \\ predicted", fill="black", font=font(11), anchor="lb")
+    pic.label((left + n * cell / 2, pic.image.height - 4), "predicted", "mb", size=12)
+    pic.label((4, top - 6), "true \\ predicted", "lb")
     pic.title("test confusion matrix (colour: share of the true class)")
     return pic
 
@@ -237,7 +237,7 @@ def boundary_figure(net: torch.nn.Module, points: torch.Tensor, labels: torch.Te
     for v in (0, 0.5, 1):
         y = top + (1 - v) * (size - 1)
         pic.draw.line([(bar_x + 14, y), (bar_x + 18, y)], fill="black")
-        pic.draw.text((bar_x + 20, y), f"{v:g}", fill="black", font=font(11), anchor="lm")
+        pic.label((bar_x + 20, y), f"{v:g}", "lm")
     pic.draw.rectangle((bar_x, top, bar_x + 14, top + size), outline="black")
     pic.title(f"{title}: P(class 1) and the 0.5 boundary", y=6)
     return pic
@@ -265,7 +265,7 @@ def activations_figure() -> Picture:
         for j, (values, label) in enumerate(((f(x), name.lower()), (df(x), "derivative"))):
             pic.draw.line([at(a, b) for a, b in zip(x, np.clip(values, y0, y1), strict=True)],
                           fill=LINE_COLOURS[j], width=2)  # fmt: skip
-            pic.draw.text((box[0] + 8, box[1] + 6 + 14 * j), label, fill=LINE_COLOURS[j], font=font(11))
+            pic.label((box[0] + 8, box[1] + 6 + 14 * j), label, "la", LINE_COLOURS[j])
         pic.text(((box[0] + box[2]) / 2, oy + 8), name, size=13, anchor="mt")
     logits = np.array([2.0, 1.0, 0.1])
     ox, oy = panel_w, panel_h
@@ -276,11 +276,9 @@ def activations_figure() -> Picture:
             (x0, y0), (x1, y1) = at(k - 0.4 + 0.4 * j, float(v)), at(k + 0.4 * j, 0)
             pic.draw.rectangle((x0, y0, x1, y1), fill=LINE_COLOURS[j])
     for k in range(3):
-        pic.draw.text((at(k, 0)[0], box[3] + 6), f"class {k}", fill="black", font=font(11), anchor="mt")
+        pic.label((at(k, 0)[0], box[3] + 6), f"class {k}", "mt")
     for j, label in enumerate(("logits", "softmax (sums to 1)")):
-        pic.draw.text(
-            (box[2] - 8, box[1] + 6 + 14 * j), label, fill=LINE_COLOURS[j], font=font(11), anchor="ra"
-        )
+        pic.label((box[2] - 8, box[1] + 6 + 14 * j), label, "ra", LINE_COLOURS[j])
     pic.text(((box[0] + box[2]) / 2, oy + 8), "Softmax", size=13, anchor="mt")
     return pic
 
