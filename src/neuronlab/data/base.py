@@ -104,11 +104,8 @@ class DataFacts:
 class InMemoryDataModule(L.LightningDataModule):
     """A DataModule whose splits are tensors in memory; subclasses fill ``self.splits`` in ``setup``.
 
-    Each subclass states its facts as class attributes named as :class:`DataFacts`' fields: ``kind``
-    (``points`` or ``images``), ``classes``, ``input_shape`` (one sample), and where the default does not
-    fit, ``mean``/``std``, ``fills_frame`` and ``name``; they are checked when the class is defined, and
-    ``input_size`` and ``num_classes`` follow from them. A model is checked against them before training,
-    checkpoints store them (:meth:`facts`), and predict, export and figures ask them instead of guessing.
+    Each subclass states its facts as class attributes named as :class:`DataFacts`' fields; they are
+    checked when the class is defined, and ``input_size`` and ``num_classes`` follow from them.
     ``steps_per_execution``: mini-batches the training loader hands over at once (optimizer steps per
     Lightning step); a speed setting only, not stored in checkpoints (every K gives the same run).
     """
@@ -162,15 +159,9 @@ class InMemoryDataModule(L.LightningDataModule):
         if self.trainer is not None:
             rank, world = self.trainer.global_rank, self.trainer.world_size
             device = self.trainer.strategy.root_device
+        k = self.steps_per_execution if train else 1
         loader = InMemoryLoader(
-            x,
-            y,
-            batch,
-            shuffle=train,
-            seed=self.seed,
-            rank=rank,
-            world_size=world,
-            steps_per_execution=self.steps_per_execution if train else 1,
+            x, y, batch, shuffle=train, seed=self.seed, rank=rank, world_size=world, steps_per_execution=k
         )
         return loader.to(device) if device.type != "cpu" else loader
 

@@ -9,6 +9,7 @@ per K optimizer steps (Keras's ``steps_per_execution``).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -78,17 +79,10 @@ class InMemoryLoader:
         """``(x, y)`` batches; with ``steps_per_execution=K > 1``, lists of up to K such batches (the same
         batches in the same order, the last list shorter when the epoch's batches do not divide by K)."""
         batches = self._batches()
-        k = self.steps_per_execution
-        if k == 1:
+        if self.steps_per_execution == 1:
             yield from batches
             return
-        group: list[tuple[torch.Tensor, torch.Tensor]] = []
-        for batch in batches:
-            group.append(batch)
-            if len(group) == k:
-                yield group
-                group = []
-        if group:
+        while group := list(itertools.islice(batches, self.steps_per_execution)):
             yield group
 
     def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -30,10 +30,6 @@ class DataNotFoundError(DataError, FileNotFoundError):
     """The dataset's files are not on disk and could not be downloaded."""
 
 
-def default_data_dir() -> str:
-    return os.environ.get("NEURONLAB_DATA_DIR", "data")
-
-
 def find_file(data_dir: Path, folder: str, stem: str) -> Path | None:
     """The first existing of ``<data_dir>/<folder>/raw/<stem>[.gz]`` and ``<data_dir>/<stem>[.gz]``."""
     for base in (data_dir / folder / "raw", data_dir):
@@ -109,7 +105,7 @@ class MNISTDataModule(InMemoryDataModule):
             raise ConfigError(
                 f"data.name={name!r} does not fit {type(self).__name__} (data.name={self.name})"
             )
-        self.data_dir = Path(data_dir or default_data_dir()).expanduser()
+        self.data_dir = Path(data_dir or os.environ.get("NEURONLAB_DATA_DIR", "data")).expanduser()
         self.val_size, self.download = int(val_size), bool(download)
         self.augment, self.num_workers = augment, int(num_workers)
         self._raw: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
