@@ -22,6 +22,7 @@ _MISSING = object()
 # checks them against neuronlab.models.mlp.ACTIVATIONS and Lightning's own list of precisions)
 PRECISIONS = ("64", "32", "16", "transformer-engine", "transformer-engine-float16", "16-true", "16-mixed")
 PRECISIONS += ("bf16-true", "bf16-mixed", "32-true", "64-true", "bf16")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 
 
 def _is_number(v: Any) -> bool:
@@ -74,6 +75,8 @@ RULES: list[Rule] = [
     ("scheduler.patience", lambda v: is_int(v) and v >= 0, "an integer >= 0"),
     ("scheduler.mode", lambda v: v in ("min", "max"), "min or max"),
     ("trainer.max_epochs", lambda v: is_int(v) and (v > 0 or v == -1), "an integer > 0 (or -1: no limit)"),
+    ("trainer.precision", lambda v: v is None or str(v) in PRECISIONS, "one of " + ", ".join(PRECISIONS)),
+    ("trainer.accelerator", lambda v: v is None or v in ACCELERATORS, "one of " + ", ".join(ACCELERATORS)),
     ("trainer.min_epochs", lambda v: v is None or (is_int(v) and v >= 0), "an integer >= 0"),
     ("trainer.devices", _devices, "an integer > 0, -1 (all), 'auto' or a list of device ids such as [0,1]"),
     ("trainer.num_nodes", lambda v: is_int(v) and v > 0, "an integer > 0"),
@@ -125,19 +128,9 @@ def validate(cfg: DictConfig, rules: list[Rule] | None = None) -> None:
 
 
 def _validate_together(cfg: DictConfig) -> None:
-    """Checks that involve several keys or the machine: precision, accelerator, what is logged."""
+    """Checks that involve several keys or the machine: a GPU, the epochs, what is logged."""
     trainer = cfg.get("trainer") or {}
-    precision = trainer.get("precision")
-    if precision is not None and str(precision) not in PRECISIONS:
-        raise ConfigError(
-            f"trainer.precision={precision!r} is not allowed: expected one of {', '.join(PRECISIONS)}"
-        )
     accelerator = trainer.get("accelerator")
-    accelerators = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
-    if accelerator is not None and accelerator not in accelerators:
-        raise ConfigError(
-            f"trainer.accelerator={accelerator!r} is not allowed: expected one of {', '.join(accelerators)}"
-        )
     if accelerator in ("gpu", "cuda"):
         import torch  # only for a GPU setting: the one check that asks the machine
 
