@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import lightning.pytorch as L
 import torch
 
+from neuronlab.config import is_int
 from neuronlab.data.checks import MESSAGE_LIMIT, check_data_args
 from neuronlab.data.loader import InMemoryLoader
 from neuronlab.io.show import shown
@@ -57,7 +58,7 @@ class DataFacts:
         if not (
             isinstance(shape, tuple)
             and len(shape) == (3 if self.kind == "images" else 1)
-            and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)
+            and all(is_int(n) and n > 0 for n in shape)
             and math.prod(shape) <= MAX_INPUT_SIZE
         ):
             layout = "(channels, height, width)" if self.kind == "images" else "(features,)"

@@ -87,12 +87,7 @@ class MNISTDataModule(InMemoryDataModule):
         seed: int = 0,
         steps_per_execution: int = 1,
     ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            seed=seed,
-            steps_per_execution=steps_per_execution,
-        )
+        super().__init__(batch_size, eval_batch_size, seed, steps_per_execution)
         check_data_args(
             name=name,
             data_dir=data_dir,

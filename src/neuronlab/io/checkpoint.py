@@ -339,9 +339,8 @@ def classifier_from_checkpoint(
     allowed = {"net", "num_classes", "optimizer", "scheduler", "compile"}
     unknown = sorted(set(map(str, hparams)) - allowed)
     if unknown:
-        unknown_keys = shown(unknown)
         raise CheckpointError(
-            f"ckpt_path={path}: hyper_parameters has unknown keys {unknown_keys}; not loaded"
+            f"ckpt_path={path}: hyper_parameters has unknown keys {shown(unknown)}; not loaded"
         )
     kwargs = {k: hparams[k] for k in allowed if k in hparams}
     try:
@@ -492,26 +491,24 @@ def check_same_architecture(checkpoint: dict[str, Any], net_config: dict[str, An
         raise CheckpointError(f"ckpt_path={path} holds another architecture ({'; '.join(diffs)})")
 
 
+# the config option of each allow-listed optimizer and scheduler, for the message that names it
+OPTIONS = {"Adam": "adam", "AdamW": "adamw", "SGD": "sgd", "none": "none"}
+OPTIONS |= {"CosineAnnealingLR": "cosine", "StepLR": "step", "ReduceLROnPlateau": "plateau"}
+
+
 def check_same_training(checkpoint: dict[str, Any], task: Classifier, path: str | Path) -> None:
     """Refuse to continue a checkpoint with another optimizer or scheduler: Lightning would load one's
     state into the other and fail halfway (e.g. SGD's ``momentum`` missing from Adam's state)."""
     hparams = checkpoint.get("hyper_parameters") or {}
     for what in ("optimizer", "scheduler"):
-        stored = hparams.get(what) if isinstance(hparams, Mapping) else None
-        stored_name = stored.get("name") if isinstance(stored, Mapping) else None
-        stored_name = shown(stored_name) if isinstance(stored_name, str) else None
-        mine = describe_factory(getattr(task, f"{what}_factory"))
-        my_name = mine["name"] if mine else None
-        if what in hparams and stored_name != my_name:
-            option = (stored_name or "none").rsplit(".", 1)[-1].lower()
+        if what not in hparams:
+            continue
+        stored = hparams[what].get("name") if isinstance(hparams[what], Mapping) else None
+        stored = shown(stored) if isinstance(stored, str) else "none"
+        mine = (describe_factory(getattr(task, f"{what}_factory")) or {}).get("name", "none")
+        if stored != mine:
+            option = OPTIONS.get(stored.rsplit(".", 1)[-1], f"<the {what} it used>")
             raise CheckpointError(
-                f"ckpt_path={path} was trained with {what} {stored_name or 'none'}, but this run uses "
-                f"{my_name or 'none'}: continue it with {what}={_option_hint(what, option)}, or start "
-                "afresh without ckpt_path"
+                f"ckpt_path={path} was trained with {what} {stored}, but this run uses {mine}: continue it "
+                f"with {what}={option}, or start afresh without ckpt_path"
             )
-
-
-def _option_hint(what: str, class_name: str) -> str:
-    hints = {"adam": "adam", "adamw": "adamw", "sgd": "sgd", "none": "none"}
-    hints |= {"cosineannealinglr": "cosine", "steplr": "step", "reducelronplateau": "plateau"}
-    return hints.get(class_name, f"<the {what} it used>")
