@@ -15,6 +15,7 @@ import io
 import math
 import statistics
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,6 @@ TIE_BREAK = "val/loss"
 STATUS_ORDER = {"completed": 0, "pruned": 1, "unfinished": 2, "interrupted": 2, "failed": 3}
 UNKNOWN_STATUS = 4  # a status from elsewhere ranks after every known one, failed included
 GROUP_METRICS = ("test/acc", "test/loss")  # summarised per seed group, after the optimized metric
-MIN_GROUP_SEEDS = 2
 
 
 @dataclass
@@ -57,19 +57,18 @@ class Summary:
         return [self.metric, *(m for m in SHOWN_METRICS if m != self.metric)]
 
     @property
+    def metrics_grouped(self) -> list[str]:
+        return [self.metric, *(m for m in GROUP_METRICS if m != self.metric)]
+
+    @property
     def has_devices(self) -> bool:
         """Whether a job recorded device slots (a local GPU sweep): then the table has a devices column."""
         return any(job.devices for job in self.jobs)
 
-    @property
-    def metrics_grouped(self) -> list[str]:
-        return [self.metric, *(m for m in GROUP_METRICS if m != self.metric)]
-
     def counts(self) -> str:
-        counts: dict[str, int] = {}
-        for job in self.jobs:
-            counts[job.status] = counts.get(job.status, 0) + 1
-        return ", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=_status_key))
+        counts = Counter(job.status for job in self.jobs)
+        ordered = sorted(counts.items(), key=lambda item: STATUS_ORDER.get(item[0], UNKNOWN_STATUS))
+        return ", ".join(f"{n} {status}" for status, n in ordered)
 
     def title(self) -> str:
         jobs = f"{len(self.jobs)} job{'s' if len(self.jobs) != 1 else ''}"
@@ -77,8 +76,9 @@ class Summary:
         return f"{jobs} ({shown(self.counts())}), ranked by {shown(self.metric)} ({direction})"
 
 
-def _status_key(item: tuple[str, int]) -> int:
-    return STATUS_ORDER.get(item[0], UNKNOWN_STATUS)
+def _score(value: float, maximize: bool) -> float:
+    """A sort key: the best value first, a missing or non-finite one last."""
+    return (-value if maximize else value) if math.isfinite(value) else math.inf
 
 
 def summarize(sweep_dir: Path | str, final: bool = False) -> Summary:
@@ -93,19 +93,14 @@ def summarize(sweep_dir: Path | str, final: bool = False) -> Summary:
     values = {k: [job.params.get(k, "") for job in jobs] for k in keys}
     swept = [k for k in keys if len(set(values[k])) > 1]
     fixed = {k: values[k][0] for k in keys if k not in swept}
-
-    def rank_key(job: Job) -> tuple[int, float, float, int]:
-        value = job.metrics.get(metric, math.nan)
-        score = (-value if maximize else value) if math.isfinite(value) else math.inf
-        loss = job.metrics.get(TIE_BREAK, math.inf)  # equal accuracies (easy data): the lower loss first
-        return (
+    jobs.sort(
+        key=lambda job: (
             STATUS_ORDER.get(job.status, UNKNOWN_STATUS),
-            score,
-            loss if math.isfinite(loss) else math.inf,
+            _score(job.metrics.get(metric, math.nan), maximize),
+            _score(job.metrics.get(TIE_BREAK, math.nan), False),  # equal accuracies: the lower loss first
             job.num,
         )
-
-    jobs.sort(key=rank_key)
+    )
     summary = Summary(sweep_dir, jobs, metric, maximize, swept, fixed)
     summary.groups = seed_groups(summary)
     summary.importance = read_importance(sweep_dir)
@@ -127,15 +122,9 @@ def seed_groups(summary: Summary) -> list[Group]:
         for name in summary.metrics_grouped:
             xs = [j.metrics[name] for j in jobs if math.isfinite(j.metrics.get(name, math.nan))]
             mean = statistics.fmean(xs) if xs else math.nan
-            std = statistics.stdev(xs) if len(xs) >= MIN_GROUP_SEEDS else math.nan
-            stats[name] = (mean, std, len(xs))
+            stats[name] = (mean, statistics.stdev(xs) if len(xs) >= 2 else math.nan, len(xs))
         groups.append(Group(dict(zip(keys, values, strict=True)), jobs, stats))
-
-    def mean_key(group: Group) -> float:
-        mean = group.stats[summary.metric][0]
-        return (-mean if summary.maximize else mean) if math.isfinite(mean) else math.inf
-
-    return sorted(groups, key=mean_key)
+    return sorted(groups, key=lambda g: _score(g.stats[summary.metric][0], summary.maximize))
 
 
 # -------------------------------------------------------------------------------------------- format
@@ -167,6 +156,16 @@ def format_value(value: str) -> str:
     return f"{number:.4g}" if any(c in value for c in ".eE") and math.isfinite(number) else value
 
 
+def format_stat(name: str, mean: float, std: float, n: int) -> str:
+    """``mean ± std (n)``: 97.10 ± 0.35 % (3)."""
+    if not math.isfinite(mean):
+        return "–"
+    spread = f" ± {format_metric(name, std).removesuffix(' %')}" if math.isfinite(std) else ""
+    if "acc" in name:
+        return f"{100 * mean:.2f}{spread} % ({n})"
+    return f"{mean:.4f}{spread} ({n})"
+
+
 def device_cells(summary: Summary, job: Job, none: str = "–") -> list[str]:
     """A job's ``devices`` cell (the slots it trained on: ``0``, ``2, 3``), or no cell at all where no job
     of the sweep recorded slots (a CPU sweep's table stays as it was)."""
@@ -182,14 +181,24 @@ def _status_cell(job: Job) -> str:
     return f"{cell} ({job.resume})" if job.resume else cell
 
 
-def format_stat(name: str, mean: float, std: float, n: int) -> str:
-    """``mean ± std (n)``: 97.10 ± 0.35 % (3)."""
-    if not math.isfinite(mean):
-        return "–"
-    spread = f" ± {format_metric(name, std).removesuffix(' %')}" if math.isfinite(std) else ""
-    if "acc" in name:
-        return f"{100 * mean:.2f}{spread} % ({n})"
-    return f"{mean:.4f}{spread} ({n})"
+def rows(summary: Summary) -> tuple[list[str], list[list[str]]]:
+    """The table as people read it: header and formatted cells (shared by Markdown and the terminal)."""
+    header = [shown(h) for h in ("rank", "job", *summary.swept, *summary.metrics, "epochs", "wall time")]
+    header += [*(["devices"] if summary.has_devices else []), "status"]
+    body = [
+        [
+            str(i) if job.status == "completed" else "–",
+            str(job.num),
+            *(shown(format_value(job.params.get(k, "(default)"))) for k in summary.swept),
+            *(format_metric(m, job.metrics.get(m)) for m in summary.metrics),
+            str(int(job.metrics["epochs"])) if "epochs" in job.metrics else "–",
+            format_duration(job.wall_time),
+            *map(shown, device_cells(summary, job)),
+            shown(_status_cell(job)),
+        ]
+        for i, job in enumerate(summary.jobs, start=1)
+    ]
+    return header, body
 
 
 def group_rows(summary: Summary) -> tuple[list[str], list[list[str]]]:
@@ -207,54 +216,14 @@ def group_rows(summary: Summary) -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
-def groups_csv(summary: Summary) -> str:
-    """``summary_groups.csv``: one row per seed group, raw means and sample standard deviations."""
-    keys = [k for k in summary.swept if k != "seed"]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    stat_columns = [f"{m}_{s}" for m in summary.metrics_grouped for s in ("mean", "std")]
-    _write_row(writer, ["rank", *keys, *stat_columns, "n", "jobs"])
-    for i, g in enumerate(summary.groups, start=1):
-        stats = [g.stats[m][j] for m in summary.metrics_grouped for j in (0, 1)]
-        _write_row(
-            writer,
-            [
-                i,
-                *(g.params[k] for k in keys),
-                *("" if not math.isfinite(v) else v for v in stats),
-                len(g.jobs),
-                " ".join(str(j.num) for j in sorted(g.jobs, key=lambda j: j.num)),
-            ],
-        )
-    return out.getvalue()
+def _markdown_table(header: list[str], body: list[list[str]], align: list[str]) -> list[str]:
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
-
-def rows(summary: Summary) -> tuple[list[str], list[list[str]]]:
-    """The table as people read it: header and formatted cells (shared by Markdown and the terminal)."""
-    header = [shown(h) for h in ("rank", "job", *summary.swept, *summary.metrics, "epochs", "wall time")]
-    header += [*(["devices"] if summary.has_devices else []), "status"]
-    body = []
-    for i, job in enumerate(summary.jobs, start=1):
-        epochs = job.metrics.get("epochs")
-        body.append(
-            [
-                str(i) if job.status == "completed" else "–",
-                str(job.num),
-                *(shown(format_value(job.params.get(k, "(default)"))) for k in summary.swept),
-                *(format_metric(m, job.metrics.get(m)) for m in summary.metrics),
-                str(int(epochs)) if epochs is not None else "–",
-                format_duration(job.wall_time),
-                *map(shown, device_cells(summary, job)),
-                shown(_status_cell(job)),
-            ]
-        )
-    return header, body
+    return [line(header), line(align), *map(line, body)]
 
 
 def to_markdown(summary: Summary) -> str:
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|")
-
     header, body = rows(summary)
     n_keys = len(summary.swept)
     align = ["---:", "---:", *["---"] * n_keys, *["---:"] * (len(header) - 3 - n_keys), "---"]
@@ -268,9 +237,7 @@ def to_markdown(summary: Summary) -> str:
         same = ", ".join(f"`{shown(k)}={shown(v)}`" for k, v in summary.fixed.items())
         lines += [f"Same in every job: {same}", ""]
     lines += [
-        "| " + " | ".join(cell(h) for h in header) + " |",
-        "| " + " | ".join(align) + " |",
-        *("| " + " | ".join(cell(c) for c in row) + " |" for row in body),
+        *_markdown_table(header, body, align),
         "",
         f"Ties are broken by the lower {TIE_BREAK}. `job` is the number that starts the job's folder name "
         "(an Optuna trial's number). `unfinished`: no result yet (still running, or killed); "
@@ -282,12 +249,12 @@ def to_markdown(summary: Summary) -> str:
             else ""
         ),
     ]
-    best = summary.jobs[0]
-    if best.status == "completed":
-        lines += ["", f"Best: `{shown(best.folder)}`."]
+    if summary.jobs[0].status == "completed":
+        lines += ["", f"Best: `{shown(summary.jobs[0].folder)}`."]
     lines += _resume_note(summary)
     if summary.groups:
         g_header, g_body = group_rows(summary)
+        n_stats = len(summary.metrics_grouped)
         lines += [
             "",
             "## Seed groups",
@@ -295,12 +262,9 @@ def to_markdown(summary: Summary) -> str:
             f"Completed jobs that differ only by `seed`, ranked by their mean {shown(summary.metric)}: "
             "`mean ± std (n)`, the sample standard deviation over n seeds (`summary_groups.csv`).",
             "",
-            "| " + " | ".join(cell(h) for h in g_header) + " |",
-            "| "
-            + " | ".join(["---:", *["---"] * (len(g_header) - 1 - len(summary.metrics_grouped))])
-            + " | ---:" * len(summary.metrics_grouped)
-            + " |",
-            *("| " + " | ".join(cell(c) for c in row) + " |" for row in g_body),
+            *_markdown_table(
+                g_header, g_body, ["---:", *["---"] * (len(g_header) - 1 - n_stats), *["---:"] * n_stats]
+            ),
         ]
     if summary.importance:
         lines += [
@@ -322,64 +286,65 @@ def to_markdown(summary: Summary) -> str:
 
 def _resume_note(summary: Summary) -> list[str]:
     """Which jobs a re-run of the sweep in its folder skipped or resumed."""
-    skipped = [str(j.num) for j in sorted(summary.jobs, key=lambda j: j.num) if j.resume == "skipped"]
-    resumed = [
-        f"{j.num} ({shown(j.resume)})"
-        for j in sorted(summary.jobs, key=lambda j: j.num)
-        if j.resume.startswith("resumed")
-    ]
-    if not skipped and not resumed:
-        return []
+    jobs = sorted(summary.jobs, key=lambda j: j.num)
+    skipped = [str(j.num) for j in jobs if j.resume == "skipped"]
+    resumed = [f"{j.num} ({shown(j.resume)})" for j in jobs if j.resume.startswith("resumed")]
     parts = []
     if skipped:
         parts.append(f"skipped the completed job{'s' if len(skipped) > 1 else ''} {', '.join(skipped)}")
     if resumed:
         parts.append(f"resumed {', '.join(resumed)} from {'their' if len(resumed) > 1 else 'its'} last.ckpt")
-    return ["", f"This sweep was run again in its folder: it {' and '.join(parts)}."]
+    return ["", f"This sweep was run again in its folder: it {' and '.join(parts)}."] if parts else []
 
 
-def to_csv(summary: Summary) -> str:
+def _csv(header: list[str], body: list[list[Any]]) -> str:
+    """CSV text whose text cells cannot run as spreadsheet formulas (``=``, ``+``, ``-``, ``@``)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    _write_row(
-        writer,
-        [
-            "rank",
-            "job",
-            "folder",
-            *summary.swept,
-            *summary.metrics,
-            "epochs",
-            "wall_time_s",
-            *(["devices"] if summary.has_devices else []),
-            "status",
-            "error",
-            "pruned_epoch",
-            "resume",
-        ],
+    csv.writer(out, lineterminator="\n").writerows(
+        [csv_cell(cell) for cell in row] for row in [header, *body]
     )
-    for i, job in enumerate(summary.jobs, start=1):
-        epochs = job.metrics.get("epochs")
-        _write_row(
-            writer,
-            [
-                i if job.status == "completed" else "",
-                job.num,
-                job.folder,
-                *(job.params.get(k, "") for k in summary.swept),
-                *(job.metrics.get(m, "") for m in summary.metrics),
-                int(epochs) if epochs is not None else "",
-                f"{job.wall_time:.2f}" if job.wall_time is not None else "",
-                *device_cells(summary, job, none=""),
-                job.status,
-                job.error,
-                "" if job.pruned_epoch is None else job.pruned_epoch,
-                job.resume,
-            ],
-        )
     return out.getvalue()
 
 
-def _write_row(writer: Any, cells: list[Any]) -> None:
-    """A CSV row whose text cells cannot run as spreadsheet formulas (``=``, ``+``, ``-``, ``@``)."""
-    writer.writerow([csv_cell(cell) for cell in cells])
+def to_csv(summary: Summary) -> str:
+    """``summary.csv``: the raw values, in the table's order."""
+    devices = ["devices"] if summary.has_devices else []
+    header = [
+        *("rank", "job", "folder", *summary.swept, *summary.metrics, "epochs", "wall_time_s", *devices),
+        *("status", "error", "pruned_epoch", "resume"),
+    ]
+    body = [
+        [
+            i if job.status == "completed" else "",
+            job.num,
+            job.folder,
+            *(job.params.get(k, "") for k in summary.swept),
+            *(job.metrics.get(m, "") for m in summary.metrics),
+            int(job.metrics["epochs"]) if "epochs" in job.metrics else "",
+            f"{job.wall_time:.2f}" if job.wall_time is not None else "",
+            *device_cells(summary, job, none=""),
+            job.status,
+            job.error,
+            "" if job.pruned_epoch is None else job.pruned_epoch,
+            job.resume,
+        ]
+        for i, job in enumerate(summary.jobs, start=1)
+    ]
+    return _csv(header, body)
+
+
+def groups_csv(summary: Summary) -> str:
+    """``summary_groups.csv``: one row per seed group, raw means and sample standard deviations."""
+    keys = [k for k in summary.swept if k != "seed"]
+    stat_columns = [f"{m}_{s}" for m in summary.metrics_grouped for s in ("mean", "std")]
+    body = [
+        [
+            i,
+            *(g.params[k] for k in keys),
+            *(v if math.isfinite(v) else "" for m in summary.metrics_grouped for v in g.stats[m][:2]),
+            len(g.jobs),
+            " ".join(str(j.num) for j in sorted(g.jobs, key=lambda j: j.num)),
+        ]
+        for i, g in enumerate(summary.groups, start=1)
+    ]
+    return _csv(["rank", *keys, *stat_columns, "n", "jobs"], body)
