@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from neuronlab.config import is_int
 from neuronlab.errors import NeuronlabError
 from neuronlab.io.read import UnreadableFile, read_json, read_yaml
 from neuronlab.io.show import shown
-from neuronlab.run.folder import RESULT, read_result
+from neuronlab.run.folder import ENVIRONMENT, RESULT, config_file, overrides_file, read_result
 from neuronlab.sweeps.resume import read_resume
 
 DEFAULT_METRIC = "val/acc_best"
@@ -50,10 +51,10 @@ def _number(value: Any, name: str) -> float:
     return float(value) if math.isfinite(value) else math.nan
 
 
-def _result_fields(result: Any) -> tuple[str, dict[str, float], float | None]:
+def _result_fields(result: dict[str, Any]) -> tuple[str, dict[str, float], float | None]:
     """The status, checked metrics and wall time of a ``result.json`` (``ValueError`` if not one of ours)."""
-    if not isinstance(result, dict) or not isinstance(result.get("status"), str):
-        raise ValueError("not a JSON object with a status")
+    if not isinstance(result.get("status"), str):
+        raise ValueError("no status")
     metrics = result.get("metrics") or {}
     if not isinstance(metrics, dict):
         raise ValueError("metrics is not a mapping")
@@ -67,18 +68,13 @@ def _result_fields(result: Any) -> tuple[str, dict[str, float], float | None]:
     return result["status"], checked, None if wall_time is None else float(wall_time)
 
 
-def _split_override(override: str) -> tuple[str, str]:
-    key, _, value = override.partition("=")
-    return key.lstrip("+~"), value
-
-
 def read_devices(folder: Path) -> list[int] | None:
     """The device slots a job recorded in ``environment.json`` (:mod:`neuronlab.sweeps.devices`).
 
     None where it took none (a CPU or SLURM job), has no record yet, or the record is not a short list of
     small non-negative integers: the job's other files still say how it ended."""
     try:
-        environment = read_json(folder / "environment.json")
+        environment = read_json(folder / ENVIRONMENT)
     except UnreadableFile:
         return None
     devices = environment.get("devices") if isinstance(environment, dict) else None
@@ -103,38 +99,35 @@ def read_job(folder: Path, final: bool = False) -> Job:
         resume=read_resume(folder),
         devices=read_devices(folder),
     )
-    overrides_file = folder / ".hydra" / "overrides.yaml"
     try:
-        overrides = read_yaml(overrides_file) or []
+        overrides = read_yaml(overrides_file(folder)) or []
         if not isinstance(overrides, list):
-            raise ValueError(f"a list of overrides expected, found {type(overrides).__name__}")
-    except UnreadableFile as err:
-        job.status, job.error = "failed", f"unreadable {err}"
-        return job
-    except ValueError as err:
-        job.status, job.error = "failed", f"unreadable {overrides_file}: {err}"
-        return job
-    job.params = {k: v for k, v in map(_split_override, map(str, overrides)) if k not in HIDDEN_KEYS}
-    result_file = folder / RESULT
-    try:
+            raise UnreadableFile(
+                f"{overrides_file(folder)}: a list of overrides expected, found {type(overrides).__name__}"
+            )
+        job.params = {k: v for k, v in map(_split_override, map(str, overrides)) if k not in HIDDEN_KEYS}
         result = read_result(folder)
         if result is None:
             return job  # no result yet: still running, or killed
-        status, job.metrics, job.wall_time = _result_fields(result)
+        try:
+            status, job.metrics, job.wall_time = _result_fields(result)
+        except ValueError as err:
+            raise UnreadableFile(f"{folder / RESULT}: not a neuronlab result ({err})") from None
     except UnreadableFile as err:
         job.status, job.error = "failed", f"unreadable {err}"
         return job
-    except ValueError as err:
-        job.status, job.error = "failed", f"unreadable {result_file}: not a neuronlab result ({err})"
-        return job
-    job.status = status
-    if job.status == "running":  # the record a job writes when it starts: running, or killed
-        job.status = "interrupted" if final else "unfinished"
+    if status != "running":  # the record a job writes when it starts: still running, or killed
+        job.status = status
     epoch = result.get("pruned_epoch")
-    job.pruned_epoch = epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
+    job.pruned_epoch = epoch if is_int(epoch) else None
     # a user error's message says it all: "optimizer.lr=-1 is not allowed: ..."
     job.error = str(result.get("error") or "").removeprefix("NeuronlabError: ")
     return job
+
+
+def _split_override(override: str) -> tuple[str, str]:
+    key, _, value = override.partition("=")
+    return key.lstrip("+~"), value
 
 
 def find_jobs(sweep_dir: Path) -> list[Path]:
@@ -142,7 +135,7 @@ def find_jobs(sweep_dir: Path) -> list[Path]:
     if not sweep_dir.is_dir():
         raise NeuronlabError(f"sweep folder {sweep_dir} does not exist; pass outputs/<task>/multiruns/<time>")
     # a job whose overrides.yaml is not a plain file is still a job: a failed row says why
-    jobs = sorted(p for p in sweep_dir.iterdir() if os.path.lexists(p / ".hydra" / "overrides.yaml"))
+    jobs = sorted(p for p in sweep_dir.iterdir() if os.path.lexists(overrides_file(p)))
     if not jobs:
         sweeps = sorted(
             (p for p in sweep_dir.glob("**/multiruns/*") if p.is_dir()), key=lambda p: p.stat().st_mtime
@@ -157,9 +150,8 @@ def find_jobs(sweep_dir: Path) -> list[Path]:
 
 def optimized_metric(job_dirs: list[Path]) -> str:
     for folder in job_dirs:
-        config = folder / ".hydra" / "config.yaml"
         try:
-            config = read_yaml(config)
+            config = read_yaml(config_file(folder))
         except UnreadableFile:  # missing or damaged: another job's may do
             continue
         metric = config.get("optimized_metric") if isinstance(config, dict) else None
@@ -176,8 +168,4 @@ def read_importance(sweep_dir: Path) -> dict[str, float]:
     importance = results.get("importance") if isinstance(results, dict) else None
     if not isinstance(importance, dict):
         return {}
-    return {
-        str(k): float(v)
-        for k, v in importance.items()
-        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-    }
+    return {str(k): float(v) for k, v in importance.items() if type(v) in (int, float) and math.isfinite(v)}
