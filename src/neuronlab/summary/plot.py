@@ -91,23 +91,23 @@ def _panel(ax: Any, summary: Summary, key: str) -> None:
             zorder=5,
             label="mean ± std over seeds",
         )
-        ax.legend(loc="best", fontsize="small")
-    pruned = [(x, j.metrics.get(summary.metric, math.nan) * scale) for x, j in zip(xs, jobs, strict=True)]
-    pruned = [(x, y) for (x, y), j in zip(pruned, jobs, strict=True) if j.status == "pruned"]
-    if pruned:
+    ys = [j.metrics.get(summary.metric, math.nan) * scale for j in jobs]
+
+    def points(status: str) -> list[tuple[float, float]]:
+        return [(x, y) for x, y, j in zip(xs, ys, jobs, strict=True) if j.status == status]
+
+    if pruned := points("pruned"):
         ax.scatter(*zip(*pruned, strict=True), marker="v", color="tab:gray", alpha=0.7, label="pruned")
-        ax.legend(loc="best", fontsize="small")
-    done = [(x, j.metrics.get(summary.metric, math.nan) * scale) for x, j in zip(xs, jobs, strict=True)]
-    done = [(x, y) for (x, y), j in zip(done, jobs, strict=True) if j.status == "completed"]
+    done = points("completed")
     ax.scatter([x for x, _ in done], [y for _, y in done], color="tab:blue", alpha=0.8, zorder=3)
     if summary.jobs[0].status == "completed":  # the best job, first in rank order
         ax.scatter(*done[0], s=140, facecolors="none", edgecolors="tab:orange", linewidths=2, zorder=4)
     if percent and done:
         ax.set_ylim(top=min(ax.get_ylim()[1], 101))
-    failed = [x for x, j in zip(xs, jobs, strict=True) if j.status == "failed"]
-    if failed:
+    if failed := [x for x, _ in points("failed")]:
         floor = blended_transform_factory(ax.transData, ax.transAxes)
         ax.scatter(failed, [0.03] * len(failed), marker="x", color="tab:red", transform=floor, label="failed")
         ax.update_datalim([(x, ax.dataLim.y0) for x in failed], updatey=False)  # keep them in view
         ax.autoscale_view()
+    if ax.get_legend_handles_labels()[1]:
         ax.legend(loc="best", fontsize="small")
