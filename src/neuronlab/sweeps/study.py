@@ -23,13 +23,15 @@ import socket
 import threading
 import time
 import warnings
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from neuronlab.errors import NeuronlabError
+from neuronlab.config import is_int
+from neuronlab.errors import NeuronlabError, first_line
 from neuronlab.io.files import open_lock_file
 from neuronlab.io.show import shown
 
@@ -58,9 +60,6 @@ def check_settings(s: Mapping[str, Any]) -> None:
 
     def bad(key: str, allowed: str) -> NeuronlabError:
         return NeuronlabError(f"hydra.sweeper.{key}={s.get(key)!r} is not allowed: expected {allowed}")
-
-    def is_int(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool)
 
     if s.get("direction") not in DIRECTIONS:
         raise bad("direction", " or ".join(DIRECTIONS))
@@ -113,33 +112,29 @@ def open_storage(url: str, heartbeat: bool = True) -> Any:
     import optuna
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
-    engine_kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):  # wait for other processes' writes instead of failing
-        engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
+    # SQLite: wait for other processes' writes instead of failing
+    engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if url.startswith("sqlite") else {}
+    beats = {
+        "heartbeat_interval": HEARTBEAT_S,
+        "grace_period": GRACE_S,
+        "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(),
+    }
     for attempt in range(3):
         try:
             with sqlite_lock(url), warnings.catch_warnings():  # one process at a time makes the tables
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return RDBStorage(
-                    url,
-                    engine_kwargs=engine_kwargs,
-                    heartbeat_interval=HEARTBEAT_S if heartbeat else None,
-                    grace_period=GRACE_S if heartbeat else None,
-                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback() if heartbeat else None,
-                )
+                return RDBStorage(url, engine_kwargs=engine_kwargs, **(beats if heartbeat else {}))
         except Exception as err:
-            words = str(err).lower()
-            if attempt < 2 and any(w in words for w in ("already exists", "duplicate", "unique constraint")):
+            raced = any(w in str(err).lower() for w in ("already exists", "duplicate", "unique constraint"))
+            if raced and attempt < 2:
                 time.sleep(1.0)  # another process made the tables at the same moment: they are there now
                 continue
-            error = err
-            break
-    cause = getattr(error, "orig", None) or error  # the database driver's own words, without SQLAlchemy's
-    first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-    raise NeuronlabError(
-        f"hydra.sweeper.storage={shown_url(url)} cannot be opened ({first}); pass a SQLAlchemy URL such "
-        f"as sqlite:////abs/path/optuna.db or postgresql://user:password@host/database"
-    ) from None
+            cause = getattr(err, "orig", None) or err  # the database driver's own words, without SQLAlchemy's
+            raise NeuronlabError(
+                f"hydra.sweeper.storage={shown_url(url)} cannot be opened ({first_line(cause)}); "
+                "pass a SQLAlchemy URL such as sqlite:////abs/path/optuna.db or postgresql://user:password@host/database"
+            ) from None
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 # ------------------------------------------------------------------------------------- search space
@@ -283,10 +278,9 @@ def open_study(settings: Mapping[str, Any], search: Search, url: str, storage: A
     try:  # Optuna rebuilds each stored value from its row: a crafted row fails here, not mid-search
         trials = study.get_trials(deepcopy=False)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise NeuronlabError(
-            f"{where} holds a trial that cannot be read ({shown(first)}): the database is damaged or was "
-            "not written by neuronlab; start a new study with a new hydra.sweep.dir"
+            f"{where} holds a trial that cannot be read ({shown(first_line(err))}): the database is damaged "
+            "or was not written by neuronlab; start a new study with a new hydra.sweep.dir"
         ) from None
     stored = study.user_attrs.get(SEARCH_ATTR)
     if stored is None and not trials:
@@ -371,17 +365,12 @@ def _describe(d: Any) -> str:
     return f"{'log ' if a.get('log') else ''}interval({a.get('low')}, {a.get('high')})"
 
 
-def _int_list(value: Any) -> list[int]:
-    if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        return value
-    return []
-
-
 def budget_used(trials: list[Any]) -> int:
     """Trials that count against ``n_trials``: all but those a kill ended (their re-queued copy counts)."""
     from optuna.trial import TrialState
 
-    retried = {n for t in trials for n in _int_list(t.system_attrs.get("retry_history"))}
+    histories = [t.system_attrs.get("retry_history") for t in trials]
+    retried = {n for h in histories if isinstance(h, list) and all(map(is_int, h)) for n in h}
     return sum(1 for t in trials if not (t.state == TrialState.FAIL and t.number in retried))
 
 
@@ -391,7 +380,7 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except OSError:  # someone else's process: alive
-        return True
+        pass
     return True
 
 
@@ -410,8 +399,7 @@ def close_dead_trials(study: Any) -> list[int]:
         owner = trial.user_attrs.get(OWNER_ATTR)
         if not (isinstance(owner, list) and len(owner) == 2 and owner[0] == host):
             continue
-        pid = owner[1]
-        if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 and not _alive(pid):
+        if is_int(owner[1]) and owner[1] > 0 and not _alive(owner[1]):
             _fail_and_requeue(study, trial.number)
     still = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     closed = sorted(before - still)
@@ -517,7 +505,7 @@ def _job_value(ret: Any) -> tuple[float | None, str]:
     try:
         value = ret.return_value
     except BaseException as err:  # the job's own exception, raised again by Hydra's JobReturn
-        return None, (str(err).strip().splitlines() or [type(err).__name__])[0]
+        return None, first_line(err)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None, f"the job returned {value!r}, not a number: is optimized_metric set?"
     if not math.isfinite(value):
@@ -533,8 +521,9 @@ def run_search(settings: Mapping[str, Any], config: Any, launcher: Any, argument
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats, retries
     check_settings(settings)
     search = parse_search(settings.get("params") or {}, arguments)
+    budget = settings["n_trials"]
     if settings["sampler"] == "grid":
-        grid_values(search)
+        budget = min(budget, math.prod(len(v) for v in grid_values(search).values()))
     sweep_dir = Path(str(config.hydra.sweep.dir))
     url = storage_url(settings, sweep_dir)
     created = not sweep_dir.exists()
@@ -551,9 +540,6 @@ def run_search(settings: Mapping[str, Any], config: Any, launcher: Any, argument
                 sweep_dir.rmdir()
         raise
     name = study.study_name
-    budget = settings["n_trials"]
-    if settings["sampler"] == "grid":
-        budget = min(budget, math.prod(len(v) for v in grid_values(search).values()))
     log.info(
         f"Optuna study {name!r} in {shown_url(url)}: {len(study.trials)} trials so far, budget {budget}, "
         f"sampler {settings['sampler']}, pruner {settings['pruner']}, direction {settings['direction']}"
@@ -656,9 +642,7 @@ def write_results(study: Any, sweep_dir: Path, ran: int) -> None:
 
     from neuronlab.io.files import atomic_write
 
-    counts: dict[str, int] = {}
-    for t in study.get_trials(deepcopy=False):
-        counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+    counts = dict(Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False)))
     results: dict[str, Any] = {"name": "optuna", "study_name": study.study_name, "trials": counts}
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if complete:
