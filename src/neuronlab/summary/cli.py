@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import fcntl
 import logging
 import time
 from collections.abc import Iterator
@@ -32,11 +33,6 @@ LOCK_FILE = ".summary.lock"
 @contextmanager
 def _locked(sweep_dir: Path) -> Iterator[None]:
     """One writer at a time, so the last job to finish writes a summary that includes every job."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: the atomic renames still keep every file whole
-        yield
-        return
     with open_lock_file(sweep_dir / LOCK_FILE) as handle:
         with suppress(OSError):  # a file system without locks
             fcntl.flock(handle, fcntl.LOCK_EX)
@@ -93,11 +89,6 @@ def print_summary(summary: Summary) -> None:
 # ------------------------------------------------------------------------------------------ callback
 
 
-def _quoted(value: str) -> str:
-    """A string as a quoted Hydra override value (spaces, commas and ``=`` are safe inside quotes)."""
-    return "'" + value.replace("'", "\\'") + "'"
-
-
 class SweepSummary(Callback):
     """Hydra callback (``hydra.callbacks`` in ``conf/hydra/default.yaml``): the sweep summary, kept current.
 
@@ -126,7 +117,9 @@ class SweepSummary(Callback):
         with read_write(config.hydra), open_dict(config.hydra):
             config.hydra.sweep.dir = sweep_dir
             # launchers compose each job from the master's hydra overrides: the same folder for all
-            config.hydra.overrides.hydra.append(f"hydra.sweep.dir={_quoted(sweep_dir)}")
+            # (quoted: spaces, commas and "=" in the path are safe inside quotes)
+            quoted = sweep_dir.replace("'", "\\'")
+            config.hydra.overrides.hydra.append(f"hydra.sweep.dir='{quoted}'")
         self._sweep_dir = Path(sweep_dir)
         self._done, self._started = False, time.time()
         atexit.register(self._finish, at_exit=True)

@@ -337,22 +337,20 @@ def _allowed(distribution: Any, value: Any) -> bool:
 def _differences(stored: Any, wanted: str) -> str:
     """What differs between two fingerprints, for the message; ``stored`` comes from the database."""
     try:
-        old = json.loads(stored) if isinstance(stored, str) else None
-    except ValueError:
+        old = json.loads(stored)
+    except (TypeError, ValueError):
         old = None
     if not isinstance(old, dict):
         return "it was not made by neuronlab's sweeper"
     new = json.loads(wanted)
-    parts = []
-    if old.get("direction") != new["direction"]:
-        parts.append(f"direction {old.get('direction')!r} vs {new['direction']!r}")
-    old_params = old.get("params") if isinstance(old.get("params"), dict) else {}
+    parts = [
+        f"{k} {shown(old.get(k))} vs {shown(new[k])}" for k in ("direction", "fixed") if old.get(k) != new[k]
+    ]
+    old_params = old["params"] if isinstance(old.get("params"), dict) else {}
     for key in sorted(set(old_params) | set(new["params"])):
         if old_params.get(key) != new["params"].get(key):
-            parts.append(f"{key}: {_describe(old_params.get(key))} vs {_describe(new['params'].get(key))}")
-    old_fixed = old.get("fixed") if isinstance(old.get("fixed"), list) else []
-    if old_fixed != new["fixed"]:
-        parts.append(f"fixed overrides {old_fixed} vs {new['fixed']}")
+            was, now = _describe(old_params.get(key)), _describe(new["params"].get(key))
+            parts.append(f"{shown(key)}: {shown(was)} vs {now}")
     return "; ".join(parts) or "unknown difference"
 
 
