@@ -134,9 +134,8 @@ def test_run_id_file_checks(tmp_path):
     with pytest.raises(NeuronlabError, match="32 hex digits"):
         MLFlowLogger(**kwargs)
     (tmp_path / RUN_ID_FILE).write_text("0123456789abcdef" * 2 + "\n")  # well-formed, but not in the store
-    logger = MLFlowLogger(**kwargs)
-    with pytest.raises(NeuronlabError, match="is not in sqlite:///"):
-        logger.experiment  # noqa: B018
+    with pytest.raises(NeuronlabError, match="is not in sqlite:///"):  # before the run writes anything
+        MLFlowLogger(**kwargs)
 
 
 def test_a_sweep_logs_one_mlflow_run_per_job(tmp_path):
@@ -154,3 +153,35 @@ def test_a_sweep_logs_one_mlflow_run_per_job(tmp_path):
     for run in found.values():
         assert run.info.status == "FINISHED" and "test/acc" in run.data.metrics
         assert run.info.run_name.endswith(Path(run.data.tags["neuronlab.run_dir"]).name)
+
+
+def test_a_copied_run_folder_logs_to_its_own_mlflow_run_and_a_refused_resume_changes_nothing(
+    tmp_path, monkeypatch, capsys
+):
+    """The run id file is copied with the folder (``cp -r``): the copy must not write into the original's
+    MLflow run. And a resume that the logger refuses (its run is not in this store) leaves the finished
+    run's result.json and .hydra/ as they were."""
+    import shutil
+
+    monkeypatch.setenv("NEURONLAB_OUTPUT_ROOT", str(tmp_path / "outputs"))
+    assert run_main(monkeypatch, capsys, "logger=mlflow", "trainer.max_epochs=2")[0] == 0
+    original = only(runs(tmp_path / "outputs"))
+    copy = original.parent / f"{original.name}-copy"
+    shutil.copytree(original, copy)
+    client = client_for(tmp_path / "outputs")
+    (first,) = runs_of(client, "xor")
+    assert run_main(monkeypatch, capsys, f"resume={copy}", "trainer.max_epochs=3")[0] == 0
+    found = {r.info.run_id: r for r in runs_of(client, "xor")}
+    assert len(found) == 2
+    copied = (copy / RUN_ID_FILE).read_text().strip()
+    assert copied != first.info.run_id and copied in found
+    assert steps(client, first.info.run_id, "train/loss") == [0, 1]  # the original's run is as it was
+    assert found[copied].data.tags["neuronlab.run_dir"] == str(copy)
+    # a resume the logger refuses: the finished copy keeps its record
+    record = {p: p.read_bytes() for p in [copy / "result.json", *sorted((copy / ".hydra").iterdir())]}
+    code, err = run_main(
+        monkeypatch, capsys, f"resume={copy}", "trainer.max_epochs=4",
+        f"logger.mlflow.tracking_uri=sqlite:///{tmp_path / 'other.db'}",
+    )  # fmt: skip
+    assert code == 2 and "is not in sqlite:///" in err, err
+    assert {p: p.read_bytes() for p in record} == record

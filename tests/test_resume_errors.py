@@ -258,3 +258,24 @@ def test_a_run_folders_records_are_read_safely_one_line_each(tmp_path):
         resume_argv(["neuronlab-train", f"resume={run}"])
     assert "aliases" in str(refused.value) and "\n" not in str(refused.value)
     assert time.monotonic() - start < 1.0
+
+
+def test_the_refusal_of_saved_paths_names_them_all_in_one_command(tmp_path):
+    """Several saved paths: one message whose command gives them all (not one refusal per try)."""
+    import shlex
+
+    import yaml
+
+    from neuronlab.errors import NeuronlabError
+    from neuronlab.run.resume import resume_argv
+
+    run = hand_made_run(tmp_path, status=None)
+    saved = ["paths.data_dir=/data/x", "trainer.max_epochs=20", "callbacks.model_checkpoint.dirpath='/a b'"]
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(saved))
+    with pytest.raises(NeuronlabError) as refused:
+        resume_argv(["neuronlab-train", f"resume={run}"])
+    message = str(refused.value)
+    assert "'paths.data_dir=/data/x'" in message and "callbacks.model_checkpoint.dirpath" in message
+    command = shlex.split(message.partition("say so yourself: ")[2])
+    assert command[2:] == ["paths.data_dir=/data/x", "callbacks.model_checkpoint.dirpath='/a b'"]
+    assert resume_argv(command)[-2].startswith("ckpt_path=")  # the command it gives is accepted

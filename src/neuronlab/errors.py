@@ -92,6 +92,11 @@ def user_message(err: BaseException) -> str | None:
         key = getattr(err, "full_key", None) or "a required value"
         return f"{key} is required: pass {key}=... on the command line"
     if isinstance(err, InterpolationResolutionError):
+        inner: BaseException | None = err
+        while inner is not None and not isinstance(inner, NeuronlabError):
+            inner = inner.__cause__ or inner.__context__
+        if inner is not None:  # a resolver's own check (neuronlab.run.paths): its message as it is
+            return str(inner)
         return f"{getattr(err, 'full_key', None) or 'a value'} cannot be resolved: {first_line(err)}"
     if isinstance(err, NeuronlabError | FloatingPointError):  # FloatingPointError: the loss diverged
         return str(err)

@@ -18,18 +18,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from neuronlab.config import CONF_DIR
-from neuronlab.errors import CheckpointError, ConfigError, Interrupted, run_command
+from neuronlab.errors import ConfigError, Interrupted, run_command
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
 
 class Outcome(dict[str, float]):
-    """What a fit did: its final metrics (``train/*``, ``val/*``, ``test/*``, ``epochs``), and the epoch
-    (from 1) an Optuna pruner stopped it at (``None``: it was not pruned)."""
+    """What a fit did: its final metrics (``train/*``, ``val/*``, ``test/*``, ``epochs``), the checkpoint it
+    tested (``""``: none), and the epoch (from 1) an Optuna pruner stopped it at (``None``: not pruned)."""
 
-    def __init__(self, metrics: dict[str, float], pruned_epoch: int | None = None) -> None:
+    def __init__(
+        self, metrics: dict[str, float], checkpoint: str = "", pruned_epoch: int | None = None
+    ) -> None:
         super().__init__(metrics)
+        self.checkpoint = checkpoint
         self.pruned_epoch = pruned_epoch
 
 
@@ -53,6 +56,8 @@ def train(
     from neuronlab.run import ddp, report
     from neuronlab.run.build import build_list, build_trainer
     from neuronlab.run.callbacks import GracefulInterrupt, ValidateLastEpoch
+    from neuronlab.run.folder import best_checkpoint
+    from neuronlab.run.resume import accept_checkpoint
     from neuronlab.sweeps.pruning import trial_callback
 
     hydra_cfg = HydraConfig.get()
@@ -64,25 +69,16 @@ def train(
 
     datamodule = instantiate(cfg.data)
     task = instantiate(cfg.task)  # the net, optimizer and scheduler inside (conf/task/)
-    checkpoint = None
-    if ckpt_path:
-        ckpt_path = ckpt_io.resolve_checkpoint(ckpt_path)
-        checkpoint = ckpt_io.load_checkpoint(ckpt_path)  # a clear error for a missing or damaged file
-        ckpt_io.check_same_architecture(checkpoint, task.net.config(), ckpt_path)
-        ckpt_io.check_same_training(checkpoint, task, ckpt_path)
-        done = ckpt_io.epochs_done(checkpoint)
-        if 0 < cfg.trainer.max_epochs <= done:  # Lightning would return at once and test a stale model
-            raise CheckpointError(
-                f"ckpt_path={ckpt_path} has already trained {done} epochs and this run stops at "
-                f"trainer.max_epochs={cfg.trainer.max_epochs}: pass a higher trainer.max_epochs to train on"
-            )
+    checkpoint, test_only = None, False
+    if ckpt_path:  # the same net, optimizer, scheduler and settings; epochs left (or this run's test)
+        ckpt_path, checkpoint, test_only = accept_checkpoint(ckpt_path, task, cfg.trainer.max_epochs, run_dir)
+    loggers = build_list(cfg.get("logger"))  # before accepted(): a logger that refuses changes nothing
     if accepted is not None:  # a refused resume has written nothing in its folder up to here
         accepted()
     if ckpt_path and cfg.get("seed") is not None:
         logging.getLogger("lightning.fabric.utilities.seed").info(f"Seed set to {cfg.seed}")
     report.write_environment(run_dir)
 
-    loggers = build_list(cfg.get("logger"))
     hparams = report.hparams_of(cfg, dict(hydra_cfg.runtime.choices))
     report.log_params(loggers, hparams)
     for logger in loggers if checkpoint is not None else []:
@@ -95,8 +91,14 @@ def train(
 
     interrupt = next((c for c in callbacks if isinstance(c, GracefulInterrupt)), None)
     try:
-        trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if test_only:  # stopped during its final test: its weights and val/* again, then that test
+            trainer.validate(
+                task, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=True
+            )
+            best = str(best_checkpoint(run_dir) or "")
+        else:
+            trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         pruned = pruning.pruned_epoch if pruning else None
         if cfg.get("test", True) and pruned is None:
@@ -111,7 +113,8 @@ def train(
 
     report.log_hparams(loggers, hparams, metrics)
     report.finish(run_dir, best, metrics, loggers)
-    return Outcome({**metrics, "epochs": float(trainer.current_epoch)}, pruned)
+    epochs = ckpt_io.epochs_done(checkpoint) if test_only else trainer.current_epoch
+    return Outcome({**metrics, "epochs": float(epochs)}, best, pruned)
 
 
 def run(cfg: DictConfig, raise_errors: bool = False) -> float | None:
@@ -146,7 +149,7 @@ def _job(cfg: DictConfig, run_dir: Path, multirun: bool, raise_errors: bool) -> 
     from omegaconf import OmegaConf
 
     from neuronlab.run import ddp, report
-    from neuronlab.run.folder import RECORD, best_checkpoint, previous_wall_time, write_result
+    from neuronlab.run.folder import RECORD, inside, previous_wall_time, write_result
     from neuronlab.run.paths import is_main_process
     from neuronlab.run.resume import hydra_record, write_record
     from neuronlab.run.validate import validate
@@ -160,7 +163,7 @@ def _job(cfg: DictConfig, run_dir: Path, multirun: bool, raise_errors: bool) -> 
     if job.skipped is not None:
         return _optimized(cfg, job.skipped)
     ckpt = job.ckpt_path or cfg.get("ckpt_path")  # resuming in this folder: the wall time goes on
-    resuming = isinstance(ckpt, str) and bool(ckpt) and run_dir.resolve() in Path(ckpt).resolve().parents
+    resuming = inside(run_dir, ckpt)
     before = earlier if resuming else 0.0
     # a resume (Hydra wrote no .hydra/) records its config once its checkpoint is accepted; a refused
     # one leaves its folder as it was: no record rewritten, no failed result.json over the earlier one
@@ -199,13 +202,12 @@ def _job(cfg: DictConfig, run_dir: Path, multirun: bool, raise_errors: bool) -> 
 
     stopped = functools.partial(report.print_interrupted, run_dir)  # what was kept, how to resume
     outcome = run_command(fit, record, on_interrupt=stopped, raise_errors=raise_errors)
-    best = best_checkpoint(run_dir)
     write_result(
         run_dir,
         status="completed" if outcome.pruned_epoch is None else "pruned",
         metrics=outcome,
         wall_time=wall_time(),
-        best_checkpoint=str(best) if best else "",
+        best_checkpoint=outcome.checkpoint,  # the one tested
         overrides=overrides,
         **({} if outcome.pruned_epoch is None else {"pruned_epoch": outcome.pruned_epoch}),
         **({} if job.resumed_epoch is None else {"resumed_after_epochs": job.resumed_epoch}),

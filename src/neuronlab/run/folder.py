@@ -49,9 +49,22 @@ def config_file(run_dir: Path) -> Path:
 
 
 def best_checkpoint(run_dir: Path) -> Path | None:
-    """``checkpoints/best.ckpt``, if the run has one."""
+    """The checkpoint the run tested, as its ``result.json`` names it (a file of its ``checkpoints/``),
+    else ``checkpoints/best.ckpt``; ``None`` if the run has neither."""
+    named = (read_result_or_none(run_dir) or {}).get("best_checkpoint")
+    if isinstance(named, str) and named:
+        found = run_dir / CHECKPOINTS / Path(named).name  # only a name inside this run's checkpoints
+        if found.is_file() and not found.is_symlink():
+            return found
     best = run_dir / CHECKPOINTS / BEST
     return best if best.is_file() else None
+
+
+def inside(run_dir: Path, path: Any) -> bool:
+    """Whether ``path`` (e.g. a checkpoint to continue) lies inside the run folder ``run_dir``."""
+    return (
+        isinstance(path, str | Path) and bool(str(path)) and run_dir.resolve() in Path(path).resolve().parents
+    )
 
 
 def read_result(run_dir: Path) -> dict[str, Any] | None:

@@ -104,10 +104,32 @@ class MLFlowLogger(loggers.MLFlowLogger):
             tracking_uri=tracking_uri,
             run_id=read_run_id(self.run_dir),
         )
+        self._run_id = self._own_run(self._run_id)
         self._logged: dict[str, set[int]] = {}  # on resume: the steps the store holds, per metric
         self._flush_secs = flush_secs
         self._buffer: list[Any] = []  # points not yet written: one write per flush_secs, not per epoch
         self._flushed_at = time.monotonic()
+
+    def _own_run(self, run_id: str | None) -> str | None:
+        """The folder's MLflow run if it is in the store and was started for this folder; ``None`` for a
+        copied or moved folder (its ``mlflow_run_id`` names the original's run: it gets its own). Checked
+        here, before the run writes anything: a refused resume leaves its folder as it was."""
+        from mlflow.exceptions import MlflowException
+
+        from neuronlab.errors import NeuronlabError
+
+        if run_id is None:
+            return None
+        try:
+            run = self._mlflow_client.get_run(run_id)
+        except MlflowException:
+            raise NeuronlabError(
+                f"{self.run_dir / RUN_ID_FILE}: MLflow run {run_id} is not in {self._tracking_uri}; resume "
+                "with the same paths.root_dir (or logger.mlflow.tracking_uri), or delete the file to start "
+                "a new MLflow run"
+            ) from None
+        folder = run.data.tags.get("neuronlab.run_dir")
+        return run_id if folder and Path(folder).resolve() == self.run_dir.resolve() else None
 
     def ui_command(self) -> str:
         """The command that shows this store in a browser."""
@@ -117,29 +139,18 @@ class MLFlowLogger(loggers.MLFlowLogger):
     @rank_zero_experiment
     def experiment(self) -> Any:
         """The client, once the run exists: created (and its id saved) or, on resume, found again."""
-        from mlflow.exceptions import MlflowException
-
-        from neuronlab.errors import NeuronlabError
-
         if self._initialized:
             return self._mlflow_client
         client = self._mlflow_client
-        if self._run_id is not None:
-            try:
-                run = client.get_run(self._run_id)
-            except MlflowException:
-                raise NeuronlabError(
-                    f"{self.run_dir / RUN_ID_FILE}: MLflow run {self._run_id} is not in "
-                    f"{self._tracking_uri}; resume with the same paths.root_dir (or "
-                    "logger.mlflow.tracking_uri), or delete the file to start a new MLflow run"
-                ) from None
+        if self._run_id is not None:  # checked by _own_run: in the store, this folder's
+            run = client.get_run(self._run_id)
             self._experiment_id = run.info.experiment_id
             client.update_run(self._run_id, status="RUNNING")
             history = client.get_metric_history
             self._logged = {k: {m.step for m in history(self._run_id, k)} for k in run.data.metrics}
         else:
             self._experiment_id = self._experiment_for(client)
-            tags = {"neuronlab.run_dir": str(self.run_dir)}
+            tags = {"neuronlab.run_dir": str(self.run_dir.resolve())}  # whose run it is (_own_run)
             run = client.create_run(self._experiment_id, run_name=self._run_name, tags=tags)
             self._run_id = run.info.run_id
             self.run_dir.mkdir(parents=True, exist_ok=True)

@@ -39,8 +39,14 @@ def run_id() -> str:
     ``torchrun`` its rendezvous id; otherwise :func:`unique_stamp` (DDP workers that Lightning starts
     are handed their parent's folder explicitly, see :mod:`neuronlab.run.ddp`).
     """
-    if os.environ.get("NEURONLAB_RUN_ID"):
-        return os.environ["NEURONLAB_RUN_ID"]
+    given = os.environ.get("NEURONLAB_RUN_ID")
+    if given:  # a folder inside the outputs: a plain name, never a path
+        if not re.fullmatch(r"[\w.+-]+", given) or set(given) == {"."}:
+            raise NeuronlabError(
+                f"NEURONLAB_RUN_ID={given!r} is not a plain folder name: use letters, digits and . _ + - "
+                "only (no / and not . or ..), e.g. NEURONLAB_RUN_ID=exp-1"
+            )
+        return given
     if int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_JOB_ID" in os.environ:
         return f"slurm-{os.environ['SLURM_JOB_ID']}.{os.environ.get('SLURM_STEP_ID', '0')}"
     elastic = os.environ.get("TORCHELASTIC_RUN_ID", "none")
@@ -166,3 +172,16 @@ def hydra_quote(value: str) -> str:
 def hydra_value(value: str) -> str:
     """``value`` as typed on a command line: as it is where Hydra reads it unchanged, else quoted."""
     return value if re.fullmatch(r"[\w./:+-]+", value) else hydra_quote(value)
+
+
+def typed_value(arg: str) -> str:
+    """The value of a ``key=value`` override as Hydra reads it (``paths.root_dir="'/tmp/x y'"`` ->
+    ``/tmp/x y``); as typed when it does not parse (Hydra then names the error)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        value = OverridesParser.create().parse_override(arg).value()
+    except HydraException:
+        return arg.partition("=")[2]
+    return str(value)

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from neuronlab.errors import ConfigError, NeuronlabError
+from neuronlab.run.paths import typed_value
 from neuronlab.run.resume import resume_argv
 
 # Hydra's flags that only show something (help, tab completion, the config) and run nothing
@@ -30,7 +31,7 @@ def check_outputs_writable(argv: list[str]) -> None:
     root = os.environ.get("NEURONLAB_OUTPUT_ROOT", "outputs")
     for arg in argv[1:]:
         if arg.startswith("paths.root_dir="):
-            root = arg.partition("=")[2]
+            root = typed_value(arg)  # as Hydra reads it: a quoted path without its quotes
     probe = Path(root) / f".neuronlab-write-test-{os.getpid()}"
     try:
         Path(root).mkdir(parents=True, exist_ok=True)

@@ -18,10 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from neuronlab.config import CONF_DIR, is_int
-from neuronlab.errors import NeuronlabError, first_line
+from neuronlab.errors import CheckpointError, NeuronlabError, first_line
 from neuronlab.io.read import UnreadableFile, read_yaml
-from neuronlab.run.folder import RECORD, config_file, overrides_file, read_result_or_none
-from neuronlab.run.paths import check_no_links, hydra_quote, hydra_value
+from neuronlab.run.folder import (
+    CHECKPOINTS,
+    RECORD,
+    RESULT,
+    config_file,
+    inside,
+    overrides_file,
+    read_result_or_none,
+)
+from neuronlab.run.paths import check_no_links, hydra_quote, hydra_value, is_main_process, typed_value
 
 # top-level keys a saved override may set; paths, loggers and Hydra's own keys are not among them
 SETTABLE = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "seed", "task_name", "test")
@@ -58,8 +66,18 @@ def _plain(value: Any) -> bool:
     return value is None or isinstance(value, bool | int | float)
 
 
+class SavedPath(NeuronlabError):
+    """A saved override that names a place on disk (``text``), and the same as the user would type it
+    (``given``): :func:`saved_overrides` names them all in one message."""
+
+    def __init__(self, text: str, given: str) -> None:
+        super().__init__(f"the saved override {text!r} names a place on disk")
+        self.text, self.given = text, given
+
+
 def check_saved_override(text: Any, source: Path) -> str:
-    """Return ``text`` if it is an override a run folder may hold, else raise naming what is refused."""
+    """Return ``text`` if it is an override a run folder may hold, else raise naming what is refused
+    (:class:`SavedPath` for one that names a place on disk)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import OverrideType
     from hydra.errors import HydraException
@@ -98,13 +116,7 @@ def check_saved_override(text: Any, source: Path) -> str:
             raise refuse(f"{key} must be one of {', '.join(options)}")
         return text
     if PATH_KEYS & set(parts) or parts[0] == "paths":
-        run = source.parent.parent
-        given = shlex.quote(f"{key}={hydra_value(str(value))}")
-        raise NeuronlabError(
-            f"{source}: the saved override {text!r} is refused: a run folder never chooses where files are "
-            f"read or written. If you trust that folder, say so yourself: "
-            f"neuronlab-train {shlex.quote(f'resume={run}')} {given}"
-        )
+        raise SavedPath(text, shlex.quote(f"{key}={hydra_value(str(value))}"))
     if parts[0] not in SETTABLE:
         raise refuse(f"a run folder may set only {', '.join(SETTABLE)} (and choose config options)")
     if not _plain(value):
@@ -125,7 +137,23 @@ def saved_overrides(run: Path, skip: set[str] | frozenset[str] = frozenset()) ->
     skip = {*skip, "optuna_trial"}  # the Optuna sweeper's note of the trial: a run resumed alone has none
     if not isinstance(saved, list):
         raise NeuronlabError(f"{source}: expected a list of overrides, found {type(saved).__name__}")
-    return [check_saved_override(o, source) for o in saved if not (isinstance(o, str) and _key(o) in skip)]
+    kept, paths = [], []
+    for override in saved:
+        if isinstance(override, str) and _key(override) in skip:
+            continue
+        try:
+            kept.append(check_saved_override(override, source))
+        except SavedPath as refused:
+            paths.append(refused)
+    if paths:  # every one in one message: the command it gives then works at once
+        them = ", ".join(repr(p.text) for p in paths)
+        raise NeuronlabError(
+            f"{source}: the saved override{'s' if len(paths) > 1 else ''} {them} "
+            f"{'are' if len(paths) > 1 else 'is'} refused: a run folder never chooses where files are read "
+            f"or written. If you trust that folder, say so yourself: neuronlab-train "
+            f"{shlex.quote(f'resume={run}')} {' '.join(p.given for p in paths)}"
+        )
+    return kept
 
 
 def _saved_max_epochs(run: Path) -> int | None:
@@ -177,6 +205,7 @@ def resume_argv(argv: list[str]) -> list[str]:
         if key == "resume" or (key == "ckpt_path" and value and Path(value).expanduser().is_dir()):
             chosen = arg
     if chosen is None:
+        check_fresh_folder(args)
         return argv
     run = Path(chosen.partition("=")[2]).expanduser().resolve()
     if not overrides_file(run).is_file():
@@ -193,6 +222,76 @@ def resume_argv(argv: list[str]) -> list[str]:
     check_not_complete(run, last, rest)
     where = [NO_RECORD, f"ckpt_path={hydra_quote(str(last))}", f"hydra.run.dir={hydra_quote(str(run))}"]
     return [argv[0], *saved, *rest, *where]
+
+
+def check_fresh_folder(args: Sequence[str]) -> None:
+    """A new run in an explicit ``hydra.run.dir`` that already holds a run would mix its files with that
+    run's (event files, checkpoints, its record): refused, unless it continues a checkpoint of that folder."""
+    folder = next((Path(typed_value(a)) for a in args if a.startswith("hydra.run.dir=")), None)
+    if (
+        folder is None
+        or not is_main_process()
+        or not any((folder / name).exists() for name in (RECORD, CHECKPOINTS, RESULT))
+    ):
+        return
+    ckpt = next((typed_value(a) for a in args if a.startswith("ckpt_path=")), None)
+    if ckpt and inside(folder, ckpt):
+        return
+    raise NeuronlabError(
+        f"hydra.run.dir={folder} already holds a run: continue it with "
+        f"neuronlab-train {shlex.quote(f'resume={folder}')}, or choose another folder for a new run"
+    )
+
+
+def accept_checkpoint(ckpt_path: str, task: Any, max_epochs: int, run_dir: Path) -> tuple[Path, Any, bool]:
+    """The checkpoint a run continues (a file, or a run folder's ``last.ckpt``), loaded and checked
+    against this run before anything is written: the same net, the same optimizer and scheduler with
+    the same settings, and epochs left to train. Returns it, its content, and whether only the test is
+    left: this run's own fit completed and its test was stopped (Ctrl-C during the final test)."""
+    from neuronlab.io import checkpoint as ckpt_io
+
+    path = ckpt_io.resolve_checkpoint(ckpt_path)
+    checkpoint = ckpt_io.load_checkpoint(path)  # a clear error for a missing or damaged file
+    ckpt_io.check_same_architecture(checkpoint, task.net.config(), path)
+    ckpt_io.check_same_training(checkpoint, task, path)
+    check_same_settings(checkpoint, task, path)
+    done = ckpt_io.epochs_done(checkpoint)
+    test_only = 0 < max_epochs == done and inside(run_dir, path)
+    if 0 < max_epochs <= done and not test_only:  # Lightning would return at once and test a stale model
+        raise CheckpointError(
+            f"ckpt_path={path} has already trained {done} epochs and this run stops at "
+            f"trainer.max_epochs={max_epochs}: pass a higher trainer.max_epochs to train on"
+        )
+    return path, checkpoint, test_only
+
+
+def check_same_settings(checkpoint: Any, task: Any, path: Path) -> None:
+    """Refuse other optimizer or scheduler settings than the checkpoint's: Lightning restores the saved
+    optimizer and scheduler state, which brings the saved settings (``lr``...) back, while the run's
+    record (config, checkpoints, HPARAMS, MLflow) would say the new ones. There is no neuronlab way to
+    start afresh from a checkpoint's weights alone, so the message says: start a new run."""
+    from collections.abc import Mapping
+
+    from neuronlab.tasks.classifier import describe_factory
+
+    hparams = checkpoint.get("hyper_parameters")
+    for what in ("optimizer", "scheduler"):
+        stored = hparams.get(what) if isinstance(hparams, Mapping) else None
+        if not isinstance(stored, Mapping):
+            continue  # none stored: check_same_training compared the classes
+        mine = describe_factory(getattr(task, f"{what}_factory")) or {}
+        keys = sorted({*stored, *mine} - {"name"}, key=str)
+        changed = [
+            f"{what}.{k}={stored.get(k)!r} (not {mine.get(k)!r})"
+            for k in keys
+            if stored.get(k) != mine.get(k)
+        ]
+        if changed:
+            raise CheckpointError(
+                f"ckpt_path={path} was trained with {', '.join(changed)}: a run continues as it was (its "
+                f"saved {what} state brings those settings back); to change the {what}, start a new run "
+                "without resume= or ckpt_path"
+            )
 
 
 def hydra_record(cfg: Any) -> dict[str, str]:
