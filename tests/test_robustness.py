@@ -448,3 +448,30 @@ def test_full_outputs_folder(tiny, small_disk, monkeypatch, capsys):
     assert not [
         p for p in small_disk.rglob("*.ckpt") if p.stat().st_size > 0 and p.name in ("best.ckpt", "last.ckpt")
     ]
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    yield from _tmpfs(tmp_path, "size=24k", "a disk too small for the first checkpoint")
+
+
+def test_a_full_disk_before_the_first_checkpoint_ends_in_one_line_and_resume_says_start_anew(
+    tiny_disk, monkeypatch, capsys
+):
+    """24 kB: the run's record fits, its first last.ckpt does not. The run ends in one line; resume=
+    refuses in one line that says there is nothing to continue and what to do, and changes nothing."""
+    code, err = run_main(monkeypatch, capsys, "trainer.max_epochs=2", f"paths.root_dir={tiny_disk}")
+    assert code == 2 and err.count("error:") == 1 and "No space left on device" in err, err
+    run = only(runs(tiny_disk))
+    assert not list(run.rglob("*.ckpt"))
+    before = {
+        p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name not in ("train.log", ".lock")
+    }
+    code, err = run_main(monkeypatch, capsys, f"resume={run}", "trainer.max_epochs=3")
+    line = err.strip().splitlines()[-1]
+    assert code == 2 and err.count("error:") == 1 and "Traceback" not in err
+    assert "kept no checkpoint to continue from" in line and "start it again as a new run" in line, line
+    after = {
+        p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name not in ("train.log", ".lock")
+    }
+    assert after == before

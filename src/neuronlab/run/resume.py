@@ -20,8 +20,11 @@ from typing import Any
 from neuronlab.config import CONF_DIR, is_int
 from neuronlab.errors import CheckpointError, NeuronlabError, first_line
 from neuronlab.io.read import UnreadableFile, read_yaml
+from neuronlab.io.show import shown
 from neuronlab.run.folder import (
     CHECKPOINTS,
+    INTERRUPTED,
+    LAST,
     RECORD,
     RESULT,
     config_file,
@@ -215,6 +218,8 @@ def resume_argv(argv: list[str]) -> list[str]:
     check_no_links(run)
     from neuronlab.io.checkpoint import resolve_checkpoint  # torch and Lightning: only for a real run folder
 
+    if not any(p.is_file() for n in (LAST, INTERRUPTED) for p in (run / CHECKPOINTS / n, run / n)):
+        check_kept_a_checkpoint(run)
     last = resolve_checkpoint(run)
     rest = [a for a in args if a != chosen]
     given = {_key(a) for a in rest if "=" in a}
@@ -222,6 +227,17 @@ def resume_argv(argv: list[str]) -> list[str]:
     check_not_complete(run, last, rest)
     where = [NO_RECORD, f"ckpt_path={hydra_quote(str(last))}", f"hydra.run.dir={hydra_quote(str(run))}"]
     return [argv[0], *saved, *rest, *where]
+
+
+def check_kept_a_checkpoint(run: Path) -> None:
+    """A run that ended before its first ``last.ckpt`` (a full disk, a bad value found late, a kill in the
+    first epoch) has nothing to continue: say so, and what to do, in one line."""
+    error = (read_result_or_none(run) or {}).get("error")
+    why = f" (it ended with: {shown(error, 300)})" if isinstance(error, str) and error else ""
+    raise NeuronlabError(
+        f"resume={run}: {run} is a folder without checkpoints/last.ckpt: the run kept no checkpoint to "
+        f"continue from{why}; start it again as a new run, with the overrides in {overrides_file(run)}"
+    )
 
 
 def check_fresh_folder(args: Sequence[str]) -> None:
