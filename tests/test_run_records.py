@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from neuronlab.run.folder import best_checkpoint
 from tests.conftest import only, run_cli, run_entry
 from tests.test_resume_errors import files
 from tests.test_robustness import runs
@@ -76,6 +77,7 @@ def test_a_moved_run_resumed_records_the_checkpoint_it_tested(trained, tmp_path)
     newest = max((run / "checkpoints").glob("best*.ckpt"), key=lambda p: p.stat().st_mtime_ns)
     assert tested == newest
     assert f"best checkpoint  {tested}" in done.stdout
+    assert best_checkpoint(run) == tested  # what neuronlab.train([...]) returns as the run's checkpoint
 
 
 def test_a_second_fresh_run_into_a_folder_holding_a_run_is_refused(trained, tmp_path):
