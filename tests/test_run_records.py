@@ -92,6 +92,17 @@ def test_a_second_fresh_run_into_a_folder_holding_a_run_is_refused(trained, tmp_
     assert files(run) == before
 
 
+def test_the_same_run_id_twice_is_refused_the_second_time(trained, tmp_path):
+    """``NEURONLAB_RUN_ID`` names the folder: the second run with it would write into the first's."""
+    run = copy_of(trained, tmp_path)
+    before = files(run)
+    env = {"NEURONLAB_RUN_ID": run.name}
+    done = run_cli("neuronlab.train", "trainer.max_epochs=1", "logger=none", cwd=tmp_path, env=env)
+    assert done.returncode == 2 and done.stderr.count("error:") == 1 and "Traceback" not in done.stderr
+    assert f"{run} already holds a run" in done.stderr and f"resume={run}" in done.stderr
+    assert files(run) == before
+
+
 def test_a_run_id_that_is_not_a_plain_folder_name_is_refused(tmp_path):
     done = run_cli(
         "neuronlab.train",

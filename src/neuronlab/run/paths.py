@@ -15,7 +15,7 @@ from neuronlab import config
 from neuronlab.config import unique_stamp
 from neuronlab.errors import NeuronlabError
 from neuronlab.io.files import TEMPORARY_SUFFIX, open_lock_file, remove_stale_temporaries
-from neuronlab.run.folder import CHECKPOINTS, RECORD, TENSORBOARD, WRITTEN
+from neuronlab.run.folder import CHECKPOINTS, RECORD, RESULT, TENSORBOARD, WRITTEN
 
 
 def launcher_rank() -> int:
@@ -53,6 +53,23 @@ def run_id() -> str:
     if elastic != "none" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return f"torchrun-{elastic}"
     return unique_stamp()
+
+
+def holds_run(folder: Path) -> bool:
+    """Whether ``folder`` already holds a run (its record, checkpoints or result)."""
+    return any((folder / name).exists() for name in (RECORD, CHECKPOINTS, RESULT))
+
+
+def new_run_dir(folder: str) -> str:
+    """``hydra.run.dir``'s resolver: a new run's folder, refused when it already holds a run (the same
+    ``NEURONLAB_RUN_ID`` twice): two runs in one folder would mix their files and records. The other
+    processes of a multi-process launch share rank 0's folder."""
+    if launcher_rank() == 0 and holds_run(Path(folder)):
+        raise NeuronlabError(
+            f"{folder} already holds a run (NEURONLAB_RUN_ID={os.environ.get('NEURONLAB_RUN_ID', '')}): "
+            f"continue it with neuronlab-train resume={hydra_value(folder)}, or choose another run id"
+        )
+    return folder
 
 
 def safe_dirname(overrides: str, limit: int = 120) -> str:
@@ -100,6 +117,7 @@ def register_resolvers() -> None:
     config.register_resolvers()
     OmegaConf.register_new_resolver("run_id", run_id, use_cache=True, replace=True)
     OmegaConf.register_new_resolver("safe_dirname", safe_dirname, replace=True)
+    OmegaConf.register_new_resolver("new_run_dir", new_run_dir, replace=True)
     OmegaConf.register_new_resolver("sweep_job_folder", sweep_job_folder, replace=True)
     # only rank 0 of a multi-process launch writes .hydra/ and the plain log file name
     OmegaConf.register_new_resolver(

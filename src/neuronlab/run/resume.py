@@ -26,13 +26,19 @@ from neuronlab.run.folder import (
     INTERRUPTED,
     LAST,
     RECORD,
-    RESULT,
     config_file,
     inside,
     overrides_file,
     read_result_or_none,
 )
-from neuronlab.run.paths import check_no_links, hydra_quote, hydra_value, is_main_process, typed_value
+from neuronlab.run.paths import (
+    check_no_links,
+    holds_run,
+    hydra_quote,
+    hydra_value,
+    is_main_process,
+    typed_value,
+)
 
 # top-level keys a saved override may set; paths, loggers and Hydra's own keys are not among them
 SETTABLE = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "seed", "task_name", "test")
@@ -244,11 +250,7 @@ def check_fresh_folder(args: Sequence[str]) -> None:
     """A new run in an explicit ``hydra.run.dir`` that already holds a run would mix its files with that
     run's (event files, checkpoints, its record): refused, unless it continues a checkpoint of that folder."""
     folder = next((Path(typed_value(a)) for a in args if a.startswith("hydra.run.dir=")), None)
-    if (
-        folder is None
-        or not is_main_process()
-        or not any((folder / name).exists() for name in (RECORD, CHECKPOINTS, RESULT))
-    ):
+    if folder is None or not is_main_process() or not holds_run(folder):
         return
     ckpt = next((typed_value(a) for a in args if a.startswith("ckpt_path=")), None)
     if ckpt and inside(folder, ckpt):
