@@ -28,9 +28,7 @@ class Outcome(dict[str, float]):
     """What a fit did: its final metrics (``train/*``, ``val/*``, ``test/*``, ``epochs``), the checkpoint it
     tested (``""``: none), and the epoch (from 1) an Optuna pruner stopped it at (``None``: not pruned)."""
 
-    def __init__(
-        self, metrics: dict[str, float], checkpoint: str = "", pruned_epoch: int | None = None
-    ) -> None:
+    def __init__(self, metrics: dict[str, float], checkpoint: str = "", pruned_epoch: int | None = None):
         super().__init__(metrics)
         self.checkpoint = checkpoint
         self.pruned_epoch = pruned_epoch
