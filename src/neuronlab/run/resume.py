@@ -300,7 +300,7 @@ def check_same_settings(checkpoint: Any, task: Any, path: Path) -> None:
         mine = describe_factory(getattr(task, f"{what}_factory")) or {}
         keys = sorted({*stored, *mine} - {"name"}, key=str)
         changed = [
-            f"{what}.{k}={stored.get(k)!r} (not {mine.get(k)!r})"
+            f"{what}.{k}={shown(repr(stored.get(k)), 80)} (not {shown(repr(mine.get(k)), 80)})"
             for k in keys
             if stored.get(k) != mine.get(k)
         ]
