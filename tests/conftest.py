@@ -154,7 +154,8 @@ def run_entry(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, mo
     finally:
         GlobalHydra.instance().clear()
         for log in [logging.getLogger(), *map(logging.getLogger, list(logging.Logger.manager.loggerDict))]:
-            handlers, level, propagate = saved.get(log, ([], logging.NOTSET, True))
+            # a logger first made during the call (e.g. neuronlab.run, which does not propagate) keeps its own
+            handlers, level, propagate = saved.get(log, ([], log.level, log.propagate))
             log.handlers[:] = handlers
             log.setLevel(level)
             log.propagate = propagate
