@@ -480,3 +480,83 @@ def test_seed_groups_rank_by_mean_and_the_plot_has_error_bars(tmp_path):
     fig = figure(summary)
     panel = next(ax for ax in fig.axes if ax.get_xlabel() == "model.activation")
     assert "mean ± std over seeds" in [t.get_text() for t in panel.get_legend().get_texts()]
+
+
+# ------------------------------------------------------------------------------ a job's identity
+
+
+def test_a_grid_rerun_with_its_arguments_reordered_skips_every_finished_job(tmp_path):
+    """A job is its set of overrides: reordered, the grid numbers its jobs differently, yet each finds its
+    folder, is skipped, and nothing trains twice (a duplicate would skew the seed groups' mean ± std)."""
+    sweep = tmp_path / "sweep"
+    first = run_cli(
+        "neuronlab.train",
+        "-m",
+        "seed=0,1",
+        "model.activation=relu,tanh",
+        "trainer.max_epochs=2",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = {p.name: (p / "result.json").read_bytes() for p in job_dirs(sweep)}
+    assert len(before) == 4
+    again = run_cli(
+        "neuronlab.train",
+        "-m",
+        "trainer.max_epochs=2",
+        "model.activation=tanh,relu",
+        "seed=1,0",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert {p.name: (p / "result.json").read_bytes() for p in job_dirs(sweep)} == before  # none retrained
+    assert [json.loads((p / "sweep_resume.json").read_text())["action"] for p in job_dirs(sweep)] == [
+        "skipped"
+    ] * 4
+    with open(sweep / "summary_groups.csv") as handle:
+        assert sorted(int(row["n"]) for row in csv.DictReader(handle)) == [2, 2]
+
+
+def test_a_job_resumed_alone_as_printed_is_skipped_when_the_grid_runs_again(tmp_path):
+    """Ctrl-C in a grid job prints "Resume with: ..."; run as printed, then the grid again: the job is
+    the same job (its record now holds a ckpt_path), skipped, not refused."""
+    import shlex
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sweep = tmp_path / "sweep"
+    args = ["-m", "seed=0", "trainer.max_epochs=100", "callbacks.early_stopping=null"]
+    args += ["trainer.check_val_every_n_epoch=50", f"hydra.sweep.dir={sweep}"]
+    env = {**os.environ, "NEURONLAB_OUTPUT_ROOT": str(tmp_path / "outputs"), "PYTHONUNBUFFERED": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    with open(tmp_path / "stderr", "w") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "neuronlab.train", *args],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        deadline = time.time() + 120
+        while not (sweep.is_dir() and list(sweep.glob("0_*/checkpoints/last.ckpt"))):
+            assert time.time() < deadline and process.poll() is None, "the first job never saved"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 130
+    line = next(x for x in (tmp_path / "stderr").read_text().splitlines() if x.startswith("Resume with: "))
+    command = shlex.split(line.removeprefix("Resume with: "))
+    assert command[0] == "neuronlab-train"
+    resumed = run_cli("neuronlab.train", *command[1:], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    job = job_dirs(sweep)[0]
+    record = json.loads((job / "result.json").read_text())
+    assert record["status"] == "completed" and any(o.startswith("ckpt_path=") for o in record["overrides"])
+
+    again = run_cli("neuronlab.train", *args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((job / "sweep_resume.json").read_text())["action"] == "skipped"
+    assert json.loads((job / "result.json").read_bytes()) == record  # not trained again

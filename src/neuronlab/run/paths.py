@@ -15,7 +15,7 @@ from neuronlab import config
 from neuronlab.config import unique_stamp
 from neuronlab.errors import NeuronlabError
 from neuronlab.io.files import TEMPORARY_SUFFIX, open_lock_file, remove_stale_temporaries
-from neuronlab.run.folder import CHECKPOINTS, RECORD, RESULT, TENSORBOARD, WRITTEN
+from neuronlab.run.folder import CHECKPOINTS, RECORD, RESULT, TENSORBOARD, WRITTEN, read_result_or_none
 
 
 def launcher_rank() -> int:
@@ -93,13 +93,41 @@ def check_no_links(run: Path, command: str | None = None) -> None:
             )
 
 
+# where a job starts from, not what it is: a grid job resumed alone (``resume=<job folder>``) records it
+NOT_IDENTITY = ("ckpt_path",)
+
+
+def same_job(recorded: object, overrides: list[str]) -> bool:
+    """Whether a job folder's recorded overrides (untrusted) are this job's: the same SET of overrides,
+    in any order, where it starts from (``ckpt_path``) aside."""
+    if not isinstance(recorded, list) or not all(isinstance(o, str) for o in recorded):
+        return False
+
+    def identity(items: list[str]) -> set[str]:
+        return {o for o in items if o.partition("=")[0].lstrip("+~") not in NOT_IDENTITY}
+
+    return identity(recorded) == identity(overrides)
+
+
 def sweep_job_folder(name: str) -> str:
     """``hydra.sweep.subdir``'s resolver: the job folder's name, once the folder (when a re-run sweep
     already has it) is known to be no link and to hold no link. Hydra resolves this before it makes the
-    folder or writes the job's ``.hydra/`` and log there (callbacks come later and cannot refuse)."""
+    folder or writes the job's ``.hydra/`` and log there (callbacks come later and cannot refuse).
+
+    A grid re-run with its arguments in another order numbers its jobs differently: a job whose folder
+    under another number (``<num>_<sorted overrides>``) records the same set of overrides is that job,
+    and runs there (skipped when it completed); an Optuna trial's number is its identity."""
     from hydra.core.hydra_config import HydraConfig
 
-    sweep_dir = Path(HydraConfig.get().sweep.dir)
+    hydra_cfg = HydraConfig.get()
+    sweep_dir = Path(hydra_cfg.sweep.dir)
+    overrides = [str(o) for o in hydra_cfg.overrides.task]
+    if sweep_dir.is_dir() and not any(o.startswith("optuna_trial=") for o in overrides):
+        rest = name.partition("_")[2]
+        others = (p for p in sweep_dir.iterdir() if p.name != name and p.name.partition("_")[2] == rest)
+        named = [sweep_dir / name, *sorted(others)]
+        found = next((p for p in named if _records_job(p, overrides)), None)
+        name = found.name if found is not None else name
     folder = sweep_dir / name
     command = f"sweep folder {sweep_dir}"
     if folder.is_symlink():
@@ -110,6 +138,13 @@ def sweep_job_folder(name: str) -> str:
     if folder.is_dir():
         check_no_links(folder, command)
     return name
+
+
+def _records_job(folder: Path, overrides: list[str]) -> bool:
+    """A job folder (no link) whose ``result.json`` records this job's overrides."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    return same_job((read_result_or_none(folder) or {}).get("overrides"), overrides)
 
 
 def register_resolvers() -> None:

@@ -1,7 +1,8 @@
 """Resuming a sweep's jobs in place: ``neuronlab-train -m <the same sweep> hydra.sweep.dir=<its folder>``.
 
 Each job of the same sweep lands in the same folder again. There, before training:
-- a ``result.json`` that says ``completed`` for the same overrides: the job is skipped, its result kept;
+- a ``result.json`` that says ``completed`` for the same set of overrides (in any order, see
+  :func:`~neuronlab.run.paths.same_job`): the job is skipped, its result kept;
 - a job killed or interrupted (its ``result.json`` says ``running`` or ``interrupted``, or failed, for the
   same overrides) with a checkpoint: it continues from ``last.ckpt`` (``interrupted.ckpt``) in its folder;
 - a folder that holds another job's results or checkpoints is refused: nothing trained is overwritten.
@@ -21,6 +22,7 @@ from neuronlab.errors import NeuronlabError
 from neuronlab.io.files import atomic_write_json
 from neuronlab.io.read import UnreadableFile, read_json
 from neuronlab.run.folder import read_result_or_none, write_result
+from neuronlab.run.paths import same_job
 
 RESUME_FILE = "sweep_resume.json"
 
@@ -53,7 +55,7 @@ def start_job(run_dir: Path, overrides: list[str], ckpt_path: str | None = None)
     previous = read_result_or_none(run_dir)
     if previous is not None and not isinstance(previous.get("status"), str):
         previous = None
-    same = previous is not None and previous.get("overrides") == overrides
+    same = previous is not None and same_job(previous.get("overrides"), overrides)
     try:
         checkpoint = resolve_checkpoint(run_dir)
     except NeuronlabError:
