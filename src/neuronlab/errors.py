@@ -19,6 +19,7 @@ T = TypeVar("T")
 
 EXIT_USER_ERROR = 2
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
+EXIT_STDOUT_GONE = 141  # 128 + SIGPIPE, as the shell reports a tool whose reader went away (``| head -1``)
 
 
 class NeuronlabError(Exception):
@@ -154,6 +155,14 @@ def run_hydra_command(hydra_main: Callable[[], T]) -> T:
                 os.environ[name] = value
 
 
+def stdout_gone() -> None:
+    """The reader of stdout went away (``... | head -1``): what is still printed goes nowhere, quietly
+    (Python's own recipe: the standard streams are flushed again at exit), and the command goes on."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def signal_of(err: BaseException) -> str | None:
     """``"SIGINT"``/``"SIGTERM"`` for an interrupt (Ctrl-C, Lightning's SIGTERM), else ``None``."""
     if isinstance(err, Interrupted):
@@ -186,6 +195,9 @@ def run_command(
     :class:`NeuronlabError` with its message instead of ending the process."""
     try:
         return func()
+    except BrokenPipeError:  # stdout's reader went away (``--help | head -1``): end quietly, as tools do
+        stdout_gone()
+        raise SystemExit(EXIT_STDOUT_GONE) from None
     except BaseException as err:
         signal_name = interrupted(err)
         if signal_name:

@@ -15,6 +15,7 @@ from typing import Any
 from lightning_utilities.core.rank_zero import rank_zero_only  # Lightning's own, without importing it
 from omegaconf import DictConfig, OmegaConf
 
+from neuronlab.errors import stdout_gone
 from neuronlab.io.files import atomic_write_json
 from neuronlab.run.folder import CHECKPOINTS, ENVIRONMENT, INTERRUPTED, LAST, TENSORBOARD
 
@@ -143,7 +144,10 @@ def print_summary(
         rows.append(("tensorboard", f"tensorboard --logdir {run_dir / TENSORBOARD}"))
     rows += [(view.split()[0], view) for view in views or []]
     width = max(len(key) for key, _ in rows)
-    print("neuronlab run", *(f"  {key:<{width}}  {value}" for key, value in rows), sep="\n", flush=True)
+    try:
+        print("neuronlab run", *(f"  {key:<{width}}  {value}" for key, value in rows), sep="\n", flush=True)
+    except BrokenPipeError:  # ``neuronlab-train ... | head -1``: the run is done all the same
+        stdout_gone()
 
 
 @rank_zero_only

@@ -1,0 +1,49 @@
+"""A command whose output is piped into a reader that goes away (``neuronlab-train ... | head -1``): the run
+goes on and is recorded as it ended, and ``--help | head -1`` ends quietly, as command-line tools do."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def closed_reader(tmp_path: Path, *args: str, stderr_too: bool = False) -> subprocess.CompletedProcess:
+    """Run ``python -m args`` with its stdout (and stderr) a pipe whose reader closed before it printed."""
+    env = {**os.environ, "NEURONLAB_OUTPUT_ROOT": str(tmp_path / "outputs")}
+    env.pop("HYDRA_FULL_ERROR", None)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone: every write to the pipe fails with EPIPE
+    try:
+        with open(tmp_path / "stderr", "w") as err:
+            done = subprocess.run(
+                [sys.executable, "-m", *args],
+                stdout=write_end,
+                stderr=write_end if stderr_too else err,
+                env=env,
+                cwd=tmp_path,
+                timeout=300,
+            )
+    finally:
+        os.close(write_end)
+    done.stderr = (tmp_path / "stderr").read_text()
+    return done
+
+
+@pytest.mark.parametrize("stderr_too", [False, True], ids=["stdout", "stdout-and-stderr"])
+def test_a_run_whose_reader_went_away_completes(tmp_path, stderr_too):
+    done = closed_reader(tmp_path, "neuronlab.train", "trainer.max_epochs=2", stderr_too=stderr_too)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "Logging error" not in done.stderr
+    (result,) = (tmp_path / "outputs").glob("*/runs/*/result.json")
+    assert json.loads(result.read_text())["status"] == "completed"
+
+
+@pytest.mark.parametrize("module", ["neuronlab.train", "neuronlab.eval"])
+def test_help_into_a_closed_pipe_ends_quietly(tmp_path, module):
+    done = closed_reader(tmp_path, module, "--help")
+    assert done.returncode == 141 and done.stderr == ""
