@@ -117,6 +117,22 @@ def test_a_user_error_is_one_line_exit_2_and_recorded(capsys):
         run_command(bad, raise_errors=True)
 
 
+def test_the_error_line_escapes_a_stored_string_and_keeps_a_long_path_whole(tmp_path, capsys):
+    """A message quoting a file's name or a saved value is printed escaped, in one place (run_command): no
+    screen cleared, no forged second line; a long path stays whole (it is copied from the line)."""
+    path = tmp_path.joinpath(*["folder-of-a-long-name"] * 25, "x\x1b[2J\nerror: forged")
+
+    def bad() -> None:
+        raise CheckpointError(f"ckpt_path={path}: no such checkpoint")
+
+    with pytest.raises(SystemExit):
+        run_command(bad)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "\x1b" not in err
+    assert err == f"error: ckpt_path={path.parent}/x\\x1b[2J\\nerror: forged: no such checkpoint\n"
+    assert len(err) > 600
+
+
 def test_hydra_full_error_keeps_the_traceback_and_a_bug_keeps_it_always(monkeypatch):
     records: list[tuple[str, str]] = []
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from neuronlab.io.read import UnreadableFile, parse_yaml, read_json, read_text, read_yaml
-from neuronlab.io.show import csv_cell, shown
+from neuronlab.show import csv_cell, shown
 
 BOMB = 'a: &a ["x","x","x","x","x","x","x","x","x"]\n' + "".join(
     f"{c}: &{c} [{','.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)

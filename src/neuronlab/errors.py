@@ -4,7 +4,8 @@ A user error (a bad config value, a missing or damaged file, a checkpoint that i
 ``error: ...`` line on stderr and exit code 2, recorded in ``result.json`` where the command has a run
 folder; an interrupt exits 130 (SIGINT) or 143 (SIGTERM); anything else is a bug and keeps its traceback.
 ``HYDRA_FULL_ERROR=1`` keeps the traceback of user errors too. This module imports nothing from the rest
-of the package (and nothing heavy): every module may raise these errors, even before torch is imported.
+of the package but :mod:`neuronlab.show` (and nothing heavy): every module may raise these errors, even
+before torch is imported.
 """
 
 from __future__ import annotations
@@ -15,10 +16,15 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
+from neuronlab.show import shown
+
 T = TypeVar("T")
 
 EXIT_USER_ERROR = 2
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
+# the one ``error:`` line: a message quoting a stored string (a file name, a saved value) is escaped here,
+# in one place; long enough for the longest path a message names
+MESSAGE_LIMIT = 1000
 EXIT_STDOUT_GONE = 141  # 128 + SIGPIPE, as the shell reports a tool whose reader went away (``| head -1``)
 
 
@@ -215,5 +221,5 @@ def run_command(
             raise  # a bug (its traceback follows), an exit, or a traceback asked for
         if raise_errors:  # a sweeper records the failed job and goes on; the message, not the stack
             raise NeuronlabError(message) from None
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {shown(message, MESSAGE_LIMIT)}", file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR) from None

@@ -21,8 +21,8 @@ from torch import nn
 
 from neuronlab.config import CONF_DIR
 from neuronlab.io.files import atomic_file, atomic_write
-from neuronlab.io.show import shown
 from neuronlab.models import probabilities
+from neuronlab.show import shown
 
 if TYPE_CHECKING:
     from neuronlab.data import DataFacts

@@ -21,7 +21,7 @@ import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from neuronlab.config import CONF_DIR
-from neuronlab.io.show import csv_cell, shown
+from neuronlab.show import csv_cell, shown
 
 if TYPE_CHECKING:
     from neuronlab.data import DataFacts

@@ -13,7 +13,7 @@ import torch
 from neuronlab.config import is_int
 from neuronlab.data.checks import MESSAGE_LIMIT, check_data_args
 from neuronlab.data.loader import InMemoryLoader
-from neuronlab.io.show import shown
+from neuronlab.show import shown
 
 KINDS = ("points", "images")
 MAX_CLASSES = 1000  # a stored class list longer than this is not one of ours

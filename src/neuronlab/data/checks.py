@@ -11,7 +11,7 @@ from typing import Any
 
 from neuronlab.config import is_int
 from neuronlab.errors import ConfigError
-from neuronlab.io.show import shown
+from neuronlab.show import shown
 
 MESSAGE_LIMIT = 500  # a message naming a stored value: a line, not a flood
 

@@ -18,7 +18,7 @@ from neuronlab.data.base import InMemoryDataModule
 from neuronlab.data.checks import check_data_args
 from neuronlab.data.idx import IDXError, read_idx
 from neuronlab.errors import ConfigError, DataError
-from neuronlab.io.show import shown
+from neuronlab.show import shown
 
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),

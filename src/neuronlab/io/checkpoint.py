@@ -35,8 +35,8 @@ from packaging.version import InvalidVersion, Version
 from neuronlab.config import is_int
 from neuronlab.errors import CheckpointError, first_line
 from neuronlab.io.files import atomic_write
-from neuronlab.io.show import shown
 from neuronlab.models import NETS
+from neuronlab.show import shown
 from neuronlab.tasks import Classifier, describe_factory
 
 if TYPE_CHECKING:

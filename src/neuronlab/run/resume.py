@@ -20,7 +20,6 @@ from typing import Any
 from neuronlab.config import CONF_DIR, is_int
 from neuronlab.errors import CheckpointError, NeuronlabError, first_line
 from neuronlab.io.read import UnreadableFile, read_yaml
-from neuronlab.io.show import shown
 from neuronlab.run.folder import (
     CHECKPOINTS,
     INTERRUPTED,
@@ -39,6 +38,7 @@ from neuronlab.run.paths import (
     is_main_process,
     typed_value,
 )
+from neuronlab.show import shown
 
 # top-level keys a saved override may set; paths, loggers and Hydra's own keys are not among them
 SETTABLE = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "seed", "task_name", "test")

@@ -18,8 +18,8 @@ from omegaconf import DictConfig
 
 from neuronlab.errors import NeuronlabError, run_command
 from neuronlab.io.files import atomic_file, atomic_write, open_lock_file, remove_stale_temporaries
-from neuronlab.io.show import shown
 from neuronlab.run.paths import launcher_rank
+from neuronlab.show import shown
 from neuronlab.summary.dashboards import print_dashboards
 from neuronlab.summary.jobs import find_jobs
 from neuronlab.summary.plot import figure

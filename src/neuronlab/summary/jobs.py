@@ -18,8 +18,8 @@ from typing import Any
 from neuronlab.config import is_int
 from neuronlab.errors import NeuronlabError
 from neuronlab.io.read import UnreadableFile, read_json, read_yaml
-from neuronlab.io.show import shown
 from neuronlab.run.folder import ENVIRONMENT, RESULT, config_file, overrides_file, read_result
+from neuronlab.show import shown
 from neuronlab.sweeps.resume import read_resume
 
 DEFAULT_METRIC = "val/acc_best"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from neuronlab.io.show import shown
+from neuronlab.show import shown
 from neuronlab.summary.table import Summary
 
 

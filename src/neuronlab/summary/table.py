@@ -4,8 +4,8 @@ for the terminal.
 Ranking: completed jobs by the sweep's ``optimized_metric`` (equal values: the lower ``val/loss`` first),
 then pruned, unfinished or interrupted, failed, and any status from elsewhere last.
 
-Every string here came from a job folder: the table's cells pass through :func:`neuronlab.io.show.shown`
-(control characters escaped, length capped) and the CSVs' through :func:`neuronlab.io.show.csv_cell`.
+Every string here came from a job folder: the table's cells pass through :func:`neuronlab.show.shown`
+(control characters escaped, length capped) and the CSVs' through :func:`neuronlab.show.csv_cell`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from neuronlab.io.show import csv_cell, shown
+from neuronlab.show import csv_cell, shown
 from neuronlab.summary.jobs import Job, find_jobs, optimized_metric, read_importance, read_job
 
 SHOWN_METRICS = ("val/acc_best", "test/acc")

@@ -33,7 +33,7 @@ from typing import Any
 from neuronlab.config import is_int
 from neuronlab.errors import NeuronlabError, first_line
 from neuronlab.io.files import open_lock_file
-from neuronlab.io.show import shown
+from neuronlab.show import shown
 
 log = logging.getLogger(__name__)
 
