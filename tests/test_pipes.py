@@ -47,3 +47,27 @@ def test_a_run_whose_reader_went_away_completes(tmp_path, stderr_too):
 def test_help_into_a_closed_pipe_ends_quietly(tmp_path, module):
     done = closed_reader(tmp_path, module, "--help")
     assert done.returncode == 141 and done.stderr == ""
+
+
+def test_printed_commands_run_as_printed_from_a_folder_with_spaces_and_quotes(tmp_path):
+    """The summary's ``tensorboard --logdir`` and the "already complete ... train it longer:" command are
+    shell-quoted: pasted into a shell, they name the run's own folders."""
+    import shlex
+
+    from tests.conftest import run_cli
+
+    home = tmp_path / "it's a folder"
+    home.mkdir()
+    done = run_cli("neuronlab.train", "trainer.max_epochs=2", cwd=home)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = (home / "outputs").glob("*/runs/*")
+    line = next(x for x in done.stdout.splitlines() if x.strip().startswith("tensorboard "))
+    assert shlex.split(line)[1:] == ["tensorboard", "--logdir", str(run / "tensorboard")]
+
+    again = run_cli("neuronlab.train", f"resume={run}", cwd=home)
+    assert again.returncode == 0 and "already complete" in again.stdout, again.stderr[-3000:]
+    command = shlex.split(again.stdout.partition("To train it longer: ")[2])
+    assert command[:2] == ["neuronlab-train", f"resume={run}"]
+    longer = run_cli("neuronlab.train", *command[1:], cwd=home)
+    assert longer.returncode == 0, longer.stderr[-3000:]
+    assert json.loads((run / "result.json").read_text())["metrics"]["epochs"] == 4

@@ -53,7 +53,7 @@ def train(overrides: Sequence[str] = ()) -> Run:
         return _finished(done.run_dir)
     with _job("train", argv[1:]) as cfg:
         run_dir = Path(cfg.hydra.runtime.output_dir)
-        with _stops_as_interrupts(f"stopped; resume with neuronlab.train(['resume={run_dir}'])"):
+        with _stops_as_interrupts(f"stopped; resume with neuronlab.train([{f'resume={run_dir}'!r}])"):
             run_train(cfg, raise_errors=True)
     return _finished(run_dir)
 

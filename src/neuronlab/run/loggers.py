@@ -4,6 +4,7 @@ MLflow runs that continue on resume without duplicated steps."""
 from __future__ import annotations
 
 import re
+import shlex
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -133,7 +134,7 @@ class MLFlowLogger(loggers.MLFlowLogger):
 
     def ui_command(self) -> str:
         """The command that shows this store in a browser."""
-        return f"mlflow ui --backend-store-uri {self._tracking_uri}"
+        return f"mlflow ui --backend-store-uri {shlex.quote(self._tracking_uri)}"
 
     @property
     @rank_zero_experiment

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 from pathlib import Path
 
 from neuronlab.errors import ConfigError, NeuronlabError
@@ -55,4 +56,6 @@ def check_search_mode(argv: list[str]) -> None:
     for arg in args:
         key, _, value = arg.partition("=")
         if key.lstrip("+~") == "hparams_search" and value not in ("", "null"):
-            raise ConfigError(f"{arg} is a search over many runs and needs -m: neuronlab-train -m {arg} ...")
+            raise ConfigError(
+                f"{arg} is a search over many runs and needs -m: neuronlab-train -m {shlex.quote(arg)} ..."
+            )

@@ -141,7 +141,7 @@ def print_summary(
     rows = [("run folder", str(run_dir)), ("best checkpoint", best_ckpt or "(none)")]
     rows += [(k, f"{metrics[k]:.4f}") for k in sorted(metrics) if k.split("/")[0] in ("train", "val", "test")]
     if (run_dir / TENSORBOARD).is_dir():
-        rows.append(("tensorboard", f"tensorboard --logdir {run_dir / TENSORBOARD}"))
+        rows.append(("tensorboard", f"tensorboard --logdir {shlex.quote(str(run_dir / TENSORBOARD))}"))
     rows += [(view.split()[0], view) for view in views or []]
     width = max(len(key) for key, _ in rows)
     try:

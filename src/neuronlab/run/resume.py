@@ -198,7 +198,7 @@ def check_not_complete(run: Path, last: Path, given: Sequence[str]) -> None:
     more = " callbacks.early_stopping=null" if early else ""
     raise AlreadyComplete(
         f"{run} is already complete: it trained {done} epochs{early}. Nothing was changed. To train it "
-        f"longer: neuronlab-train resume={hydra_quote(str(run))} trainer.max_epochs={max(done * 2, done + 1)}"
+        f"longer: neuronlab-train {shlex.quote(f'resume={run}')} trainer.max_epochs={max(done * 2, done + 1)}"
         f"{more}",
         run,
     )

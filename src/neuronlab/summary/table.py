@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import shlex
 import statistics
 import time
 from collections import Counter
@@ -275,8 +276,8 @@ def to_markdown(summary: Summary) -> str:
         ]
     lines += [
         "",
-        f"Compare the jobs' curves and hyper-parameters: `tensorboard --logdir {shown(summary.sweep_dir)}`"
-        " (HPARAMS tab).",
+        "Compare the jobs' curves and hyper-parameters: "
+        f"`tensorboard --logdir {shown(shlex.quote(str(summary.sweep_dir)))}` (HPARAMS tab).",
         "",
         "![the metric against each swept value](summary.png)",
         "",
