@@ -216,3 +216,21 @@ def test_first_line_is_the_one_way_an_error_becomes_one_line():
     assert first_line(ValueError("bad value\n  where it came from")) == "bad value"
     assert first_line(KeyError()) == "KeyError"  # says nothing: its type
     assert first_line("x" * 300) == "x" * 300 and first_line("x" * 300, limit=200) == "x" * 200
+
+
+def test_the_write_probe_of_the_outputs_folder_follows_no_planted_link_and_leaves_nothing(
+    tmp_path, monkeypatch
+):
+    """The pre-flight's probe is created exclusively under no predictable name: a link planted in a shared
+    outputs folder (under the name the probe used to have, for this process) is never written through."""
+    from neuronlab.run.preflight import check_outputs_writable
+
+    root = tmp_path / "outputs"
+    root.mkdir()
+    target = tmp_path / "victim"
+    target.write_text("kept")
+    (root / f".neuronlab-write-test-{os.getpid()}").symlink_to(target)
+    before = sorted(root.iterdir())
+    monkeypatch.setenv("NEURONLAB_OUTPUT_ROOT", str(root))
+    check_outputs_writable(["neuronlab-train"])
+    assert target.read_text() == "kept" and sorted(root.iterdir()) == before

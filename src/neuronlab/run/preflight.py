@@ -4,9 +4,9 @@ overrides. Imports nothing heavy: a bad command line is answered before torch is
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shlex
+import tempfile
 from pathlib import Path
 
 from neuronlab.errors import ConfigError, NeuronlabError
@@ -33,19 +33,19 @@ def check_outputs_writable(argv: list[str]) -> None:
     for arg in argv[1:]:
         if arg.startswith("paths.root_dir="):
             root = typed_value(arg)  # as Hydra reads it: a quoted path without its quotes
-    probe = Path(root) / f".neuronlab-write-test-{os.getpid()}"
     try:
         Path(root).mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"x" * 4096)
+        # a file of no name (or an unpredictable one, created exclusively), gone when closed: never
+        # written through a link planted in a shared outputs folder
+        with tempfile.TemporaryFile(dir=root) as probe:
+            probe.write(b"x" * 4096)
+            probe.flush()
     except OSError as err:
         reason = "a file, not a folder" if Path(root).is_file() else err.strerror
         raise NeuronlabError(
             f"cannot write to the outputs folder {Path(root).resolve()} ({reason}): free some space, "
             "fix its permissions, or choose another one with paths.root_dir=... or NEURONLAB_OUTPUT_ROOT"
         ) from None
-    finally:
-        with contextlib.suppress(OSError):  # nothing to remove when the write failed
-            probe.unlink(missing_ok=True)
 
 
 def check_search_mode(argv: list[str]) -> None:
