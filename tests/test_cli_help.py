@@ -63,3 +63,22 @@ def test_bash_completion_script_installs_and_completes_options(tmp_path):
     assert set(models.split()) == {"model=mnist_classifier", "model=modern_network"}
     assert set(loggers.split()) == {"logger=tensorboard", "logger=tensorboard_mlflow"}
     assert not (tmp_path / "outputs").exists()
+
+
+def test_cfg_job_shows_a_resumed_run_and_refuses_a_sweep_in_one_line(tmp_path):
+    """``--cfg job`` after ``resume=<run>`` shows the config the resume would run (its saved overrides, the
+    user's, its checkpoint), whatever the order; with ``-m`` (which Hydra refuses beside --cfg) one line."""
+    import yaml
+
+    trained = run_cli("neuronlab.train", "trainer.max_epochs=1", "model.activation=tanh", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    (run,) = (tmp_path / "outputs").glob("*/runs/*")
+    for args in (["trainer.max_epochs=3", "--cfg", "job"], ["--cfg", "job", "trainer.max_epochs=3"]):
+        shown = run_cli("neuronlab.train", f"resume={run}", *args, cwd=tmp_path)
+        assert shown.returncode == 0, shown.stderr[-3000:]
+        config = yaml.safe_load(shown.stdout)
+        assert config["trainer"]["max_epochs"] == 3 and config["model"]["activation"] == "tanh"
+        assert config["ckpt_path"] == str(run / "checkpoints" / "last.ckpt")
+    swept = run_cli("neuronlab.train", "-m", "seed=0,1", "--cfg", "job", cwd=tmp_path)
+    assert swept.returncode == 2 and swept.stderr.startswith("error: --cfg shows one run's config")
+    assert swept.stderr.count("\n") == 1

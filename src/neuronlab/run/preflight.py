@@ -15,16 +15,49 @@ from neuronlab.run.resume import resume_argv
 
 # Hydra's flags that only show something (help, tab completion, the config) and run nothing
 SHOW_ONLY = {"-h", "--help", "--hydra-help", "-sc", "--shell-completion", "-c", "--cfg", "-i", "--info"}
+# Hydra's flags followed by a value (--info's is optional: one of its topics)
+_VALUED = {"-c", "--cfg", "-p", "--package", "-cp", "--config-path", "-cn", "--config-name", "-cd"}
+_VALUED |= {"--config-dir", "--experimental-rerun"}
+_INFO_TOPICS = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+_SHOWS_ONE_RUN = {"-c", "--cfg", "-i", "--info", "-sc", "--shell-completion"}
 
 
 def prepare(argv: list[str]) -> list[str]:
     """The command line to compose: checked, and with ``resume=<run>`` turned into that run's overrides,
     folder and ``last.ckpt``. Raises :class:`~neuronlab.run.resume.AlreadyComplete` when there is
     nothing to train."""
-    if not SHOW_ONLY & set(argv[1:]):  # --help, completion, --cfg: nothing is written
+    args = set(argv[1:])
+    if not SHOW_ONLY & args:  # --help, completion, --cfg: nothing is written
         check_outputs_writable(argv)
         check_search_mode(argv)
-    return resume_argv(argv)
+    elif {"-m", "--multirun"} & args and _SHOWS_ONE_RUN & args:  # Hydra: "Only one of --run, --multirun..."
+        shown = sorted(_SHOWS_ONE_RUN & args)[0]
+        raise ConfigError(
+            f"{shown} shows one run's config and -m runs a sweep, and Hydra does one at a time: drop -m "
+            "and give one value per swept key to see that job's config"
+        )
+    resumed = resume_argv(argv)
+    return resumed if resumed is argv else flags_first(resumed)
+
+
+def flags_first(argv: list[str]) -> list[str]:
+    """Hydra's flags (with their values) before every override: Hydra reads the overrides as one list,
+    so a resume's added overrides after ``--cfg job`` must not split them in two."""
+    flags: list[str] = []
+    overrides: list[str] = []
+    args = iter(argv[1:])
+    for arg in args:
+        if not arg.startswith("-"):
+            overrides.append(arg)
+            continue
+        flags.append(arg)
+        if arg in _VALUED or arg in ("-i", "--info"):
+            value = next(args, None)
+            if value is not None and (arg in _VALUED or value in _INFO_TOPICS):
+                flags.append(value)
+            elif value is not None:
+                overrides.append(value)
+    return [argv[0], *flags, *overrides]
 
 
 def check_outputs_writable(argv: list[str]) -> None:
