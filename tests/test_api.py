@@ -17,7 +17,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 
 import neuronlab
-from neuronlab.errors import NeuronlabError
+from neuronlab.errors import ConfigError, NeuronlabError
 
 
 def test_train_eval_predict_from_python_several_times(outputs, capsys):
@@ -74,6 +74,28 @@ def test_errors_are_the_command_lines(outputs, tmp_path):
     with pytest.raises(NeuronlabError, match="needs -m: neuronlab-train -m hparams_search=mnist_optuna"):
         neuronlab.train(["hparams_search=mnist_optuna"])
     assert not (outputs / "mnist").exists()
+    with pytest.raises(ConfigError, match=r"^the override 5 \(int\) is not a string: pass each override"):
+        neuronlab.train([5])
+    with pytest.raises(
+        ConfigError, match=r"^overrides='seed=1' is one string: pass a list, e.g. \['seed=1'\]"
+    ):
+        neuronlab.eval("seed=1")
+
+
+def test_a_sweep_job_folder_is_a_checkpoint_as_typed(outputs, tmp_path):
+    """A sweep job's folder name holds ``=`` and ``,`` (Hydra's sweep syntax): ``ckpt_path=<that folder>``
+    typed as the sweep printed it works, on the command line and from Python."""
+    import shutil
+
+    from tests.conftest import run_cli
+
+    trained = neuronlab.train(["trainer.max_epochs=2"])
+    job = tmp_path / "sweep" / "0_model.activation=relu,seed=0"
+    shutil.copytree(trained.run_dir, job)
+    tested = neuronlab.eval([f"ckpt_path={job}"])
+    assert tested.checkpoint.parent.parent == job and "test/acc" in tested.metrics
+    done = run_cli("neuronlab.eval", f"ckpt_path={job}", cwd=tmp_path)
+    assert done.returncode == 0 and "test/acc" in done.stdout, done.stderr[-3000:]
 
 
 @contextmanager

@@ -47,7 +47,7 @@ def train(overrides: Sequence[str] = ()) -> Run:
     from neuronlab.run.resume import AlreadyComplete
 
     try:
-        argv = prepare(["neuronlab.train", *overrides])  # the command line's checks; resume=<run>: its own
+        argv = prepare(["neuronlab.train", *_checked(overrides)])  # the command line's; resume=<run>: its own
     except AlreadyComplete as done:  # nothing to train: that run's record, as it is
         print(f"neuronlab: {done}")
         return _finished(done.run_dir)
@@ -97,10 +97,12 @@ def _job(config_name: str, overrides: Sequence[str]) -> Iterator[Any]:
     from omegaconf import open_dict
 
     from neuronlab.run import quiet
+    from neuronlab.run.preflight import quote_paths
     from neuronlab.run.resume import hydra_record, write_record
 
+    overrides = quote_paths([config_name, *_checked(overrides)])[1:]  # ckpt_path=<a sweep job's folder>
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name=config_name):
-        cfg = _command(lambda: compose(config_name, overrides=list(overrides), return_hydra_config=True))
+        cfg = _command(lambda: compose(config_name, overrides=overrides, return_hydra_config=True))
     saved = HydraConfig.instance().cfg
     try:
         with open_dict(cfg):
@@ -115,6 +117,21 @@ def _job(config_name: str, overrides: Sequence[str]) -> Iterator[Any]:
             yield cfg
     finally:
         HydraConfig.instance().cfg = saved
+
+
+def _checked(overrides: Sequence[str]) -> list[str]:
+    """The overrides as the command line has them: a list of strings, e.g. ``["optimizer.lr=0.01"]``."""
+    from neuronlab.errors import ConfigError
+
+    if isinstance(overrides, str):
+        raise ConfigError(f"overrides={overrides!r} is one string: pass a list, e.g. [{overrides!r}]")
+    bad = [item for item in overrides if not isinstance(item, str)]
+    if bad:
+        raise ConfigError(
+            f"the override {bad[0]!r} ({type(bad[0]).__name__}) is not a string: pass each override as "
+            "the command line has it, e.g. ['trainer.max_epochs=5']"
+        )
+    return list(overrides)
 
 
 def _command(func: Callable[[], T], record: Callable[[str, str], None] | None = None) -> T:

@@ -6,6 +6,7 @@ checkpoint); ``data=...`` tests on other data, ``data_dir=...`` points at anothe
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import hydra
@@ -70,7 +71,9 @@ def main() -> None:
     """Entry point of ``neuronlab-eval`` and ``python -m neuronlab.eval``;
     Hydra's own errors (e.g. an unknown option) end as one ``error:`` line and exit 2, as ours do."""
     from neuronlab.errors import run_hydra_command
+    from neuronlab.run.preflight import quote_paths
 
+    sys.argv = quote_paths(sys.argv)  # ckpt_path=<a sweep job's folder>, whose name holds = and ,
     run_hydra_command(_main)
 
 

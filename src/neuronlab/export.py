@@ -10,6 +10,7 @@ readable, else random inputs) and refused if they differ by more than ``toleranc
 
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -206,7 +207,9 @@ def main() -> None:
     """Entry point of ``neuronlab-export`` and ``python -m neuronlab.export``;
     Hydra's own errors (e.g. an unknown option) end as one ``error:`` line and exit 2, as ours do."""
     from neuronlab.errors import run_hydra_command
+    from neuronlab.run.preflight import quote_paths
 
+    sys.argv = quote_paths(sys.argv)  # ckpt_path=<a sweep job's folder>, whose name holds = and ,
     run_hydra_command(_main)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -313,7 +314,9 @@ def main() -> None:
     """Entry point of ``neuronlab-predict`` and ``python -m neuronlab.predict``;
     Hydra's own errors (e.g. an unknown option) end as one ``error:`` line and exit 2, as ours do."""
     from neuronlab.errors import run_hydra_command
+    from neuronlab.run.preflight import quote_paths
 
+    sys.argv = quote_paths(sys.argv)  # ckpt_path=<a sweep job's folder>, whose name holds = and ,
     run_hydra_command(_main)
 
 

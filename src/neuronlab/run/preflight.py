@@ -1,6 +1,7 @@
 """The checks before Hydra starts, shared by ``neuronlab-train`` and ``neuronlab.train([...])``: the
 outputs folder can be written, a search has ``-m``, and ``resume=<run folder>`` becomes that run's checked
-overrides. Imports nothing heavy: a bad command line is answered before torch is imported."""
+overrides; every command's ``ckpt_path=<path>`` is quoted for Hydra (:func:`quote_paths`).
+Imports nothing heavy: a bad command line is answered before torch is imported."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from neuronlab.errors import ConfigError, NeuronlabError
-from neuronlab.run.paths import typed_value
+from neuronlab.run.paths import hydra_value, typed_value
 from neuronlab.run.resume import resume_argv
 
 # Hydra's flags that only show something (help, tab completion, the config) and run nothing
@@ -37,7 +38,19 @@ def prepare(argv: list[str]) -> list[str]:
             "and give one value per swept key to see that job's config"
         )
     resumed = resume_argv(argv)
-    return resumed if resumed is argv else flags_first(resumed)
+    return quote_paths(resumed if resumed is argv else flags_first(resumed))
+
+
+def quote_paths(argv: list[str]) -> list[str]:
+    """``ckpt_path=<an existing file or folder>`` as Hydra reads it unchanged (every command calls this
+    before Hydra): a sweep job's folder name holds ``=`` and ``,``, which Hydra would take for a sweep."""
+    quoted = [argv[0]]
+    for arg in argv[1:]:
+        key, sep, value = arg.partition("=")
+        if sep and key == "ckpt_path" and value[:1] not in ("'", '"') and Path(value).expanduser().exists():
+            arg = f"{key}={hydra_value(value)}"
+        quoted.append(arg)
+    return quoted
 
 
 def flags_first(argv: list[str]) -> list[str]:
