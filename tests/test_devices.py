@@ -131,3 +131,22 @@ def test_a_ddp_job_takes_as_many_slots_as_it_has_devices(tmp_path, holders, comp
     with job_devices(cfg):
         assert list(cfg.trainer.devices) == [2, 3]
     assert not folder.joinpath("3.lock").exists()
+
+
+def test_a_sweep_whose_jobs_cannot_get_their_slots_is_one_line_before_any_job(tmp_path):
+    """Hydra only warns of a callback's error and then fails every job ("Error executing job", jobs listed
+    as interrupted): the sweep's start refuses it in one line, and no job folder is made."""
+    done = run_cli(
+        "neuronlab.train",
+        "-m",
+        "trainer.devices=3",
+        "seed=0,1",
+        cwd=tmp_path,
+        env={FAKE_DEVICES: "0,1"},
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "error: trainer.devices=3 needs 3 device slots and the sweep has 2: lower trainer.devices or list "
+        "more GPUs in sweep_devices\n"
+    )
+    assert not list((tmp_path / "outputs").glob("*/multiruns/*/*/result.json"))

@@ -14,7 +14,7 @@ import errno
 import os
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from neuronlab.show import shown
 
@@ -221,5 +221,18 @@ def run_command(
             raise  # a bug (its traceback follows), an exit, or a traceback asked for
         if raise_errors:  # a sweeper records the failed job and goes on; the message, not the stack
             raise NeuronlabError(message) from None
-        print(f"error: {shown(message, MESSAGE_LIMIT)}", file=sys.stderr)
-        raise SystemExit(EXIT_USER_ERROR) from None
+        _end(message)
+
+
+def end_on_user_error(err: NeuronlabError) -> NoReturn:
+    """End the process on a user error as :func:`run_command` does, from where a raised error would be
+    swallowed: Hydra turns the exceptions of its callbacks into warnings and goes on."""
+    if tracebacks_wanted():
+        raise err
+    _end(str(err))
+
+
+def _end(message: str) -> NoReturn:
+    """The one ``error:`` line (its message escaped: it may quote a stored string), exit code 2."""
+    print(f"error: {shown(message, MESSAGE_LIMIT)}", file=sys.stderr)
+    raise SystemExit(EXIT_USER_ERROR) from None

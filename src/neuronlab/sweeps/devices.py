@@ -39,7 +39,7 @@ from typing import IO, Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, open_dict
 
-from neuronlab.errors import ConfigError
+from neuronlab.errors import ConfigError, end_on_user_error
 from neuronlab.io.files import open_lock_file
 from neuronlab.run.report import JOB_DEVICES, run_logger
 
@@ -166,7 +166,12 @@ class DeviceSlots(Callback):
     """Hydra callback (``conf/hydra/default.yaml``): a sweep's start line says how its jobs share the GPUs."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        line = start_line(config)
+        """The start line; a sweep whose jobs cannot get their slots ends here, in one line, before any job
+        (Hydra would only warn of a callback's error, then fail every job)."""
+        try:
+            line = start_line(config)
+        except ConfigError as err:
+            end_on_user_error(err)
         if line:
             log.info(line)
 
