@@ -234,3 +234,20 @@ def test_the_write_probe_of_the_outputs_folder_follows_no_planted_link_and_leave
     monkeypatch.setenv("NEURONLAB_OUTPUT_ROOT", str(root))
     check_outputs_writable(["neuronlab-train"])
     assert target.read_text() == "kept" and sorted(root.iterdir()) == before
+
+
+def test_an_offline_mnist_download_is_one_line_saying_what_where_and_how(tmp_path, monkeypatch):
+    """torchvision's download error spans several lines (each mirror tried): the message is one line."""
+    from neuronlab.data.mnist import DataNotFoundError, MNISTDataModule
+
+    for proxy in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):  # refused at once: offline
+        monkeypatch.setenv(proxy, "http://127.0.0.1:9")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    dm = MNISTDataModule(name="mnist", data_dir=str(tmp_path), download=True)
+    with pytest.raises(DataNotFoundError) as err:
+        dm.prepare_data()
+    message = str(err.value)
+    assert "\n" not in message and "\\n" not in message
+    assert f"in {tmp_path / 'MNIST' / 'raw'} " in message and "the download failed (" in message
+    assert message.endswith("copy the files there, or set data.data_dir=<a folder that holds them>")

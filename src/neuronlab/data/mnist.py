@@ -145,7 +145,12 @@ class MNISTDataModule(InMemoryDataModule):
             for train in (True, False):
                 dataset_cls(str(self.data_dir), train=train, download=True)
         except Exception as err:  # offline, proxy, disk: all end the same way for the user
-            raise self._not_found(f"the download failed ({type(err).__name__}: {err})") from None
+            # torchvision says which mirrors it tried over several lines; the last says why they failed
+            lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+            raise self._not_found(
+                f"the download failed ({shown(lines[-1] if lines else type(err).__name__)}): copy the files "
+                "there, or set data.data_dir=<a folder that holds them>"
+            ) from None
 
     def _read(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 images ``(N, 1, 28, 28)`` and int64 labels of ``train`` or ``test``, read once."""
