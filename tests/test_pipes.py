@@ -71,3 +71,26 @@ def test_printed_commands_run_as_printed_from_a_folder_with_spaces_and_quotes(tm
     longer = run_cli("neuronlab.train", *command[1:], cwd=home)
     assert longer.returncode == 0, longer.stderr[-3000:]
     assert json.loads((run / "result.json").read_text())["metrics"]["epochs"] == 4
+
+
+def test_the_error_line_starts_on_its_own_line_after_a_progress_bar(tmp_path):
+    """stdout and stderr into one file (``> log 2>&1``): the bar's line (on stdout) is ended before the
+    ``error:`` line (on stderr) is printed, instead of the error being glued to it."""
+    from tests.conftest import write_mnist
+
+    data = write_mnist(tmp_path / "data", n_train=300, n_test=50)
+    env = {**os.environ, "NEURONLAB_OUTPUT_ROOT": str(tmp_path / "outputs")}
+    env.pop("HYDRA_FULL_ERROR", None)
+    args = ["experiment=mnist", f"data.data_dir={data}", "data.val_size=100", "trainer.max_epochs=1"]
+    with open(tmp_path / "log", "w") as log:
+        done = subprocess.run(
+            [sys.executable, "-m", "neuronlab.train", *args, "optimizer.lr=1e30"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=tmp_path,
+            timeout=300,
+        )
+    text = (tmp_path / "log").read_text()
+    assert done.returncode == 2 and "Epoch 0" in text, text[-3000:]
+    assert any(line.startswith("error: the validation loss is nan") for line in text.split("\n")), text[-800:]

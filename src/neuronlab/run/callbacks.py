@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Mapping
@@ -166,6 +167,15 @@ class StepProgressBar(TQDMProgressBar):
     ) -> None:
         steps = trainer.global_step - self.epoch_start_step  # optimizer steps this epoch, so far
         super().on_train_batch_end(trainer, pl_module, outputs, batch, steps - 1)
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        """A failed fit ends its bars' lines (Lightning leaves them open): the ``error:`` line that follows
+        starts on a line of its own, also where stdout and stderr go to one file."""
+        for bar in ("val_progress_bar", "test_progress_bar", "train_progress_bar"):
+            with contextlib.suppress(TypeError):  # Lightning's answer for a bar not made yet
+                getattr(self, bar).close()
 
 
 class ValidateLastEpoch(L.Callback):
