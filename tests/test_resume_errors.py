@@ -4,6 +4,7 @@ exit code 2, and the run folder left exactly as it was."""
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 from pathlib import Path
 
@@ -172,7 +173,7 @@ def test_a_completed_run_is_left_alone_unless_asked_for_more_epochs(tmp_path, gi
         resume_argv(argv)
     assert str(done.value) == (
         f"{run} is already complete: it trained 20 epochs. Nothing was changed. To train it longer: "
-        f"neuronlab-train resume='{run}' trainer.max_epochs=40"
+        f"neuronlab-train {shlex.quote(f'resume={run}')} trainer.max_epochs=40"  # runs as printed in a shell
     )
 
 
