@@ -274,9 +274,10 @@ def test_what_used_to_crash_now_works(tmp_path, monkeypatch, capsys):
     )
     assert code == 0, err[-3000:]
     lr = load_checkpoint(only(list((tmp_path / "outputs").rglob("last.ckpt"))))["lr_schedulers"][0]
-    # stepped on the validating epochs only: all 6 of them, of 60 epochs (under manual optimization the
-    # step is taken in the module's on_train_epoch_end, before last.ckpt is written at that epoch's end)
-    assert lr["last_epoch"] == 6
+    # stepped on the validating epochs only (frequency = check_val_every_n_epoch): 6 of 60 epochs, the
+    # sixth after last.ckpt was written, since Lightning steps epoch schedulers once the epoch's end-of-epoch
+    # callbacks (ModelCheckpoint) have run: the checkpoint holds 5 steps (every epoch would be 59, never 0)
+    assert lr["last_epoch"] == 5
 
 
 def test_outputs_root_that_is_a_file_is_one_error(tmp_path, monkeypatch, capsys):
