@@ -290,6 +290,14 @@ MUTATIONS = [
         'for name in ("interrupted.ckpt", "last.ckpt"):',
         ("tests/test_guards.py::test_an_older_interrupted_checkpoint_never_wins_over_a_newer_last",),
     ),
+    Mutation(
+        "saved-counts-uncapped",
+        "a run folder's saved overrides ask for no more data copies or workers than a checkpoint may",
+        "run/resume.py",
+        '    if parts[0] == "data" and parts[-1] in MAX_COUNTS',
+        '    if False and parts[0] == "data" and parts[-1] in MAX_COUNTS',
+        ("tests/test_guards.py::test_a_run_folder_asks_for_no_more_data_copies_or_workers_than_a_checkpoint_may",),
+    ),
 ]
 
 

@@ -88,6 +88,20 @@ def test_a_run_folder_sets_no_hydra_key_of_any_kind(run, tmp_path, monkeypatch, 
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.parametrize("override", ["data.repeats=20000000", "data.num_workers=4096"])
+def test_a_run_folder_asks_for_no_more_data_copies_or_workers_than_a_checkpoint_may(
+    run, tmp_path, monkeypatch, capsys, override
+):
+    """The caps of a stored checkpoint hold for stored overrides too (20 million copies of the gates'
+    points took 7.7 GB before the run even started)."""
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["trainer.max_epochs=4", override]))
+    before = snapshot(tmp_path)
+    code, _, err = run_entry(monkeypatch, capsys, "train", f"resume={run}", "trainer.max_epochs=6")
+    line = one_error_line(err)
+    assert code == 2 and repr(override) in line and "at most" in line, line
+    assert snapshot(tmp_path) == before
+
+
 # --- no link anywhere in the folders a resume writes to ------------------------------------------------
 
 

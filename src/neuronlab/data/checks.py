@@ -13,6 +13,10 @@ from neuronlab.config import is_int
 from neuronlab.errors import ConfigError
 from neuronlab.show import shown
 
+# a stored run (checkpoint, saved overrides) may not ask for more copies of the gates' four points, or more
+# worker processes: a file from someone else must not make a run take all the memory or processes
+MAX_COUNTS = {"repeats": 100_000, "num_workers": 64}
+
 MESSAGE_LIMIT = 500  # a message naming a stored value: a line, not a flood
 
 # the gates' truth tables: labels of the points (0,0), (0,1), (1,0), (1,1)

@@ -33,6 +33,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from packaging.version import InvalidVersion, Version
 
 from neuronlab.config import is_int
+from neuronlab.data.checks import MAX_COUNTS
 from neuronlab.errors import CheckpointError, first_line
 from neuronlab.io.files import atomic_write
 from neuronlab.models import NETS
@@ -402,10 +403,6 @@ def _datamodules() -> dict[str, type]:
     from neuronlab.data import FashionMNISTDataModule, GatesDataModule, MNISTDataModule
 
     return _by_name(GatesDataModule, MNISTDataModule, FashionMNISTDataModule)
-
-
-# a stored DataModule may not ask for more copies of the gates' four points, or more worker processes
-MAX_COUNTS = {"repeats": 100_000, "num_workers": 64}
 
 
 def datamodule_from_checkpoint(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from neuronlab.config import CONF_DIR, is_int
+from neuronlab.data.checks import MAX_COUNTS
 from neuronlab.errors import CheckpointError, NeuronlabError, first_line
 from neuronlab.io.read import UnreadableFile, read_yaml
 from neuronlab.run.folder import (
@@ -130,6 +131,8 @@ def check_saved_override(text: Any, source: Path) -> str:
         raise refuse(f"a run folder may set only {', '.join(SETTABLE)} (and choose config options)")
     if not _plain(value):
         raise refuse("only numbers, strings, true/false, null and lists of them are allowed (no ${...})")
+    if parts[0] == "data" and parts[-1] in MAX_COUNTS and is_int(value) and value > MAX_COUNTS[parts[-1]]:
+        raise refuse(f"a stored run may ask for at most {MAX_COUNTS[parts[-1]]:,} ({key})")
     return text
 
 
