@@ -296,7 +296,9 @@ MUTATIONS = [
         "run/resume.py",
         '    if parts[0] == "data" and parts[-1] in MAX_COUNTS',
         '    if False and parts[0] == "data" and parts[-1] in MAX_COUNTS',
-        ("tests/test_guards.py::test_a_run_folder_asks_for_no_more_data_copies_or_workers_than_a_checkpoint_may",),
+        (
+            "tests/test_guards.py::test_a_run_folder_asks_for_no_more_data_copies_or_workers_than_a_checkpoint_may",
+        ),
     ),
 ]
 
