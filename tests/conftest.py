@@ -121,6 +121,13 @@ def run_cli(
     )
 
 
+def one_error_line(err: str) -> str:
+    """The one ``error:`` line a refused command printed (and no traceback)."""
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
+    return lines[0]
+
+
 def read_scalars(event_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """Every scalar series in the TensorBoard event files of ``event_dir``, read with tensorboard's reader."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

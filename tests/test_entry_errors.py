@@ -19,13 +19,7 @@ from neuronlab.errors import (
     run_command,
     user_message,
 )
-from tests.conftest import run_cli, run_entry
-
-
-def one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
-    return lines[0]
+from tests.conftest import one_error_line, run_cli, run_entry
 
 
 @pytest.fixture(autouse=True)

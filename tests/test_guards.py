@@ -16,7 +16,7 @@ import yaml
 from optuna.trial import TrialState
 
 from neuronlab.io.checkpoint import epochs_done, load_checkpoint, load_classifier
-from tests.conftest import run_cli, run_entry
+from tests.conftest import one_error_line, run_cli, run_entry
 
 QUIET = ["callbacks.figures=null", "callbacks.early_stopping=null", "trainer.check_val_every_n_epoch=1"]
 
@@ -33,12 +33,6 @@ def snapshot(root: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
         elif path.is_file():
             files[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
     return files
-
-
-def one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

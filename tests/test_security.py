@@ -19,7 +19,7 @@ import yaml
 from neuronlab.errors import NeuronlabError
 from neuronlab.io.checkpoint import load_checkpoint, load_classifier
 from neuronlab.tasks import Classifier
-from tests.conftest import run_cli, run_entry
+from tests.conftest import one_error_line, run_cli, run_entry
 
 MARKER = "owned.txt"
 
@@ -42,12 +42,6 @@ def snapshot(root: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
         if path.is_file() and not path.is_symlink() and not rel.startswith(skip):
             files[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
     return files
-
-
-def one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
