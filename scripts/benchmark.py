@@ -251,6 +251,16 @@ for name, hook in vars(FiguresCallback).items():
 """
 
 
+def run_timed(name: str, command: list[str], env: dict, cwd: Path, times: list[float]):
+    """Run one whole process as a user would, append its wall time to ``times``; stop on a failure."""
+    start = time.time()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=cwd)
+    times.append(time.time() - start)
+    if done.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
+    return done
+
+
 def whole_process(repeats: int, scratch: Path) -> dict[str, list[float]]:
     """Wall times of whole processes, interleaved: the main job (``neuronlab-train``, XOR) with its time to
     the first training step and the time its figures callback's hooks took, the lesson's XOR script,
@@ -279,10 +289,7 @@ def whole_process(repeats: int, scratch: Path) -> dict[str, list[float]]:
         for name, command in commands.items():
             mark.unlink(missing_ok=True)
             start = time.time()
-            done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=scratch)
-            times[name].append(time.time() - start)
-            if done.returncode != 0:
-                raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
+            run_timed(name, command, env, scratch, times[name])
             if name == "main job":
                 times["first step"].append(float(mark.read_text()) - start)
                 times["figures"].append(float(figures.read_text()))
@@ -493,11 +500,7 @@ def graphs_rows(args, data_dir: Path, scratch: Path) -> None:
     }  # fmt: skip
     accuracy: dict[str, float] = {}
     for name, command in commands.items():
-        start = time.time()
-        done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=scratch)
-        whole[name].append(time.time() - start)
-        if done.returncode != 0:
-            raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
+        done = run_timed(name, command, env, scratch, whole[name])
         if name == "lesson_mnist.py":
             accuracy[name] = float(done.stdout.split("accuracy:")[-1])
         else:
