@@ -627,6 +627,8 @@ def report_whole(whole: dict[str, list[float]], repeats: int, console) -> None:
         f"whole process (median of {repeats}, interleaved): main job {job:.2f} s (first training "
         f"step after {medians['first step']:.2f} s), lesson XOR script {lesson:.2f} s: ratio "
         f"{job / lesson:.2f} (target <= 1.5)\n"
+        f"our own start-up: first training step - import lightning.pytorch = "
+        f"{medians['first step'] - lightning:.2f} s (target <= 1.5 s)\n"
         f"figures: the main job's figures callback took {medians['figures']:.2f} s, {share * 100:.1f}% of "
         "the job (target <= ~5%)\n"
         f"--help {helps:.2f} s vs import lightning.pytorch {lightning:.2f} s: ratio {helps / lightning:.2f} "
