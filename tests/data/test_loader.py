@@ -180,13 +180,7 @@ def test_loader_checks_its_arguments_and_keeps_its_defaults():
     assert len(one) == 10 and [b[1].item() for b in one] == list(range(10))
 
     loader = InMemoryLoader(x, y, 4, shuffle=True)  # seed 0, epoch 0, rank 0 of 1, last batch kept
-    assert (loader.seed, loader.epoch, loader.rank, loader.world_size, loader.drop_last) == (
-        0,
-        0,
-        0,
-        1,
-        False,
-    )
+    assert (loader.seed, loader.epoch, loader.rank, loader.world_size) == (0, 0, 0, 1)
     assert loader.sampler is loader and loader.batch_sampler is None  # what Lightning looks for
     # the order of a seed and epoch is fixed: a rerun, or a resume with a later neuronlab, draws the same
     for epoch in (0, 3):
@@ -199,18 +193,15 @@ def test_loader_checks_its_arguments_and_keeps_its_defaults():
 
 
 @pytest.mark.parametrize("world", [1, 3])
-@pytest.mark.parametrize(
-    ("shuffle", "drop_last"), [(False, False), (True, False), (False, True), (True, True)]
-)
-def test_len_is_the_number_of_batches_yielded(world, shuffle, drop_last):
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_len_is_the_number_of_batches_yielded(world, shuffle):
     x, y = torch.zeros(23, 1), torch.arange(23)
     for rank in range(world):
-        loader = InMemoryLoader(x, y, 4, shuffle=shuffle, rank=rank, world_size=world, drop_last=drop_last)
+        loader = InMemoryLoader(x, y, 4, shuffle=shuffle, rank=rank, world_size=world)
         batches = [len(b) for _, b in loader]
         assert len(loader) == len(batches), (rank, batches)
-        assert all(size == 4 for size in batches) if drop_last else all(0 < size <= 4 for size in batches)
-        shard = 23 // world if shuffle else len(range(rank, 23, world))
-        assert sum(batches) == (shard - shard % 4 if drop_last else shard)
+        assert all(0 < size <= 4 for size in batches)
+        assert sum(batches) == (23 // world if shuffle else len(range(rank, 23, world)))
 
 
 def test_datamodule_checks_batch_sizes_and_records_how_to_rebuild_it():

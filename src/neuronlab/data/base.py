@@ -1,5 +1,5 @@
 """What every neuronlab DataModule shares: its facts as class attributes (as torchvision's datasets keep
-them), declared once by :class:`DataFacts`, and in-memory splits served by :class:`InMemoryLoader`."""
+them), listed once in :class:`DataFacts`, and in-memory splits served by :class:`InMemoryLoader`."""
 
 from __future__ import annotations
 
@@ -22,15 +22,13 @@ MAX_INPUT_SIZE = 1 << 16
 
 @dataclasses.dataclass(frozen=True)
 class DataFacts:
-    """What a net trained on some data needs from it afterwards (predict, export, figures), as plain
-    values: a checkpoint stores them (:meth:`InMemoryDataModule.state_dict`), so they are checked here.
-    The one list of the facts: a DataModule states them as class attributes of the same names, and a
-    fact it leaves out takes the default here.
+    """What predict, export and figures need from the data a net was trained on: the one list of the
+    facts, stated by each DataModule as class attributes of these names (a missing one takes the default).
+    A checkpoint stores them, so every value is checked here.
 
-    ``kind``: ``points`` (rows of ``input_shape[0]`` numbers) or ``images`` (``input_shape`` is
-    ``(channels, height, width)``, pixels normalised as ``(pixel / 255 - mean) / std``). ``fills_frame``:
-    the dataset's objects fill the picture (Fashion-MNIST) rather than sit centred by mass in a 20x20
-    box (MNIST's digits). ``name``: what the data is called in titles (``xor``, ``mnist``).
+    ``kind``: ``points`` (rows of ``input_shape[0]`` numbers) or ``images`` (``(channels, height, width)``,
+    pixels normalised as ``(pixel / 255 - mean) / std``). ``fills_frame``: objects fill the picture
+    (Fashion-MNIST) rather than sit centred by mass in a 20x20 box (MNIST). ``name``: the data's title.
     """
 
     kind: str
@@ -83,7 +81,7 @@ class DataFacts:
         return len(self.classes)
 
     def to_plain(self) -> dict[str, Any]:
-        """Plain values (lists, not tuples) for a checkpoint."""
+        """Lists, not tuples: plain values for a checkpoint."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
@@ -105,10 +103,9 @@ class DataFacts:
 class InMemoryDataModule(L.LightningDataModule):
     """A DataModule whose splits are tensors in memory; subclasses fill ``self.splits`` in ``setup``.
 
-    Each subclass states its facts as class attributes named as :class:`DataFacts`' fields; they are
-    checked when the class is defined, and ``input_size`` and ``num_classes`` follow from them.
-    ``steps_per_execution``: mini-batches the training loader hands over at once (optimizer steps per
-    Lightning step); a speed setting only, not stored in checkpoints (every K gives the same run).
+    A subclass's facts (class attributes named as :class:`DataFacts`' fields) are checked when the class
+    is defined. ``steps_per_execution``: mini-batches the training loader hands over at once; a speed
+    setting only, not stored in checkpoints (every K gives the same run).
     """
 
     input_size: ClassVar[int]  # derived from the facts for each subclass
@@ -116,16 +113,15 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if hasattr(cls, "kind"):  # a dataset: its facts checked once, here, and what follows from them
+        if hasattr(cls, "kind"):  # a dataset
             facts = DataFacts.of(cls)
             cls.input_size, cls.num_classes = facts.input_size, facts.num_classes
 
     def facts(self) -> DataFacts:
-        """This data's facts (what a checkpoint stores beside the net)."""
         return DataFacts.of(self)
 
     def state_dict(self) -> dict[str, Any]:
-        """Lightning stores this in every checkpoint (under the class's name): the data's facts."""
+        """Lightning stores this in every checkpoint (under the class's name)."""
         return {"facts": self.facts().to_plain()}
 
     def __init__(
@@ -156,15 +152,12 @@ class InMemoryDataModule(L.LightningDataModule):
     def _loader(self, split: str, train: bool = False) -> InMemoryLoader:
         x, y = self.splits[split]
         batch = (self.batch_size if train else self.eval_batch_size) or len(x)
-        rank, world, device = 0, 1, torch.device("cpu")
-        if self.trainer is not None:
-            rank, world = self.trainer.global_rank, self.trainer.world_size
-            device = self.trainer.strategy.root_device
         k = self.steps_per_execution if train else 1
-        loader = InMemoryLoader(
-            x, y, batch, shuffle=train, seed=self.seed, rank=rank, world_size=world, steps_per_execution=k
-        )
-        return loader.to(device) if device.type != "cpu" else loader
+        loader = InMemoryLoader(x, y, batch, shuffle=train, seed=self.seed, steps_per_execution=k)
+        if self.trainer is not None:
+            loader.rank, loader.world_size = self.trainer.global_rank, self.trainer.world_size
+            loader.to(self.trainer.strategy.root_device)
+        return loader
 
     def train_dataloader(self) -> Any:
         return self._loader("train", train=True)

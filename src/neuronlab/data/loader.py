@@ -1,10 +1,8 @@
 """Batches sliced from tensors already in memory: no per-sample ``__getitem__``, PIL or collate.
 
-The lesson's DataLoader path spends most of an MNIST epoch building samples one by one; slicing whole
-tensors is what makes neuronlab's epochs close to a bare PyTorch loop (see ``scripts/benchmark.py``).
-With ``steps_per_execution=K`` a training loader hands over K mini-batches at once (a list of ``(x, y)``
-pairs), which the LightningModule turns into K optimizer steps: Lightning's per-step cost is paid once
-per K optimizer steps (Keras's ``steps_per_execution``).
+Slicing whole tensors is what brings neuronlab's epochs close to a bare PyTorch loop (see
+``scripts/benchmark.py``). With ``steps_per_execution=K`` a training loader hands over K mini-batches at
+once (a list of ``(x, y)`` pairs) for :mod:`neuronlab.tasks.grouped` to step through.
 """
 
 from __future__ import annotations
@@ -36,7 +34,6 @@ class InMemoryLoader:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
-        drop_last: bool = False,
         steps_per_execution: int = 1,
     ) -> None:
         if len(x) != len(y):
@@ -45,11 +42,8 @@ class InMemoryLoader:
             raise ValueError(f"batch_size={batch_size} must be positive")
         check_data_args(steps_per_execution=steps_per_execution)
         self.x, self.y = x, y
-        self.batch_size = int(batch_size)
-        self.shuffle = shuffle
-        self.seed = int(seed)
+        self.batch_size, self.shuffle, self.seed = int(batch_size), shuffle, int(seed)
         self.rank, self.world_size = rank, world_size
-        self.drop_last = drop_last
         self.steps_per_execution = int(steps_per_execution)
         self.epoch = 0
         # Lightning calls ``dataloader.sampler.set_epoch(epoch)`` at each epoch start; so does DDP code.
@@ -65,36 +59,26 @@ class InMemoryLoader:
         if not self.shuffle and self.world_size == 1:
             return None
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + self.epoch)
-            order = torch.randperm(n, generator=generator)
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+            order = order[: n - n % self.world_size]  # training: equal shards
         else:
             order = torch.arange(n)
-        if self.world_size > 1:
-            if self.shuffle:  # training: equal shards
-                order = order[: n - n % self.world_size]
-            order = order[self.rank :: self.world_size]
-        return order.to(self.x.device)
+        return order[self.rank :: self.world_size].to(self.x.device)
 
     def __iter__(self) -> Iterator[Any]:
         """``(x, y)`` batches; with ``steps_per_execution=K > 1``, lists of up to K such batches (the same
         batches in the same order, the last list shorter when the epoch's batches do not divide by K)."""
-        batches = self._batches()
+        order = self.indices()
+        size = self.batch_size
+        if order is None:
+            batches = ((self.x[i : i + size], self.y[i : i + size]) for i in range(0, len(self.x), size))
+        else:
+            batches = ((self.x[b], self.y[b]) for b in order.split(size))
         if self.steps_per_execution == 1:
             yield from batches
             return
         while group := list(itertools.islice(batches, self.steps_per_execution)):
             yield group
-
-    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = self.indices()
-        total = len(self.x) if order is None else len(order)
-        stop = total - total % self.batch_size if self.drop_last else total
-        for start in range(0, stop, self.batch_size):
-            if order is None:
-                yield self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
-            else:
-                batch = order[start : start + self.batch_size]
-                yield self.x[batch], self.y[batch]
 
     @property
     def num_batches(self) -> int:
@@ -102,7 +86,7 @@ class InMemoryLoader:
         n = len(self.x)
         if self.world_size > 1:
             n = n // self.world_size if self.shuffle else len(range(self.rank, n, self.world_size))
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return -(-n // self.batch_size)
 
     def __len__(self) -> int:
         """Items per epoch: mini-batches, or groups of ``steps_per_execution`` of them."""

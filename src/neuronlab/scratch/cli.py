@@ -54,18 +54,17 @@ def print_truth_table(
 ) -> None:
     """The lesson's table: inputs, target and prediction per row (and P(y=1) for the network)."""
     header = " x1  x2 | target | prediction" + (" | probability" if proba is not None else "")
-    print(header)
-    print("-" * len(header))
+    print(header + "\n" + "-" * len(header))
     for i, (x, target, p) in enumerate(zip(X, y, pred, strict=True)):
         row = f"{x[0]:3.0f} {x[1]:3.0f} | {target:6.0f} | {p:10.0f}"
-        if proba is not None:
-            row += f" | {proba[i]:11.4f}"
-        print(row)
+        print(row + (f" | {proba[i]:11.4f}" if proba is not None else ""))
     print(f"accuracy: {int(np.sum(pred == y))}/{len(y)} ({np.mean(pred == y):.0%})")
 
 
 def run(cfg: DictConfig) -> Path:
-    """Train the chosen model on the chosen gate, report, and save the curve; returns the PNG's path."""
+    """Check the config, train the chosen model on the chosen gate, report, and save the curve; returns
+    the PNG's path."""
+    validate(cfg)
     from neuronlab.scratch.plots import loss_curve_figure  # matplotlib only once the config is valid
 
     gate = str(cfg.gate).lower()
@@ -83,11 +82,10 @@ def run(cfg: DictConfig) -> Path:
             if gate in LINEARLY_SEPARABLE:
                 print(f"\n{gate.upper()} is linearly separable: try more epochs (epochs={cfg.epochs} now).")
             else:
-                best = max(result.accuracy)
                 print(
                     "\nXOR is not linearly separable: no straight line puts (0,1) and (1,0) on one side"
                     "\nand (0,0) and (1,1) on the other, so a perceptron never gets all four right"
-                    f"\n(stopped after {result.epochs} epochs, best accuracy {best:.0%})."
+                    f"\n(stopped after {result.epochs} epochs, best accuracy {max(result.accuracy):.0%})."
                     "\nA hidden layer solves it:  neuronlab-scratch model=numpy_net gate=xor"
                 )
         fig = loss_curve_figure(result.errors, "mistakes per epoch", f"Perceptron on {gate.upper()}")
@@ -120,13 +118,7 @@ register_resolvers()  # ${unique_stamp:}: the run folder's name
 
 @hydra.main(version_base="1.3", config_path=None, config_name="scratch")
 def _main(cfg: DictConfig) -> None:
-    """The command, once Hydra has composed its config."""
-
-    def body() -> None:
-        validate(cfg)
-        run(cfg)
-
-    run_command(body)
+    run_command(lambda: run(cfg))
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """The lesson's two-layer network in NumPy, with backprop that is exactly the gradient of its loss.
 
-Shapes, for a batch of N samples: X (N, n_inputs) -> hidden (N, n_hidden) -> output p (N, 1).
+Shapes, for a batch of N samples: X (N, n_inputs) -> hidden h (N, n_hidden) -> output p (N, 1).
 """
 
 from __future__ import annotations
@@ -41,20 +41,16 @@ class NeuralNetwork:
         self.W2 = rng.standard_normal((n_hidden, 1))
         self.b2 = np.zeros(1)
 
-    # ---- forward ---------------------------------------------------------------------------------------
-    def forward(self, X: ArrayLike) -> np.ndarray:
-        """Output probabilities, shape (N, 1)."""
-        return self._forward(as_inputs(X, self.n_inputs))[2]
-
-    def _forward(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Hidden activations, output logits and output probabilities: backprop needs all three."""
+    def forward(self, X: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Hidden activations h, output logits z, probabilities p = sigmoid(z): backprop needs all three."""
+        X = as_inputs(X, self.n_inputs)
         h = sigmoid(X @ self.W1 + self.b1)
         z = h @ self.W2 + self.b2
         return h, z, sigmoid(z)
 
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """P(y = 1) for each row of ``X``, shape (N,)."""
-        return self.forward(X)[:, 0]
+        return self.forward(X)[2][:, 0]
 
     def predict(self, X: ArrayLike, threshold: float = 0.5) -> np.ndarray:
         """0/1 class of each row of ``X``."""
@@ -62,46 +58,27 @@ class NeuralNetwork:
 
     def loss(self, X: ArrayLike, y: ArrayLike) -> float:
         """The loss named at construction (see the class docstring for its exact definition)."""
-        X = as_inputs(X, self.n_inputs)
-        y = as_targets(y, len(X))[:, None]
-        _, z, p = self._forward(X)
-        return self._loss(z, p, y)
-
-    def _loss(self, z: np.ndarray, p: np.ndarray, y: np.ndarray) -> float:
+        _, z, p = self.forward(X)
+        y = as_targets(y, len(z))[:, None]
         if self.loss_name == "mse":
             return float(np.mean((p - y) ** 2))
         return float(np.mean(np.logaddexp(0.0, z) - y * z))  # softplus(z) - y z == BCE(sigmoid(z), y)
 
-    # ---- backward --------------------------------------------------------------------------------------
     def gradients(self, X: ArrayLike, y: ArrayLike) -> dict[str, np.ndarray]:
         """dL/dparam for every parameter, by the chain rule, layer by layer from the output back."""
-        return self._backward(*self._prepare(X, y))[1]
-
-    def _prepare(self, X: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         X = as_inputs(X, self.n_inputs)
-        return X, as_targets(y, len(X))[:, None]
-
-    def _backward(self, X: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
-        h, z, p = self._forward(X)
-        n = len(X)
-        dz = (p - y) / n  # bce: the log and the sigmoid cancel
+        y = as_targets(y, len(X))[:, None]
+        h, _, p = self.forward(X)
+        dz = (p - y) / len(X)  # bce: the log and the sigmoid cancel
         if self.loss_name == "mse":
             dz = 2.0 * dz * p * (1.0 - p)  # dL/dp = 2 (p - y) / N, times dp/dz = p (1 - p)
-        dh = dz @ self.W2.T
-        dh_pre = dh * h * (1.0 - h)  # through the hidden sigmoid
-        grads = {
-            "W1": X.T @ dh_pre,
-            "b1": dh_pre.sum(axis=0),
-            "W2": h.T @ dz,
-            "b2": dz.sum(axis=0),
-        }
-        return self._loss(z, p, y), grads
+        dh = (dz @ self.W2.T) * h * (1.0 - h)  # back through W2, then through the hidden sigmoid
+        return {"W1": X.T @ dh, "b1": dh.sum(axis=0), "W2": h.T @ dz, "b2": dz.sum(axis=0)}
 
-    # ---- training --------------------------------------------------------------------------------------
     def train_step(self, X: ArrayLike, y: ArrayLike, lr: float) -> float:
         """One gradient-descent step, param -= lr * dL/dparam; returns the loss before the step."""
-        loss, grads = self._backward(*self._prepare(X, y))
-        for name, grad in grads.items():
+        loss = self.loss(X, y)
+        for name, grad in self.gradients(X, y).items():
             getattr(self, name)[...] -= lr * grad  # in place: get_params() copies stay untouched
         return loss
 
@@ -109,15 +86,13 @@ class NeuralNetwork:
         self, X: ArrayLike, y: ArrayLike, epochs: int = 5000, lr: float = 1.0, print_every: int | None = None
     ) -> list[float]:
         """Full-batch gradient descent for ``epochs`` steps; returns the loss at each step."""
-        X, y_col = self._prepare(X, y)
         history = []
         for epoch in range(1, epochs + 1):
-            history.append(self.train_step(X, y_col, lr))
+            history.append(self.train_step(X, y, lr))
             if print_every and (epoch % print_every == 0 or epoch == epochs):
                 print(f"epoch {epoch:6d}  loss {history[-1]:.6f}")
         return history
 
-    # ---- parameters ------------------------------------------------------------------------------------
     def get_params(self) -> dict[str, np.ndarray]:
         """Copies of W1, b1, W2, b2, so the caller can keep a snapshot while training goes on."""
         return {name: getattr(self, name).copy() for name in PARAM_NAMES}
@@ -144,18 +119,15 @@ def numerical_gradients(
     grads = {}
     for name in PARAM_NAMES:
         param = getattr(net, name)
-        grad = np.zeros_like(param)
+        grads[name] = np.zeros_like(param)
         for idx in np.ndindex(param.shape):
             original = param[idx]
-            try:
-                param[idx] = original + eps
-                loss_plus = net.loss(X, y)
-                param[idx] = original - eps
-                loss_minus = net.loss(X, y)
-            finally:
-                param[idx] = original
-            grad[idx] = (loss_plus - loss_minus) / (2 * eps)
-        grads[name] = grad
+            param[idx] = original + eps
+            loss_plus = net.loss(X, y)
+            param[idx] = original - eps
+            loss_minus = net.loss(X, y)
+            param[idx] = original
+            grads[name][idx] = (loss_plus - loss_minus) / (2 * eps)
     return grads
 
 
@@ -181,15 +153,7 @@ def chain_rule_example(
     With the defaults: y = 7, L = 4, dL/dw = 8, dL/db = 4, w_new = 3 - 0.01 * 8 = 2.92.
     """
     y = w * x + b
+    loss = (y - target) ** 2
     dL_dy = 2.0 * (y - target)
-    dL_dw = dL_dy * x
-    dL_db = dL_dy
-    return ChainRuleStep(
-        y=y,
-        loss=(y - target) ** 2,
-        dL_dy=dL_dy,
-        dL_dw=dL_dw,
-        dL_db=dL_db,
-        w_new=w - lr * dL_dw,
-        b_new=b - lr * dL_db,
-    )
+    dL_dw, dL_db = dL_dy * x, dL_dy
+    return ChainRuleStep(y, loss, dL_dy, dL_dw, dL_db, w_new=w - lr * dL_dw, b_new=b - lr * dL_db)

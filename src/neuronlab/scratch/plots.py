@@ -12,15 +12,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from neuronlab.scratch.activations import (
-    relu,
-    relu_derivative,
-    sigmoid,
-    sigmoid_derivative,
-    softmax,
-    tanh,
-    tanh_derivative,
-)
+from neuronlab.scratch import activations as act
 
 
 def _new_figure(figsize: tuple[float, float]) -> Figure:
@@ -35,9 +27,9 @@ def activation_figure() -> Figure:
     axes = fig.subplots(2, 2)
     x = np.linspace(-5, 5, 401)
     curves = [
-        ("Sigmoid", sigmoid, sigmoid_derivative),
-        ("ReLU", relu, relu_derivative),
-        ("Tanh", tanh, tanh_derivative),
+        ("Sigmoid", act.sigmoid, act.sigmoid_derivative),
+        ("ReLU", act.relu, act.relu_derivative),
+        ("Tanh", act.tanh, act.tanh_derivative),
     ]
     for ax, (name, f, df) in zip(axes.flat[:3], curves, strict=True):
         ax.plot(x, f(x), label=name.lower())
@@ -53,7 +45,7 @@ def activation_figure() -> Figure:
     ax = axes[1, 1]
     positions = np.arange(len(logits))
     ax.bar(positions - 0.2, logits, width=0.4, label="logits")
-    ax.bar(positions + 0.2, softmax(logits), width=0.4, label="softmax (sums to 1)")
+    ax.bar(positions + 0.2, act.softmax(logits), width=0.4, label="softmax (sums to 1)")
     ax.set_xticks(positions, [f"class {i}" for i in positions])
     ax.set_title("Softmax")
     ax.grid(alpha=0.3, axis="y")
