@@ -1,6 +1,6 @@
 """The DataModules' argument checks and the plain facts they need, without torch: each DataModule calls
-them when it is built, and the entry points call them on the composed config before torch is imported
-(a bad value is reported within a second). One home for each rule, so the two can never disagree."""
+them when it is built, and the entry points before torch is imported (an error within a second). One
+home for each rule, so the two agree."""
 
 from __future__ import annotations
 
@@ -28,9 +28,7 @@ GATES: dict[str, list[int]] = {
     "nor": [1, 0, 0, 0],
 }
 
-
-# the names of neuronlab.data.mnist.DATASETS (the MNIST family's DataModules), torch-free for the early
-# check (tests/test_entry_errors.py checks that they are the same)
+# the names of neuronlab.data.mnist.DATASETS, torch-free (tests/test_entry_errors.py checks they match)
 DATASET_NAMES = ("mnist", "fashion_mnist")
 AUGMENTATIONS = ("affine",)
 
@@ -79,8 +77,8 @@ _CHECKS: dict[str, Callable[[Any], None]] = {
 
 
 def check_data_args(**values: Any) -> None:
-    """Raise :class:`ConfigError` for the first bad constructor argument of a DataModule among
-    ``values`` (other keys are left to the constructor's signature)."""
+    """Raise :class:`ConfigError` on the first bad DataModule argument among ``values`` (others: the
+    signature)."""
     for key, value in values.items():
         if key in _CHECKS:
             _CHECKS[key](value)

@@ -5,15 +5,7 @@ Imported lazily (PEP 562): ``neuronlab.models.checks`` is read before torch is i
 from importlib import import_module
 from typing import Any
 
-__all__ = [
-    "ACTIVATIONS",
-    "MLP",
-    "NETS",
-    "MNISTClassifier",
-    "ModernNetwork",
-    "SimpleNN",
-    "probabilities",
-]
+__all__ = ["ACTIVATIONS", "MLP", "NETS", "MNISTClassifier", "ModernNetwork", "SimpleNN", "probabilities"]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,6 +1,5 @@
-"""The nets' argument checks, without torch: :class:`~neuronlab.models.mlp.MLP` calls them when it is built,
-and the entry points call them on the composed config before torch is imported (a bad value is reported
-within a second). One home for each rule, so the two can never disagree."""
+"""The nets' argument checks, without torch: ``MLP`` calls them when it is built, and the entry points
+before torch is imported (an error within a second). One home for each rule, so the two agree."""
 
 from __future__ import annotations
 
@@ -59,8 +58,7 @@ _CHECKS: dict[str, Callable[[Any], None]] = {
 
 
 def check_net_args(**values: Any) -> None:
-    """Raise :class:`ConfigError` for the first bad constructor argument of a net among ``values``
-    (the arguments a net takes; other keys are left to the constructor's signature)."""
+    """Raise :class:`ConfigError` on the first bad net argument among ``values`` (others: the signature)."""
     for key, value in values.items():
         if key in _CHECKS:
             _CHECKS[key](value)

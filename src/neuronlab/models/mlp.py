@@ -1,9 +1,8 @@
 """Multi-layer perceptrons of the lesson.
 
-Every net returns raw logits (the loss is computed on logits for numerical stability); the sigmoid/softmax
-the lesson shows is applied where probabilities are wanted, by :func:`probabilities` (the one probability
-head: training metrics, ``predict_proba``, predict, export and figures all use it). Each net can describe
-itself as plain values (``config()``) so a checkpoint can rebuild it without pickling any object.
+Every net returns raw logits (the loss is computed on logits for numerical stability); the lesson's
+sigmoid/softmax is :func:`probabilities`, the one probability head (metrics, predict, export, figures).
+Each net describes itself as plain values (``config()``), so a checkpoint rebuilds it without pickles.
 """
 
 from __future__ import annotations
@@ -48,9 +47,7 @@ class MLP(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        # the same checks the entry points make before torch is imported (strict types: these values
-        # also come back from checkpoints, which may come from anyone)
-        check_net_args(
+        check_net_args(  # as the entry points do before torch; strict: checkpoints bring these values too
             input_size=input_size,
             hidden_sizes=hidden_sizes,
             output_size=output_size,
@@ -79,12 +76,10 @@ class MLP(nn.Module):
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Probabilities (:func:`probabilities`): ``(N,)`` P(class 1) for a single-logit net, else softmax."""
         return probabilities(self(x))
 
     def config(self) -> dict[str, Any]:
-        """Plain values that rebuild this net (safe in a checkpoint): ``_target_`` names its class in
-        :data:`NETS`, the other keys are its constructor's arguments."""
+        """Plain values that rebuild this net: its class (in :data:`NETS`) and constructor arguments."""
         return {
             "_target_": f"{type(self).__module__}.{type(self).__qualname__}",
             "input_size": self.input_size,
@@ -130,8 +125,7 @@ class ModernNetwork(MLP):
 
 
 class MNISTClassifier(ModernNetwork):
-    """The lesson's MNIST classifier: ``nn.Flatten`` then the same MLP as :class:`ModernNetwork`
-    (same constructor, same defaults)."""
+    """The lesson's MNIST classifier: ``nn.Flatten``, then :class:`ModernNetwork` (same defaults)."""
 
     flatten = True
 
@@ -139,5 +133,4 @@ class MNISTClassifier(ModernNetwork):
 NETS: dict[str, type[MLP]] = {
     f"{cls.__module__}.{cls.__qualname__}": cls for cls in (MLP, SimpleNN, ModernNetwork, MNISTClassifier)
 }
-"""The only classes a stored net description may name (``config()``'s ``_target_``): an explicit
-allow-list, read by :func:`neuronlab.io.checkpoint.allowed_class`."""
+"""The allow-list of classes a stored net description (``config()``'s ``_target_``) may name."""

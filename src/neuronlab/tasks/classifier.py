@@ -1,8 +1,7 @@
 """The LightningModule of the lesson's classification tasks (one logit for the gates, or C classes), used
 as Lightning's documentation does: ``training_step`` returns the loss; Lightning runs backward, the step,
-gradient clipping (``Trainer(gradient_clip_val=...)``) and the schedulers ``configure_optimizers`` returns.
-Metrics are updated every step and logged once per epoch (logging every step costs about 15% of an MNIST
-epoch on a small CPU). Several optimizer steps per Lightning step: :mod:`neuronlab.tasks.grouped`."""
+clipping (``Trainer(gradient_clip_val=...)``) and the schedulers ``configure_optimizers`` returns. Several
+optimizer steps per Lightning step: :mod:`neuronlab.tasks.grouped`."""
 
 from __future__ import annotations
 
@@ -38,8 +37,9 @@ def describe_factory(factory: Callable[..., Any] | None) -> dict[str, Any] | Non
 
 
 class EpochStats(Metric):
-    """An epoch's loss and accuracy, updated cheaply per step (two stock torchmetrics cost about Lightning's
-    whole per-step overhead), summed over DDP processes at ``compute()``: each sample counted once."""
+    """An epoch's loss and accuracy, updated every step and logged once per epoch (logging every step
+    costs about 15% of an epoch; two stock torchmetrics cost about Lightning's whole per-step overhead),
+    summed over DDP processes at ``compute()``: each sample counted once."""
 
     full_state_update = False
 
@@ -105,14 +105,13 @@ class Classifier(L.LightningModule):
         return self.net(x)
 
     def setup(self, stage: str) -> None:
-        """Lightning calls this once the DataModule is set up, before training or testing starts: a net
-        whose input or output size does not fit the data is refused here (train and eval both pass)."""
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is None:
+        """Once the DataModule is set up, before training or testing: refuse a net that does not fit it."""
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is None:
             return
-        net, name = self.net, getattr(datamodule, "name", None) or type(datamodule).__name__
-        inputs, outputs = getattr(net, "input_size", None), getattr(net, "output_size", None)
-        features, classes = getattr(datamodule, "input_size", None), getattr(datamodule, "num_classes", None)
+        name = getattr(dm, "name", None) or type(dm).__name__
+        inputs, outputs = getattr(self.net, "input_size", None), getattr(self.net, "output_size", None)
+        features, classes = getattr(dm, "input_size", None), getattr(dm, "num_classes", None)
         if inputs is not None and features is not None and inputs != features:
             raise NeuronlabError(
                 f"model.input_size={inputs} does not match data={name}, whose samples have "
@@ -125,7 +124,7 @@ class Classifier(L.LightningModule):
                 f"{classes} classes: set model.output_size={classes}"
                 + (" (or 1 for a single sigmoid output)" if classes == 2 else "")
             )
-        k = getattr(datamodule, "steps_per_execution", 1)
+        k = getattr(dm, "steps_per_execution", 1)
         if stage == "fit" and k != 1 and self.automatic_optimization:  # its loader hands over lists
             raise NeuronlabError(
                 f"data.steps_per_execution={k} hands over {k} mini-batches per step: set it to 1, or "
@@ -157,7 +156,7 @@ class Classifier(L.LightningModule):
 
     def _check_finite(self) -> None:
         """Raise if a training loss was not finite: at every epoch end and before any checkpoint."""
-        step = int(self.first_nonfinite)  # one host sync, at epoch end or before a checkpoint
+        step = int(self.first_nonfinite)  # the one host sync
         if step >= 0:
             raise self._diverged("the training loss was not finite", step=step)
 
@@ -199,8 +198,7 @@ class Classifier(L.LightningModule):
         return probabilities(self.net(x))
 
     def _log_epoch(self, stage: str, stats: EpochStats) -> tuple[torch.Tensor, torch.Tensor]:
-        """Compute (torchmetrics synchronises the sums over processes, so sync_dist averages identical
-        values), log once, reset. Returns (loss, accuracy)."""
+        """Compute (synchronised over processes: sync_dist averages equal values), log once, reset."""
         loss, acc = stats.compute()
         stats.reset()
         if not self.trainer.sanity_checking:

@@ -1,42 +1,31 @@
 """The K optimizer steps of one Lightning step recorded once as a CUDA graph and replayed for each group:
 the opt-in speed path beside :class:`GroupedClassifier`, and the only code that knows about CUDA graphs.
 
-Why it pays: a small net is bound by launches, not by arithmetic. A 235 k-parameter MLP at batch 64 costs
-about a millisecond per optimizer step on an H100, in the bare PyTorch loop too, about 100 times what its
-arithmetic and memory traffic need: the time goes to Python and to launching some fifty small kernels. A
-CUDA graph launches the whole recorded work at once, so one replay runs K steps (forward, loss, backward,
-clipping, the optimizer step, zero-grad, the epoch's running sums) for the cost of one launch.
+Why it pays: a small net is bound by launches, not arithmetic. A 235 k-parameter MLP at batch 64 costs
+about a millisecond per optimizer step on an H100, bare PyTorch loop included: Python and some fifty small
+kernel launches. One graph replay runs K whole steps (forward, loss, backward, clipping, optimizer step,
+zero-grad, the epoch's running sums) for the cost of one launch.
 
-How: PyTorch's documented whole-network capture. The first full group of each fit runs as real training
-steps on a side stream (warm-up: the optimizer's state, the libraries' handles); the next is recorded with
-``torch.cuda.graph`` and then replayed for that group and every later one, its mini-batches copied
-device-to-device into static input buffers. The optimizer runs in its capturable mode (Adam, AdamW, ...:
-``capturable=True``, the learning rate a device tensor that per-epoch schedulers update in place). Dropout
-stays random and reproducible: the default CUDA generator is graph-safe (each replay advances its offset,
-and checkpoints keep its state). A group of another shape (the epoch's last, shorter one) runs the same
-code eagerly. :meth:`GraphClassifier.group_steps` is that code, a plain function over the group's tensors:
-on the CPU it runs eagerly, which is how the CPU tests prove it equals :class:`GroupedClassifier`.
+How: PyTorch's documented whole-network capture. Each fit's first full group runs as real steps on a side
+stream (warm-up); the next is recorded with ``torch.cuda.graph`` and replayed for it and every later one,
+its mini-batches copied into static input buffers. The optimizer runs capturable (``capturable=True``, the
+learning rate a device tensor that per-epoch schedulers update in place). Dropout stays random and
+reproducible (the default CUDA generator is graph-safe). A group of another shape (the epoch's last) runs
+the same code eagerly: :meth:`GraphClassifier.group_steps`, which is how the CPU tests prove it equals
+:class:`GroupedClassifier`. By hand rather than ``torch.compile(mode="reduce-overhead")``: that records
+forward and backward apart around Lightning's calls, needs a compiled optimizer step, and falls back
+silently on graph breaks; the hand-made graph runs exactly the body the CPU tests check.
 
-Why ``torch.cuda.graph`` by hand rather than ``torch.compile(mode="reduce-overhead")``: the unit to record
-is the whole group including backward and the optimizer step, which is a few lines here (buffers, warm-up,
-capture, replay); ``reduce-overhead`` records forward and backward as separate graphs around Lightning's
-calls, needs a compiled optimizer step besides, and recompiles or falls back silently on graph breaks, so
-what it runs cannot be checked on a machine without a GPU; the hand-made graph runs exactly the body the
-CPU tests check.
-
-What it changes for callbacks: per-step hooks cannot run inside a replayed graph. With capture on, no
-callback's ``on_before_backward``, ``on_after_backward``, ``on_before_optimizer_step`` or
-``on_before_zero_grad`` runs, on any optimizer step (the module's own clipping is called while recording,
-so its tensor work is part of the graph); ``on_train_batch_start``/``end`` run once per group, as with
-:class:`GroupedClassifier`. So ``task.cuda_graphs=auto`` stays off when a callback uses those hooks, and
-``task.cuda_graphs=false`` gives the eager grouped steps with every hook. The steps bypass the
-LightningOptimizer, so this file advances the step count ``global_step`` reads itself: its one touch of
-Lightning's loops, guarded by a test.
+For callbacks: no callback's ``on_before_backward``, ``on_after_backward``, ``on_before_optimizer_step``
+or ``on_before_zero_grad`` runs inside a replay (the module's own clipping is recorded);
+``on_train_batch_start``/``end`` run once per group. So ``auto`` stays off when a callback uses those
+hooks. The steps bypass the LightningOptimizer, so this file advances ``global_step``'s count itself:
+its one touch of Lightning's loops, guarded by a test.
 
 ``task.cuda_graphs``: ``auto`` (on where supported: one CUDA device, 32-true or bf16-mixed, an in-memory
-DataModule without augmentation handing over K > 1 mini-batches, an optimizer with a capturable step,
-schedulers stepped per epoch or none; otherwise off, with one logged line saying why), ``true`` (the
-same, but an unsupported setting is a configuration error before training), ``false``.
+DataModule without augmentation handing over K > 1 mini-batches, a capturable optimizer, per-epoch or no
+schedulers; otherwise off, with one logged line saying why), ``true`` (unsupported is a configuration
+error before training), ``false`` (the eager grouped steps, every hook).
 """
 
 from __future__ import annotations

@@ -1,18 +1,16 @@
 """Several optimizer steps per Lightning step: the opt-in speed path beside :class:`Classifier`.
 
-Why it pays: a framework spends a fixed time on each of its steps (Lightning's loops, hooks, closures
-and result bookkeeping: about a millisecond), whatever the net. A small MLP on in-memory data computes a
-mini-batch in about the same time, so that fixed cost can double an epoch. Keras's
-``steps_per_execution`` amortises it: the loader hands over K mini-batches at once
-(``data.steps_per_execution=K``) and one framework step runs K ordinary optimizer steps, paying the
-framework's cost once per K steps. The run is the same: the same samples in the same order, the same
-dropout draws, clipping and scheduler steps, so K=16 ends bit for bit where K=1 does.
+Why it pays: a framework spends a fixed time on each of its steps (Lightning's loops, hooks, closures and
+result bookkeeping: about a millisecond), whatever the net. A small MLP on in-memory data computes a
+mini-batch in about that time, so the fixed cost can double an epoch. As Keras's ``steps_per_execution``
+does, the loader hands over K mini-batches at once (``data.steps_per_execution=K``) and one Lightning step
+runs K ordinary optimizer steps: the framework's cost is paid once per K. The run is the same (samples,
+order, dropout draws, clipping, scheduler steps), so K=16 ends bit for bit where K=1 does.
 
-How: Lightning's documented manual optimization, on every mini-batch: ``manual_backward`` and the
-``LightningOptimizer`` step, so the precision plugin (16-mixed's gradient scaler), DDP's gradient
-reduction and the callbacks' ``on_before_backward``/``on_after_backward``/``on_before_optimizer_step``
-run on every optimizer step. What callbacks see differently: ``on_train_batch_start``/``end`` once per
-group of K, with the group as ``batch``. ``global_step`` counts optimizer steps, as it does with K=1.
+How: Lightning's documented manual optimization on every mini-batch (``manual_backward`` and the
+``LightningOptimizer`` step), so the precision plugin, DDP's gradient reduction and the callbacks'
+``on_before_backward``/``on_after_backward``/``on_before_optimizer_step`` run on every optimizer step.
+Only ``on_train_batch_start``/``end`` differ: once per group, with the group as ``batch``.
 """
 
 from __future__ import annotations
@@ -37,8 +35,7 @@ class GroupedClassifier(Classifier):
 
     def configure_callbacks(self) -> list[Any]:
         """Lightning refuses ``Trainer(gradient_clip_val=...)`` under manual optimization; this hook runs
-        as the model is attached, before that check, so the Trainer's clipping settings move here and
-        :meth:`on_before_optimizer_step` applies them on every step with ``self.clip_gradients``."""
+        before that check, so the clipping settings move here for :meth:`on_before_optimizer_step`."""
         trainer = self.trainer
         if trainer.gradient_clip_val:
             algorithm = str(trainer.gradient_clip_algorithm or "norm")
