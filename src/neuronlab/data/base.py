@@ -152,12 +152,15 @@ class InMemoryDataModule(L.LightningDataModule):
     def _loader(self, split: str, train: bool = False) -> InMemoryLoader:
         x, y = self.splits[split]
         batch = (self.batch_size if train else self.eval_batch_size) or len(x)
-        k = self.steps_per_execution if train else 1
-        loader = InMemoryLoader(x, y, batch, shuffle=train, seed=self.seed, steps_per_execution=k)
+        rank, world, device = 0, 1, torch.device("cpu")
         if self.trainer is not None:
-            loader.rank, loader.world_size = self.trainer.global_rank, self.trainer.world_size
-            loader.to(self.trainer.strategy.root_device)
-        return loader
+            rank, world = self.trainer.global_rank, self.trainer.world_size
+            device = self.trainer.strategy.root_device
+        k = self.steps_per_execution if train else 1
+        loader = InMemoryLoader(
+            x, y, batch, shuffle=train, seed=self.seed, rank=rank, world_size=world, steps_per_execution=k
+        )
+        return loader.to(device)
 
     def train_dataloader(self) -> Any:
         return self._loader("train", train=True)

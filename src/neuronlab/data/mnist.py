@@ -1,8 +1,7 @@
 """The MNIST family (MNIST, Fashion-MNIST): each split read once from IDX files into normalised tensors.
 
-Reads torchvision's on-disk layout (``<data_dir>/MNIST/raw/*-ubyte``, ``.gz`` accepted), or a folder that
-holds the four files directly (e.g. Debian's ``/usr/share/datasets/fashion-mnist``), and downloads
-through torchvision when allowed and online.
+Reads torchvision's layout (``<data_dir>/MNIST/raw/*-ubyte``, ``.gz`` accepted) or a folder holding the
+four files (e.g. Debian's ``/usr/share/datasets/fashion-mnist``); downloads through torchvision if allowed.
 """
 
 from __future__ import annotations
@@ -55,9 +54,8 @@ class AugmentedDataset(Dataset):
 class MNISTDataModule(InMemoryDataModule):
     """MNIST: 60,000 training images split into train/val, and 10,000 test images.
 
-    Each dataset of the family is a subclass stating its own facts (as torchvision's ``FashionMNIST``
-    subclasses ``MNIST``); ``MNISTDataModule(name=...)`` builds the one of that name from :data:`DATASETS`,
-    so ``data.name=fashion_mnist`` and checkpoints that record ``name`` keep working.
+    Each dataset of the family is a subclass stating its facts (as torchvision's ``FashionMNIST``
+    subclasses ``MNIST``); ``MNISTDataModule(name=...)`` builds the one of that name from :data:`DATASETS`.
     """
 
     name = "mnist"
@@ -117,12 +115,8 @@ class MNISTDataModule(InMemoryDataModule):
         )
 
     def _missing(self) -> list[str]:
-        return [
-            stem
-            for stems in FILES.values()
-            for stem in stems
-            if find_file(self.data_dir, self.folder, stem) is None
-        ]
+        stems = [stem for pair in FILES.values() for stem in pair]
+        return [stem for stem in stems if find_file(self.data_dir, self.folder, stem) is None]
 
     def _not_found(self, reason: str) -> DataNotFoundError:
         folder = self.data_dir / self.folder / "raw"
@@ -154,40 +148,38 @@ class MNISTDataModule(InMemoryDataModule):
 
     def _read(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 images ``(N, 1, 28, 28)`` and int64 labels of ``train`` or ``test``, read once."""
-        if split not in self._raw:
-            missing = self._missing()
-            if missing:
-                raise self._not_found(f"missing: {', '.join(missing)}")
-            images_file, labels_file = (find_file(self.data_dir, self.folder, s) for s in FILES[split])
-            images, labels = read_idx(images_file), read_idx(labels_file)
-            if images.dtype != torch.uint8:  # e.g. float32 pixels in [0, 1]: would train on garbage
-                raise IDXError(
-                    f"{images_file}: expected unsigned bytes (IDX type 0x08, pixels 0..255) as MNIST "
-                    f"stores them, found {str(images.dtype).removeprefix('torch.')}: convert the file"
-                )
-            if images.ndim != 3 or images.shape[1:] != (28, 28):
-                raise IDXError(
-                    f"{images_file}: expected images of shape (N, 28, 28), got {tuple(images.shape)}"
-                )
-            if labels.shape != (len(images),):
-                raise IDXError(
-                    f"{labels_file}: expected {len(images)} labels to match {images_file.name}, "
-                    f"got shape {tuple(labels.shape)}"
-                )
-            if labels.is_floating_point():
-                raise IDXError(f"{labels_file}: expected integer labels, found {labels.dtype}")
-            bad = (labels < 0) | (labels >= self.num_classes)
-            if bad.any():
-                first = int(bad.nonzero()[0])
-                raise IDXError(
-                    f"{labels_file}: label {int(labels[first])} (sample {first}) is outside "
-                    f"0..{self.num_classes - 1}; {int(bad.sum())} bad labels: fix or replace the file"
-                )
-            self._raw[split] = images.unsqueeze(1), labels.long()
+        if split in self._raw:
+            return self._raw[split]
+        if missing := self._missing():
+            raise self._not_found(f"missing: {', '.join(missing)}")
+        images_file, labels_file = (find_file(self.data_dir, self.folder, s) for s in FILES[split])
+        images, labels = read_idx(images_file), read_idx(labels_file)
+        if images.dtype != torch.uint8:  # e.g. float32 pixels in [0, 1]: would train on garbage
+            raise IDXError(
+                f"{images_file}: expected unsigned bytes (IDX type 0x08, pixels 0..255) as MNIST "
+                f"stores them, found {str(images.dtype).removeprefix('torch.')}: convert the file"
+            )
+        if images.ndim != 3 or images.shape[1:] != (28, 28):
+            raise IDXError(f"{images_file}: expected images of shape (N, 28, 28), got {tuple(images.shape)}")
+        if labels.shape != (len(images),):
+            raise IDXError(
+                f"{labels_file}: expected {len(images)} labels to match {images_file.name}, "
+                f"got shape {tuple(labels.shape)}"
+            )
+        if labels.is_floating_point():
+            raise IDXError(f"{labels_file}: expected integer labels, found {labels.dtype}")
+        bad = (labels < 0) | (labels >= self.num_classes)
+        if bad.any():
+            first = int(bad.nonzero()[0])
+            raise IDXError(
+                f"{labels_file}: label {int(labels[first])} (sample {first}) is outside "
+                f"0..{self.num_classes - 1}; {int(bad.sum())} bad labels: fix or replace the file"
+            )
+        self._raw[split] = images.unsqueeze(1), labels.long()
         return self._raw[split]
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 -> float32 in the same operations as torchvision's ``ToTensor`` + ``Normalize``."""
+        """uint8 -> float32 as torchvision's ``ToTensor`` + ``Normalize`` compute it."""
         return images.float().div(255).sub_(self.mean).div_(self.std)
 
     def _train_val_indices(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -259,4 +251,4 @@ class FashionMNISTDataModule(MNISTDataModule):
 DATASETS: dict[str, type[MNISTDataModule]] = {
     cls.name: cls for cls in (MNISTDataModule, FashionMNISTDataModule)
 }
-"""The MNIST family by ``data.name``: each class holds its dataset's facts (folder, classes, mean, std)."""
+"""The MNIST family by ``data.name``."""

@@ -156,7 +156,7 @@ class Classifier(L.LightningModule):
 
     def _check_finite(self) -> None:
         """Raise if a training loss was not finite: at every epoch end and before any checkpoint."""
-        step = int(self.first_nonfinite)  # the one host sync
+        step = int(self.first_nonfinite)  # one host sync, at epoch end or before a checkpoint
         if step >= 0:
             raise self._diverged("the training loss was not finite", step=step)
 
