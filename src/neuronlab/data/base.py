@@ -142,9 +142,9 @@ class InMemoryDataModule(L.LightningDataModule):
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _save_config(self, **values: Any) -> None:
-        """Store the constructor values (plain, with ``_target_``) so a checkpoint can rebuild the data."""
+        """Store the constructor values (plain, with ``_target_``) so a checkpoint can rebuild the data
+        (``logger=False``: loggers get the run's parameters from ``report.hparams_of``)."""
         cls = type(self)
-        # logger=False: loggers get the run's parameters from report.hparams_of, not these
         self.save_hyperparameters(
             {"_target_": f"{cls.__module__}.{cls.__qualname__}", **values}, logger=False
         )

@@ -1,8 +1,5 @@
-"""Reader for the IDX files MNIST and Fashion-MNIST ship in (raw or gzip-compressed).
-
-Written here, rather than borrowed from torchvision, so that a truncated or corrupted file gets one clear
-error that names the file and what was wrong instead of a reshape error deep in a library.
-"""
+"""Reader for the IDX files MNIST and Fashion-MNIST ship in (raw or gzip-compressed). Written here rather
+than borrowed from torchvision so that a truncated or corrupted file gets one clear error naming it."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""Batches sliced from tensors already in memory: no per-sample ``__getitem__``, PIL or collate.
-
-Slicing whole tensors is what brings neuronlab's epochs close to a bare PyTorch loop (see
-``scripts/benchmark.py``). With ``steps_per_execution=K`` a training loader hands over K mini-batches at
-once (a list of ``(x, y)`` pairs) for :mod:`neuronlab.tasks.grouped` to step through.
-"""
+"""Batches sliced from tensors in memory (no per-sample ``__getitem__``, PIL or collate): what brings
+neuronlab's epochs close to a bare PyTorch loop (``scripts/benchmark.py``). With ``steps_per_execution=K``
+a training loader hands over K mini-batches at once, for :mod:`neuronlab.tasks.grouped`."""
 
 from __future__ import annotations
 

@@ -122,8 +122,7 @@ def _main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    """Entry point of ``neuronlab-scratch``: a bad value, an unknown option or key included (Hydra's
-    errors), is one ``error:`` line and exit 2."""
+    """``neuronlab-scratch``: a bad value, unknown option or key is one ``error:`` line and exit 2."""
     from neuronlab.errors import run_hydra_command
 
     run_hydra_command(_main)

@@ -10,12 +10,8 @@ from numpy.typing import ArrayLike
 
 def as_inputs(X: ArrayLike, n_features: int) -> np.ndarray:
     """``X`` as a float64 (n_samples, n_features) batch; one sample may be given as a 1-D vector.
-
-    Failing here, with both sizes named, beats a cryptic matmul error three calls deeper.
-    """
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim == 1:
-        X = X[None, :]
+    Failing here, with both sizes named, beats a cryptic matmul error three calls deeper."""
+    X = np.atleast_2d(np.asarray(X, dtype=np.float64))
     if X.ndim != 2:
         raise ValueError(f"expected inputs of shape (n_samples, {n_features}), got shape {X.shape}")
     if X.shape[1] != n_features:
