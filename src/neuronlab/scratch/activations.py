@@ -1,8 +1,5 @@
-"""Activation functions and their derivatives, in NumPy.
-
-Each ``f`` has a ``f_derivative`` taking the same input ``x`` (not ``f(x)``), so a reader can check any
-of them against a finite difference. Inputs may be scalars or arrays; outputs are float64 arrays.
-"""
+"""Activation functions and their derivatives, in NumPy: each ``f_derivative`` takes the same ``x`` as
+``f`` (not ``f(x)``), so any of them can be checked against a finite difference. Outputs are float64."""
 
 from __future__ import annotations
 
@@ -63,10 +60,8 @@ def leaky_relu_derivative(x: ArrayLike, alpha: float = 0.01) -> np.ndarray:
 
 
 def gelu(x: ArrayLike) -> np.ndarray:
-    """GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
-
-    The tanh form (as in GPT-2 and ``torch.nn.GELU(approximate="tanh")``) needs no erf, which NumPy lacks.
-    """
+    """GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as in GPT-2 and
+    ``torch.nn.GELU(approximate="tanh")``: it needs no erf, which NumPy lacks."""
     x = _as_float(x)
     return 0.5 * x * (1.0 + np.tanh(_SQRT_2_OVER_PI * (x + _GELU_C * x**3)))
 
@@ -80,20 +75,15 @@ def gelu_derivative(x: ArrayLike) -> np.ndarray:
 
 
 def softmax(x: ArrayLike) -> np.ndarray:
-    """Probabilities over the last axis (row-wise for a 2-D batch).
-
-    Subtracting the row max first leaves the result unchanged (softmax is shift-invariant) but keeps
-    ``exp`` from overflowing for large logits.
-    """
+    """Probabilities over the last axis. Subtracting the row max first changes nothing (softmax is
+    shift-invariant) but keeps ``exp`` from overflowing for large logits."""
     x = _as_float(x)
     e = np.exp(x - np.max(x, axis=-1, keepdims=True))
     return e / np.sum(e, axis=-1, keepdims=True)
 
 
 def softmax_derivative(x: ArrayLike) -> np.ndarray:
-    """The Jacobian ds_i/dx_j = s_i (delta_ij - s_j): a matrix, because each output depends on every input.
-
-    Shape (K, K) for a vector of K logits, (N, K, K) for a batch of N rows.
-    """
+    """The Jacobian ds_i/dx_j = s_i (delta_ij - s_j), (K, K) for K logits or (N, K, K) for N rows: a
+    matrix, because each output depends on every input."""
     s = softmax(x)
     return s[..., :, None] * (np.eye(s.shape[-1]) - s[..., None, :])

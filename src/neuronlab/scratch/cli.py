@@ -17,7 +17,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from neuronlab.config import CONF_DIR, is_int, register_resolvers
-from neuronlab.errors import ConfigError, run_command
+from neuronlab.errors import ConfigError, run_command, run_hydra_command
 from neuronlab.scratch.gates import GATES, LINEARLY_SEPARABLE, truth_table
 from neuronlab.scratch.network import LOSSES, NeuralNetwork
 from neuronlab.scratch.perceptron import Perceptron
@@ -123,8 +123,6 @@ def _main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """``neuronlab-scratch``: a bad value, unknown option or key is one ``error:`` line and exit 2."""
-    from neuronlab.errors import run_hydra_command
-
     run_hydra_command(_main)
 
 

@@ -63,10 +63,8 @@ class Perceptron:
         self, X: ArrayLike, y: ArrayLike, epochs: int = 100, lr: float = 0.1, print_every: int | None = None
     ) -> FitResult:
         """Perceptron rule, one sample at a time: w += lr (target - pred) x, b += lr (target - pred).
-
-        A correct prediction changes nothing, so training stops at the first epoch without mistakes.
-        On data that is not linearly separable that never happens and it runs all ``epochs``.
-        """
+        A correct prediction changes nothing, so training stops at the first epoch without mistakes
+        (which never comes on data that is not linearly separable)."""
         X = as_inputs(X, self.n_inputs)
         y = as_targets(y, len(X))
         result = FitResult(epochs=0, converged=False)

@@ -1,26 +1,23 @@
 """The K optimizer steps of one Lightning step recorded once as a CUDA graph and replayed for each group:
 the opt-in speed path beside :class:`GroupedClassifier`, and the only code that knows about CUDA graphs.
 
-Why it pays: a small net is bound by launches, not arithmetic. A 235 k-parameter MLP at batch 64 costs
-about a millisecond per optimizer step on an H100, bare PyTorch loop included: Python and some fifty small
-kernel launches. One graph replay runs K whole steps (forward, loss, backward, clipping, optimizer step,
-zero-grad, the epoch's running sums) for the cost of one launch.
+Why it pays: a small net is bound by launches, not arithmetic (a 235 k-parameter MLP at batch 64 spends
+about a millisecond per step on an H100, in Python and some fifty small kernel launches). One replay runs
+K whole steps (forward, loss, backward, clipping, optimizer step, zero-grad, running sums) as one launch.
 
-How: PyTorch's documented whole-network capture. Each fit's first full group runs as real steps on a side
-stream (warm-up); the next is recorded with ``torch.cuda.graph`` and replayed for it and every later one,
-its mini-batches copied into static input buffers. The optimizer runs capturable (``capturable=True``, the
-learning rate a device tensor that per-epoch schedulers update in place). Dropout stays random and
-reproducible (the default CUDA generator is graph-safe). A group of another shape (the epoch's last) runs
-the same code eagerly: :meth:`GraphClassifier.group_steps`, which is how the CPU tests prove it equals
-:class:`GroupedClassifier`. By hand rather than ``torch.compile(mode="reduce-overhead")``: that records
-forward and backward apart around Lightning's calls, needs a compiled optimizer step, and falls back
-silently on graph breaks; the hand-made graph runs exactly the body the CPU tests check.
+How: PyTorch's documented whole-network capture. Each fit's first full group runs eagerly on a side stream
+(warm-up); the next is recorded with ``torch.cuda.graph`` and replayed for it and every later group, whose
+mini-batches are copied into static buffers. The optimizer runs capturable (its learning rate a device
+tensor that per-epoch schedulers update in place); dropout stays reproducible (the CUDA generator is
+graph-safe). A group of another shape (the epoch's last) runs the same :meth:`GraphClassifier.group_steps`
+eagerly, which is how the CPU tests prove it equals :class:`GroupedClassifier`. Not
+``torch.compile(mode="reduce-overhead")``: it records forward and backward apart, needs a compiled
+optimizer step, and falls back silently on graph breaks, so what it runs cannot be checked on a CPU.
 
 For callbacks: no callback's ``on_before_backward``, ``on_after_backward``, ``on_before_optimizer_step``
-or ``on_before_zero_grad`` runs inside a replay (the module's own clipping is recorded);
-``on_train_batch_start``/``end`` run once per group. So ``auto`` stays off when a callback uses those
-hooks. The steps bypass the LightningOptimizer, so this file advances ``global_step``'s count itself:
-its one touch of Lightning's loops, guarded by a test.
+or ``on_before_zero_grad`` runs inside a replay (the module's own clipping is recorded), so ``auto`` stays
+off when a callback uses them; ``on_train_batch_start``/``end`` run once per group. The steps bypass the
+LightningOptimizer, so this file advances ``global_step``'s count itself, guarded by a test.
 
 ``task.cuda_graphs``: ``auto`` (on where supported: one CUDA device, 32-true or bf16-mixed, an in-memory
 DataModule without augmentation handing over K > 1 mini-batches, a capturable optimizer, per-epoch or no
