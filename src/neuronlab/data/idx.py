@@ -22,11 +22,7 @@ def read_idx(path: str | Path) -> torch.Tensor:
     """Read one IDX file (``.gz`` accepted) into a tensor of its stored shape."""
     path = Path(path)
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path) as f:
-                raw = f.read()
-        else:
-            raw = path.read_bytes()
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError) as err:  # gzip's truncation errors are EOFError/BadGzipFile(OSError)
         raise IDXError(
             f"{path}: cannot be read as an IDX file ({err}); delete it and download again"
@@ -58,8 +54,4 @@ def write_idx(path: str | Path, array: np.ndarray) -> None:
     data = bytes([0, 0, code, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
     data += big.tobytes()
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".gz":
-        with gzip.open(path, "wb") as f:
-            f.write(data)
-    else:
-        path.write_bytes(data)
+    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
