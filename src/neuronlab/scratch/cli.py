@@ -1,11 +1,6 @@
-"""``neuronlab-scratch``: train the NumPy perceptron or two-layer network on a logic gate.
-
-    neuronlab-scratch model=perceptron gate=and
-    neuronlab-scratch model=numpy_net gate=xor loss=bce epochs=3000 print_every=100
-
-Config: ``conf/scratch.yaml``. Output: the truth table with predictions, progress lines, and
-``loss_curve.png`` in the run folder (``outputs/scratch/runs/<timestamp>/``).
-"""
+"""``neuronlab-scratch model=numpy_net gate=xor``: train the NumPy perceptron or two-layer network on a
+logic gate (``conf/scratch.yaml``). Prints the truth table with predictions and progress lines, and saves
+``loss_curve.png`` in the run folder (``outputs/scratch/runs/<timestamp>/``)."""
 
 from __future__ import annotations
 

@@ -6,18 +6,17 @@ about a millisecond per step on an H100, in Python and some fifty small kernel l
 K whole steps (forward, loss, backward, clipping, optimizer step, zero-grad, running sums) as one launch.
 
 How: PyTorch's documented whole-network capture. Each fit's first full group runs eagerly on a side stream
-(warm-up); the next is recorded with ``torch.cuda.graph`` and replayed for it and every later group, whose
-mini-batches are copied into static buffers. The optimizer runs capturable (its learning rate a device
-tensor that per-epoch schedulers update in place); dropout stays reproducible (the CUDA generator is
-graph-safe). A group of another shape (the epoch's last) runs the same :meth:`GraphClassifier.group_steps`
-eagerly, which is how the CPU tests prove it equals :class:`GroupedClassifier`. Not
-``torch.compile(mode="reduce-overhead")``: it records forward and backward apart, needs a compiled
-optimizer step, and falls back silently on graph breaks, so what it runs cannot be checked on a CPU.
+(warm-up); the next is recorded with ``torch.cuda.graph`` and replayed for every later group, copied into
+static buffers. The optimizer runs capturable (a device-tensor learning rate that per-epoch schedulers
+update in place); dropout stays reproducible (the CUDA generator is graph-safe). Other groups (the epoch's
+last) run the same :meth:`GraphClassifier.group_steps` eagerly: the CPU tests prove it equals
+:class:`GroupedClassifier`. Not ``torch.compile(mode="reduce-overhead")``: it records forward and backward
+apart and falls back silently on graph breaks, so what it runs cannot be checked on a CPU.
 
-For callbacks: no callback's ``on_before_backward``, ``on_after_backward``, ``on_before_optimizer_step``
-or ``on_before_zero_grad`` runs inside a replay (the module's own clipping is recorded), so ``auto`` stays
-off when a callback uses them; ``on_train_batch_start``/``end`` run once per group. The steps bypass the
-LightningOptimizer, so this file advances ``global_step``'s count itself, guarded by a test.
+For callbacks: ``on_before_backward``, ``on_after_backward``, ``on_before_optimizer_step`` and
+``on_before_zero_grad`` cannot run inside a replay (the module's own clipping is recorded), so ``auto``
+stays off when a callback uses them; ``on_train_batch_start``/``end`` run once per group. The steps bypass
+the LightningOptimizer, so this file advances ``global_step``'s count itself, guarded by a test.
 
 ``task.cuda_graphs``: ``auto`` (on where supported: one CUDA device, 32-true or bf16-mixed, an in-memory
 DataModule without augmentation handing over K > 1 mini-batches, a capturable optimizer, per-epoch or no
