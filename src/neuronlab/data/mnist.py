@@ -23,6 +23,7 @@ FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+STEMS = [stem for pair in FILES.values() for stem in pair]
 
 
 class DataNotFoundError(DataError, FileNotFoundError):
@@ -115,12 +116,11 @@ class MNISTDataModule(InMemoryDataModule):
         )
 
     def _missing(self) -> list[str]:
-        stems = [stem for pair in FILES.values() for stem in pair]
-        return [stem for stem in stems if find_file(self.data_dir, self.folder, stem) is None]
+        return [stem for stem in STEMS if find_file(self.data_dir, self.folder, stem) is None]
 
     def _not_found(self, reason: str) -> DataNotFoundError:
         folder = self.data_dir / self.folder / "raw"
-        files = ", ".join(f"{s}[.gz]" for stems in FILES.values() for s in stems)
+        files = ", ".join(f"{stem}[.gz]" for stem in STEMS)
         return DataNotFoundError(
             f"{self.name} data not found: expected the four files {files} in {shown(folder)} "
             f"(or directly in {shown(self.data_dir)}); {reason}"
