@@ -1,20 +1,10 @@
 """Checkpoints are untrusted input: load them safely, check every stored value, write them atomically.
 
-``torch.load(weights_only=True)`` only stops pickled code. What the program then does with the plain
-values inside matters as much, so nothing read from a checkpoint chooses code or a path:
-- the net, optimizer, scheduler and DataModule descriptions may only name classes of explicit
-  allow-lists (:data:`neuronlab.models.NETS`, :data:`OPTIMIZERS`, :data:`SCHEDULERS`, the DataModules),
-  with their own argument names and plain values, which the class's constructor then checks;
-- the fields Lightning restores (epoch, steps, optimizer and callback states, RNG states) are checked
-  for type before Lightning sees them (:func:`check_checkpoint`);
-- a recorded data folder is only read, never written (no download into it);
-- the data's facts (kind of input, classes, normalisation, input shape: :func:`data_facts`) are plain
-  typed values, and the kind and shape must be those of the allow-listed DataModule class;
-- paths in callback states are kept only inside the run's own ``checkpoints/`` folder
-  (:class:`neuronlab.run.callbacks.ModelCheckpoint`).
-One loader serves ``neuronlab-eval``/``predict``/``export`` (:func:`load_classifier`) and resuming
-(through :class:`AtomicCheckpointIO`); every stored class name goes through one allow-list helper,
-:func:`allowed_class`.
+``torch.load(weights_only=True)`` only stops pickled code; nothing read back may choose code or a path
+either. Stored class names go through one allow-list lookup (:func:`allowed_class`), the fields Lightning
+restores are type-checked before it sees them (:func:`check_checkpoint`), a recorded data folder is only
+read, and the stored data facts must be those of the allow-listed DataModule. Callback paths are kept
+inside the run's ``checkpoints/`` by :class:`neuronlab.run.callbacks.ModelCheckpoint`.
 """
 
 from __future__ import annotations
@@ -26,7 +16,7 @@ import itertools
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
@@ -45,13 +35,8 @@ if TYPE_CHECKING:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write each checkpoint through :func:`neuronlab.io.files.atomic_write` (a temporary file in its own
-    folder, renamed over the final name); read each one through :func:`load_checkpoint` (safe and
-    checked), resuming included.
-
-    A kill, a full disk or a crash mid-write leaves the previous checkpoint intact, never half a file
-    under ``last.ckpt`` (Lightning's own save moves a temporary file across filesystems, which copies).
-    """
+    """Lightning's checkpoint IO, writing through :func:`neuronlab.io.files.atomic_write` (a kill or a full
+    disk keeps the previous file whole) and reading through :func:`load_checkpoint`, resuming included."""
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
@@ -96,14 +81,20 @@ def resolve_checkpoint(path: str | Path) -> Path:
 MAX_INFLATED_BYTES = 1 << 30  # what a checkpoint may unpack to (neuronlab's own are a few MB)
 
 
-def load_checkpoint(path: str | Path | IO[bytes], map_location: Any = None) -> dict[str, Any]:
-    """``torch.load`` with ``weights_only=True``, then :func:`check_checkpoint`: one clear error for a
-    damaged, foreign or tampered file. A file that would unpack to more than ``MAX_INFLATED_BYTES`` (a
-    small deflated archive can hold gigabytes) is refused before anything is unpacked."""
-    if isinstance(path, str | Path):
-        path = resolve_checkpoint(path)
+def load_checkpoint(path: str | Path, map_location: Any = None) -> dict[str, Any]:
+    """``torch.load(weights_only=True)``, then :func:`check_checkpoint`: one clear error for a damaged,
+    foreign or tampered file. An archive that would unpack past ``MAX_INFLATED_BYTES`` (a small deflated
+    file can hold gigabytes) is refused before anything is unpacked."""
+    path = resolve_checkpoint(path)
     try:
-        _check_inflated_size(path)
+        if zipfile.is_zipfile(path):  # torch.save's format (torch.load names anything else)
+            with zipfile.ZipFile(path) as archive:
+                inflated = sum(member.file_size for member in archive.infolist())
+            if inflated > MAX_INFLATED_BYTES:
+                raise CheckpointError(
+                    f"ckpt_path={path} would unpack to {inflated / 2**20:.0f} MiB (more than "
+                    f"{MAX_INFLATED_BYTES >> 20} MiB): not a neuronlab checkpoint; not loaded"
+                )
         checkpoint = torch.load(path, map_location=map_location or "cpu", weights_only=True)
     except CheckpointError:
         raise
@@ -116,21 +107,6 @@ def load_checkpoint(path: str | Path | IO[bytes], map_location: Any = None) -> d
     return checkpoint
 
 
-def _check_inflated_size(path: Path | IO[bytes]) -> None:
-    """Refuse a zip archive (torch.save's format) whose members add up to more than the cap."""
-    if not zipfile.is_zipfile(path):
-        return  # torch.load reports what it is
-    with zipfile.ZipFile(path) as archive:
-        total = sum(member.file_size for member in archive.infolist())
-    if not isinstance(path, Path):
-        path.seek(0)
-    if total > MAX_INFLATED_BYTES:
-        raise CheckpointError(
-            f"ckpt_path={path} would unpack to {total / 2**20:.0f} MiB (more than "
-            f"{MAX_INFLATED_BYTES >> 20} MiB): not a neuronlab checkpoint; not loaded"
-        )
-
-
 def _first_line(err: BaseException) -> str:
     """The error's first line, escaped (it may quote the file's strings)."""
     if "weights_only" in str(err) or "Weights only load failed" in str(err):
@@ -140,16 +116,14 @@ def _first_line(err: BaseException) -> str:
 
 
 def _is_plain(value: Any, depth: int = 0) -> bool:
-    """Tensors, numbers, strings, None, and lists/tuples/str-keyed dicts of them (what Lightning stores)."""
-    if depth > 12:
-        return False
-    if value is None or isinstance(value, bool | int | float | str | torch.Tensor):
-        return True
+    """Tensors, numbers, strings, None, and lists/tuples/dicts of them, nested at most 12 deep."""
     if isinstance(value, list | tuple):
-        return all(_is_plain(v, depth + 1) for v in value)
+        return depth < 12 and all(_is_plain(v, depth + 1) for v in value)
     if isinstance(value, Mapping):
-        return all(isinstance(k, str | int) and _is_plain(v, depth + 1) for k, v in value.items())
-    return False
+        return depth < 12 and all(
+            isinstance(k, str | int) and _is_plain(v, depth + 1) for k, v in value.items()
+        )
+    return value is None or isinstance(value, bool | int | float | str | torch.Tensor)
 
 
 def _is_version(value: Any) -> bool:
@@ -167,18 +141,34 @@ def _is_score(value: Any) -> bool:
     return isinstance(value, torch.Tensor) and value.numel() == 1
 
 
+def _is_bytes(value: Any, shape: torch.Size | None = None) -> bool:
+    """A uint8 tensor (an RNG state): of ``shape`` if given, else one-dimensional."""
+    return (
+        isinstance(value, torch.Tensor)
+        and value.dtype == torch.uint8
+        and (value.ndim == 1 if shape is None else value.shape == shape)
+    )
+
+
+# the containers a checkpoint holds, each plain values (no objects) of this type
+CONTAINERS = {
+    "hyper_parameters": (Mapping, "a mapping of plain values"),
+    "datamodule_hyper_parameters": (Mapping, "a mapping of plain values"),
+    "optimizer_states": (list, "a list of optimizer states"),
+    "lr_schedulers": (list, "a list of scheduler states"),
+    "callbacks": (Mapping, "callback names mapped to their states"),
+    "loops": (Mapping, "Lightning's loop states"),
+    "rng_state": (Mapping, "RNG states"),
+}
+_COUNT = (_is_count, "an integer >= 0")
+_SCORE_OR_NULL = (lambda v: v is None or _is_score(v), "a number or null")
+_FILE = (lambda v: isinstance(v, str), "a file name")
 # the state fields of Lightning's callbacks (EarlyStopping, ModelCheckpoint) that a resume restores
 CALLBACK_FIELDS: dict[str, tuple[Any, str]] = {
-    "wait_count": (_is_count, "an integer >= 0"),
-    "stopped_epoch": (_is_count, "an integer >= 0"),
-    "patience": (_is_count, "an integer >= 0"),
+    **dict.fromkeys(("wait_count", "stopped_epoch", "patience"), _COUNT),
     "best_score": (_is_score, "a number"),
-    "best_model_score": (lambda v: v is None or _is_score(v), "a number or null"),
-    "kth_value": (lambda v: v is None or _is_score(v), "a number or null"),
-    "current_score": (lambda v: v is None or _is_score(v), "a number or null"),
-    "best_model_path": (lambda v: isinstance(v, str), "a file name"),
-    "kth_best_model_path": (lambda v: isinstance(v, str), "a file name"),
-    "last_model_path": (lambda v: isinstance(v, str), "a file name"),
+    **dict.fromkeys(("best_model_score", "kth_value", "current_score"), _SCORE_OR_NULL),
+    **dict.fromkeys(("best_model_path", "kth_best_model_path", "last_model_path"), _FILE),
     "dirpath": (lambda v: v is None or isinstance(v, str), "a folder name"),
     "best_k_models": (
         lambda v: isinstance(v, Mapping) and all(isinstance(k, str) and _is_score(s) for k, s in v.items()),
@@ -198,11 +188,8 @@ def _counts_ok(node: Any) -> bool:
 
 
 def check_checkpoint(checkpoint: Any, path: Any) -> None:
-    """Refuse a checkpoint whose fields are not of the types Lightning and neuronlab expect.
-
-    Lightning trusts what it restores (``epoch``, loop, optimizer, scheduler and callback states): a
-    tampered value would crash training halfway or steer it. Each field is checked here, once, before use.
-    """
+    """Refuse a checkpoint whose fields are not of the types Lightning and neuronlab expect: Lightning
+    trusts what it restores, so a tampered value would crash training halfway or steer it."""
 
     def bad(field: str, expected: str) -> CheckpointError:
         return CheckpointError(f"ckpt_path={path}: {field} is not valid (expected {expected}); not loaded")
@@ -216,34 +203,22 @@ def check_checkpoint(checkpoint: Any, path: Any) -> None:
     version = checkpoint.get("pytorch-lightning_version")
     if version is not None and not _is_version(version):
         raise bad("pytorch-lightning_version", "a version number such as 2.6.0")
-    state = checkpoint["state_dict"]
-    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+    if not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in checkpoint["state_dict"].items()
+    ):
         raise bad("state_dict", "parameter names mapped to tensors")
     for field in ("epoch", "global_step"):
         if field in checkpoint and not _is_count(checkpoint[field]):
             raise bad(field, "an integer >= 0")
-    expected = {
-        "hyper_parameters": (Mapping, "a mapping of plain values"),
-        "datamodule_hyper_parameters": (Mapping, "a mapping of plain values"),
-        "optimizer_states": (list, "a list of optimizer states"),
-        "lr_schedulers": (list, "a list of scheduler states"),
-        "callbacks": (Mapping, "callback names mapped to their states"),
-        "loops": (Mapping, "Lightning's loop states"),
-        "rng_state": (Mapping, "RNG states"),
-    }
-    for field, (kind, words) in expected.items():
+    for field, (kind, words) in CONTAINERS.items():
         if field in checkpoint and not (isinstance(checkpoint[field], kind) and _is_plain(checkpoint[field])):
             raise bad(field, words)
     for i, opt in enumerate(checkpoint.get("optimizer_states", [])):
         groups = opt.get("param_groups") if isinstance(opt, Mapping) else None
         if not (isinstance(groups, list) and all(isinstance(g, Mapping) for g in groups)):
             raise bad(f"optimizer_states[{i}]", "an optimizer state dict with param_groups")
-        for group in groups:
-            if not all(
-                v is None or isinstance(v, float | int | bool | tuple | list | torch.Tensor)
-                for v in group.values()
-            ):
-                raise bad(f"optimizer_states[{i}].param_groups", "numbers and flags")
+        if any(isinstance(v, str | Mapping) for group in groups for v in group.values()):  # plain already
+            raise bad(f"optimizer_states[{i}].param_groups", "numbers and flags")
     for name, value in checkpoint.get("callbacks", {}).items():
         if not isinstance(name, str) or not isinstance(value, Mapping):
             raise bad("callbacks", "callback names mapped to their states")
@@ -252,20 +227,11 @@ def check_checkpoint(checkpoint: Any, path: Any) -> None:
                 raise bad(f"callbacks[{shown(repr(name))}].{key}", words)
     if not _counts_ok(checkpoint.get("loops", {})):
         raise bad("loops", "progress counters that are integers >= 0")
-    rng = checkpoint.get("rng_state", {})
-    reference = torch.get_rng_state()
-    torch_state = rng.get("torch")
-    if torch_state is not None and not (
-        isinstance(torch_state, torch.Tensor)
-        and torch_state.dtype == torch.uint8
-        and torch_state.shape == reference.shape
-    ):
+    rng, reference = checkpoint.get("rng_state", {}), torch.get_rng_state()
+    if rng.get("torch") is not None and not _is_bytes(rng["torch"], reference.shape):
         raise bad("rng_state.torch", f"a uint8 tensor of {reference.numel()} bytes")
-    cuda_states = rng.get("cuda")
-    if cuda_states is not None and not (
-        isinstance(cuda_states, list | tuple)
-        and all(isinstance(s, torch.Tensor) and s.dtype == torch.uint8 and s.ndim == 1 for s in cuda_states)
-    ):
+    cuda = rng.get("cuda")
+    if cuda is not None and not (isinstance(cuda, list | tuple) and all(_is_bytes(s) for s in cuda)):
         raise bad("rng_state.cuda", "a list of uint8 tensors")
 
 
@@ -295,20 +261,18 @@ def allowed_class(
     description: Any, allowed: Mapping[str, type], what: str, key: str = "_target_"
 ) -> tuple[type, dict[str, Any]]:
     """The class a stored description names under ``key`` and its keyword arguments: the one place a
-    stored string picks a class. The name must be a key of the explicit allow-list ``allowed`` (never an
-    import), each argument a parameter of the class's constructor (the object it is built for, such as an
-    optimizer's ``params``, excluded) and a plain value; the constructor checks the values themselves.
-    Raises ``ValueError`` saying which of ``what``'s values is wrong."""
+    stored string picks a class. The name must be a key of the allow-list ``allowed`` (never an import),
+    each argument a constructor parameter (but the object it is built for, such as an optimizer's
+    ``params``) and a plain value, which the constructor checks. Raises ``ValueError`` naming ``what``."""
     if not isinstance(description, Mapping):
         raise ValueError(f"{what}: expected a mapping of plain values, got {type(description).__name__}")
     kwargs = dict(description)
     name = kwargs.pop(key, None)
     cls = allowed.get(name) if isinstance(name, str) else None
     if cls is None:
-        names = ", ".join(allowed)
-        raise ValueError(f"{what}: {shown(repr(name))} is not allowed (allowed: {names})")
-    params = inspect.signature(cls.__init__).parameters
-    accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        raise ValueError(f"{what}: {shown(repr(name))} is not allowed (allowed: {', '.join(allowed)})")
+    params = inspect.signature(cls.__init__).parameters.values()
+    accepted = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     accepted = [n for n in accepted if n not in ("self", "params", "optimizer")]
     for name, value in kwargs.items():
         if name not in accepted:
@@ -326,58 +290,50 @@ def _is_plain_value(value: Any, depth: int = 0) -> bool:
     return value is None or isinstance(value, bool | int | float | str)
 
 
-def classifier_from_checkpoint(
-    checkpoint: dict[str, Any], path: Any, strict: bool = True, **overrides: Any
-) -> Classifier:
-    """The :class:`Classifier` a checked checkpoint describes, its net, optimizer and scheduler rebuilt
-    through :func:`allowed_class`, its weights loaded. ``overrides`` replace stored arguments (built
-    objects, e.g. ``optimizer=functools.partial(...)``)."""
+def load_classifier(path: str | Path) -> tuple[Classifier, dict[str, Any]]:
+    """The :class:`Classifier` a checkpoint describes (for eval, predict, export), in eval mode: its net,
+    optimizer and scheduler rebuilt through :func:`allowed_class`, its weights loaded."""
+    checkpoint = load_checkpoint(path)
     hparams = checkpoint.get("hyper_parameters")
     if not isinstance(hparams, Mapping) or "net" not in hparams:
         raise CheckpointError(
             f"ckpt_path={path} was not written by neuronlab (no net description in its hyper_parameters)"
         )
-    allowed = {"net", "num_classes", "optimizer", "scheduler", "compile"}
-    unknown = sorted(set(map(str, hparams)) - allowed)
+    unknown = sorted(set(map(str, hparams)) - {"net", "num_classes", "optimizer", "scheduler", "compile"})
     if unknown:
         raise CheckpointError(
             f"ckpt_path={path}: hyper_parameters has unknown keys {shown(unknown)}; not loaded"
         )
-    kwargs = {k: hparams[k] for k in allowed if k in hparams}
+    kwargs = dict(hparams)
     try:
-        if "net" not in overrides:
-            _check_weight_count(kwargs["net"], checkpoint["state_dict"])
-            cls, args = allowed_class(kwargs["net"], NETS, "net")
-            kwargs["net"] = cls(**args)
+        cls, args = allowed_class(kwargs["net"], NETS, "net")
+        _check_weight_count(args, checkpoint["state_dict"])
+        kwargs["net"] = cls(**args)
         for what, classes in (("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS)):
-            if kwargs.get(what) and what not in overrides:  # {} or None: none (conf/scheduler/none.yaml)
+            if kwargs.get(what):  # {} or None: none (conf/scheduler/none.yaml)
                 cls, args = allowed_class(kwargs[what], classes, what, key="name")
                 kwargs[what] = functools.partial(cls, **args)
             else:
                 kwargs[what] = None
-        kwargs.update(overrides)
         task = Classifier(**kwargs)
     except ValueError as err:
         raise CheckpointError(
             f"ckpt_path={path}: the stored hyper_parameters are not valid: {shown(err)}"
         ) from None
     try:
-        task.load_state_dict(checkpoint["state_dict"], strict=strict)
+        task.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as err:
         raise CheckpointError(
             f"ckpt_path={path}: weights do not fit {type(task.net).__name__}: {_first_line(err)}"
         ) from None
-    return task
+    return task.eval(), checkpoint
 
 
-def _check_weight_count(net: Any, state_dict: Mapping[str, torch.Tensor]) -> None:
+def _check_weight_count(net: dict[str, Any], state_dict: Mapping[str, torch.Tensor]) -> None:
     """A described net may not be larger than the weights stored beside it: a tampered size would
     otherwise allocate any amount of memory before the weights are found not to fit."""
-    if not isinstance(net, Mapping):
-        return  # a built module passed by the caller, or a bad value the constructor names
-    sizes = [net.get("input_size")]
     hidden = net.get("hidden_sizes", [net.get("hidden_size")])
-    sizes += list(hidden) if isinstance(hidden, list | tuple) else [hidden]
+    sizes = [net.get("input_size"), *(hidden if isinstance(hidden, list | tuple) else [hidden])]
     sizes.append(net.get("output_size"))
     if not all(is_int(s) and s > 0 for s in sizes):
         return  # the constructor names the bad value
@@ -388,14 +344,6 @@ def _check_weight_count(net: Any, state_dict: Mapping[str, torch.Tensor]) -> Non
             f"net describes {described} weights but the file holds {stored}: "
             f"the description does not match the weights"
         )
-
-
-def load_classifier(path: str | Path) -> tuple[Classifier, dict[str, Any]]:
-    """The :class:`Classifier` stored in a checkpoint (for eval, predict, export), in eval mode."""
-    checkpoint = load_checkpoint(path)
-    task = classifier_from_checkpoint(checkpoint, path)
-    task.eval()
-    return task, checkpoint
 
 
 def _datamodules() -> dict[str, type]:
@@ -446,10 +394,9 @@ def datamodule_from_checkpoint(
 
 
 def data_facts(checkpoint: dict[str, Any], path: str | Path) -> DataFacts:
-    """The :class:`~neuronlab.data.DataFacts` of the data a checkpoint was trained on (kind of input,
-    classes, normalisation, input shape): those it stores, checked value by value, or, in a checkpoint
-    written before facts were stored, those of the allow-listed DataModule it names. The stored kind,
-    input shape and number of classes must be the class's own: a file never turns points into images."""
+    """The :class:`~neuronlab.data.DataFacts` of a checkpoint's data: those it stores, checked value by
+    value, or (an older checkpoint) those of the allow-listed DataModule it names. The stored kind, input
+    shape and number of classes must be the class's own: a file never turns points into images."""
     from neuronlab.data import DataFacts
 
     datamodule, _ = datamodule_from_checkpoint(checkpoint, path)
@@ -461,7 +408,7 @@ def data_facts(checkpoint: dict[str, Any], path: str | Path) -> DataFacts:
     try:
         if not isinstance(stored, Mapping) or set(stored) != {"facts"}:
             raise ValueError("expected {'facts': {...}}")
-        facts = DataFacts.from_plain(dict(stored["facts"]) if isinstance(stored["facts"], Mapping) else None)
+        facts = DataFacts.from_plain(stored["facts"])
     except (ValueError, TypeError) as err:
         raise CheckpointError(f"ckpt_path={path}: {key} is not valid: {shown(err)}; not loaded") from None
     shape = (facts.kind, list(facts.input_shape), facts.num_classes)

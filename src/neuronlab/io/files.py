@@ -1,23 +1,20 @@
 """One way to write a file that readers, resumed runs, a full disk and a planted link never see half written.
 
-Every writer (checkpoints, ``result.json``, sweep summaries, predictions, exports, Optuna's results) goes
-through :func:`atomic_file`: a temporary file beside the target (same folder, so the rename never copies
-across file systems), flushed and synced, then renamed over the name in one step. The temporary file is
-created as ``tempfile.mkstemp`` creates one: an unpredictable name, opened with ``O_CREAT | O_EXCL |
-O_NOFOLLOW``, so a link planted in a shared run or sweep folder is never written through (it makes the
-create fail, and another name is drawn); unlike ``mkstemp`` it keeps the user's umask. The rename replaces
-a link at the target's own name instead of following it. A failure at any point leaves the previous file
-byte for byte and no temporary file behind; a temporary file left by a SIGKILL is removed by
-:func:`remove_stale_temporaries` the next time its folder is locked. Imports nothing heavy.
+Every writer goes through :func:`atomic_file`: a temporary file beside the target (the rename never copies
+across file systems), synced, then renamed over the name. The temporary file is created as ``mkstemp``
+does (an unpredictable name, ``O_CREAT | O_EXCL | O_NOFOLLOW``: a link planted in a shared folder makes the
+create fail and another name is drawn) but keeps the user's umask; the rename replaces a link at the
+target's name instead of following it. A failure leaves the previous file byte for byte; a temporary file
+left by a SIGKILL is removed by :func:`remove_stale_temporaries` when its folder is next locked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,13 +33,11 @@ def _create_temporary(path: Path) -> tuple[int, Path]:
     raise FileExistsError(f"no free temporary name beside {path}")
 
 
-@contextmanager
+@contextlib.contextmanager
 def atomic_file(path: Path | str, mode: str = "wb", **open_kwargs: Any) -> Iterator[IO[Any]]:
     """Yield a temporary file to write (``torch.save``, ``savefig``, ``csv.writer`` take it); on a clean
     exit, sync it and rename it over ``path``. On any error the temporary file is removed and ``path``
     keeps what it held; the error propagates for the caller to word."""
-    if not mode.startswith("w"):
-        raise ValueError(f"atomic_file writes a new file: mode {mode!r}")
     path = Path(path)
     fd, tmp = _create_temporary(path)
     try:
@@ -78,20 +73,18 @@ def remove_stale_temporaries(folder: Path | str) -> list[Path]:
     Call it only while holding the folder's lock (no live writer there then). A link with such a name
     is removed itself, never followed. Returns what was removed.
     """
-    removed = []
     try:
         entries = list(os.scandir(folder))
     except OSError:
-        return removed
+        return []
+    removed = []
     for entry in entries:
         if (
             entry.name.startswith(".")
             and entry.name.endswith(TEMPORARY_SUFFIX)
             and not entry.is_dir(follow_symlinks=False)
         ):
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(entry.path)
                 removed.append(Path(entry.path))
-            except OSError:
-                pass
     return removed

@@ -89,8 +89,7 @@ def to_grey(image: Image.Image, notes: list[str]) -> np.ndarray:
         return np.clip(grey * (255.0 / top), 0, 255)
     if image.mode not in ("L", "1"):
         notes.append(f"{image.mode} -> grey")
-    grey = np.asarray(image.convert("L"), dtype=np.float32)
-    return grey
+    return np.asarray(image.convert("L"), dtype=np.float32)
 
 
 def border(pixels: np.ndarray) -> np.ndarray:
@@ -125,11 +124,8 @@ def fit_box(pixels: np.ndarray, box: int, by_mass: bool, notes: list[str]) -> np
 
 def prepare(image: Image.Image, box: int = 20, by_mass: bool = True, fit: str = "box") -> Prepared:
     """The MNIST-format version of ``image``; a 28x28 image is taken as it is (after grey/invert).
-
-    ``fit="box"`` is MNIST's recipe (ink box into ``box`` x ``box``, centred); ``fit="stretch"`` resizes
-    the whole picture to 28x28, for pictures framed like the training images already (e.g. an enlarged
-    dataset sample).
-    """
+    ``fit="box"`` is MNIST's recipe (ink box into ``box`` x ``box``, centred); ``fit="stretch"`` resizes the
+    whole picture, for pictures already framed like the training images (e.g. an enlarged sample)."""
     if fit not in FITS:
         raise ConfigError(f"fit={fit!r} is not known; allowed: {', '.join(FITS)}")
     notes: list[str] = []

@@ -17,7 +17,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from neuronlab.errors import NeuronlabError
+from neuronlab.errors import NeuronlabError, first_line
 
 MAX_BYTES = 4 * 1024 * 1024  # a run's records are kilobytes; checkpoints have their own reader
 MAX_DEPTH = 100  # a neuronlab record nests five levels deep
@@ -32,29 +32,19 @@ def read_bytes(path: Path | str, limit: int = MAX_BYTES) -> bytes:
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise UnreadableFile(f"{path} cannot be read (not a regular file)")
+            with os.fdopen(fd, "rb", closefd=False) as handle:
+                data = handle.read(limit + 1)  # one byte more tells a file over the limit
+        finally:
+            os.close(fd)
     except OSError as err:
         why = "it is a symbolic link" if err.errno == errno.ELOOP else (err.strerror or str(err))
         raise UnreadableFile(f"{path} cannot be read ({why})") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise UnreadableFile(f"{path} cannot be read (not a regular file)")
-        if info.st_size > limit:
-            raise UnreadableFile(f"{path} cannot be read ({info.st_size} bytes, more than {limit})")
-        chunks, size = [], 0
-        while size <= limit:
-            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > limit:  # grew while being read
-            raise UnreadableFile(f"{path} cannot be read (more than {limit} bytes)")
-        return b"".join(chunks)
-    except OSError as err:
-        raise UnreadableFile(f"{path} cannot be read ({err.strerror or err})") from None
-    finally:
-        os.close(fd)
+    if len(data) > limit:
+        raise UnreadableFile(f"{path} cannot be read (more than {limit} bytes)")
+    return data
 
 
 def read_text(path: Path | str, limit: int = MAX_BYTES) -> str:
@@ -87,19 +77,19 @@ def _json_depth(text: str) -> int:
     return deepest
 
 
-def read_json(path: Path | str, limit: int = MAX_BYTES, max_depth: int = MAX_DEPTH) -> Any:
-    """The JSON value in ``path``, read by :func:`read_text`, nested at most ``max_depth`` deep."""
+def read_json(path: Path | str, limit: int = MAX_BYTES) -> Any:
+    """The JSON value in ``path``, read by :func:`read_text`, nested at most ``MAX_DEPTH`` deep."""
     text = read_text(path, limit)
-    if _json_depth(text) > max_depth:
-        raise UnreadableFile(f"{path} cannot be read (nested more than {max_depth} deep)")
+    if _json_depth(text) > MAX_DEPTH:
+        raise UnreadableFile(f"{path} cannot be read (nested more than {MAX_DEPTH} deep)")
     try:
         return json.loads(text)
     except ValueError as err:
         raise UnreadableFile(f"{path} cannot be read (not JSON: {err})") from None
 
 
-def parse_yaml(text: str, source: Path | str = "<text>", max_depth: int = MAX_DEPTH) -> Any:
-    """YAML as ``yaml.safe_load`` reads it, but with no alias (``*name``) and at most ``max_depth`` deep."""
+def parse_yaml(text: str, source: Path | str = "<text>") -> Any:
+    """YAML as ``yaml.safe_load`` reads it, but with no alias (``*name``) and at most ``MAX_DEPTH`` deep."""
     import yaml
 
     class Loader(yaml.SafeLoader):
@@ -109,8 +99,8 @@ def parse_yaml(text: str, source: Path | str = "<text>", max_depth: int = MAX_DE
             if self.check_event(yaml.AliasEvent):
                 raise yaml.YAMLError("aliases (*name) are not allowed")
             self.depth += 1
-            if self.depth > max_depth:
-                raise yaml.YAMLError(f"nested more than {max_depth} deep")
+            if self.depth > MAX_DEPTH:
+                raise yaml.YAMLError(f"nested more than {MAX_DEPTH} deep")
             try:
                 return super().compose_node(parent, index)
             finally:
@@ -119,10 +109,9 @@ def parse_yaml(text: str, source: Path | str = "<text>", max_depth: int = MAX_DE
     try:
         return yaml.load(text, Loader=Loader)
     except yaml.YAMLError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UnreadableFile(f"{source} cannot be read (not valid YAML: {first})") from None
+        raise UnreadableFile(f"{source} cannot be read (not valid YAML: {first_line(err)})") from None
 
 
-def read_yaml(path: Path | str, limit: int = MAX_BYTES, max_depth: int = MAX_DEPTH) -> Any:
+def read_yaml(path: Path | str) -> Any:
     """The YAML value in ``path``: :func:`read_text`, then :func:`parse_yaml`."""
-    return parse_yaml(read_text(path, limit), path, max_depth)
+    return parse_yaml(read_text(path), path)
