@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import inspect
 import io
-import itertools
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -141,15 +140,6 @@ def _is_score(value: Any) -> bool:
     return isinstance(value, torch.Tensor) and value.numel() == 1
 
 
-def _is_bytes(value: Any, shape: torch.Size | None = None) -> bool:
-    """A uint8 tensor (an RNG state): of ``shape`` if given, else one-dimensional."""
-    return (
-        isinstance(value, torch.Tensor)
-        and value.dtype == torch.uint8
-        and (value.ndim == 1 if shape is None else value.shape == shape)
-    )
-
-
 # the containers a checkpoint holds, each plain values (no objects) of this type
 CONTAINERS = {
     "hyper_parameters": (Mapping, "a mapping of plain values"),
@@ -228,10 +218,13 @@ def check_checkpoint(checkpoint: Any, path: Any) -> None:
     if not _counts_ok(checkpoint.get("loops", {})):
         raise bad("loops", "progress counters that are integers >= 0")
     rng, reference = checkpoint.get("rng_state", {}), torch.get_rng_state()
-    if rng.get("torch") is not None and not _is_bytes(rng["torch"], reference.shape):
+    state = rng.get("torch", reference)
+    if not (isinstance(state, torch.Tensor) and (state.dtype, state.shape) == (torch.uint8, reference.shape)):
         raise bad("rng_state.torch", f"a uint8 tensor of {reference.numel()} bytes")
-    cuda = rng.get("cuda")
-    if cuda is not None and not (isinstance(cuda, list | tuple) and all(_is_bytes(s) for s in cuda)):
+    cuda = rng.get("cuda", [])
+    if not isinstance(cuda, list | tuple) or any(
+        not isinstance(s, torch.Tensor) or (s.dtype, s.ndim) != (torch.uint8, 1) for s in cuda
+    ):
         raise bad("rng_state.cuda", "a list of uint8 tensors")
 
 
@@ -307,7 +300,14 @@ def load_classifier(path: str | Path) -> tuple[Classifier, dict[str, Any]]:
     kwargs = dict(hparams)
     try:
         cls, args = allowed_class(kwargs["net"], NETS, "net")
-        _check_weight_count(args, checkpoint["state_dict"])
+        with torch.device("meta"):  # sizes only: a tampered size allocates nothing before it is compared
+            described = sum(t.numel() for t in cls(**args).state_dict().values())
+        stored = sum(t.numel() for k, t in checkpoint["state_dict"].items() if k.startswith("net."))
+        if described != stored:
+            raise ValueError(
+                f"net describes {described} weights but the file holds {stored}: "
+                "the description does not match the weights"
+            )
         kwargs["net"] = cls(**args)
         for what, classes in (("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS)):
             if kwargs.get(what):  # {} or None: none (conf/scheduler/none.yaml)
@@ -327,23 +327,6 @@ def load_classifier(path: str | Path) -> tuple[Classifier, dict[str, Any]]:
             f"ckpt_path={path}: weights do not fit {type(task.net).__name__}: {_first_line(err)}"
         ) from None
     return task.eval(), checkpoint
-
-
-def _check_weight_count(net: dict[str, Any], state_dict: Mapping[str, torch.Tensor]) -> None:
-    """A described net may not be larger than the weights stored beside it: a tampered size would
-    otherwise allocate any amount of memory before the weights are found not to fit."""
-    hidden = net.get("hidden_sizes", [net.get("hidden_size")])
-    sizes = [net.get("input_size"), *(hidden if isinstance(hidden, list | tuple) else [hidden])]
-    sizes.append(net.get("output_size"))
-    if not all(is_int(s) and s > 0 for s in sizes):
-        return  # the constructor names the bad value
-    described = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
-    stored = sum(t.numel() for k, t in state_dict.items() if k.startswith("net."))
-    if described != stored:
-        raise ValueError(
-            f"net describes {described} weights but the file holds {stored}: "
-            f"the description does not match the weights"
-        )
 
 
 def _datamodules() -> dict[str, type]:

@@ -1,11 +1,10 @@
 """One way to write a file that readers, resumed runs, a full disk and a planted link never see half written.
 
-Every writer goes through :func:`atomic_file`: a temporary file beside the target (the rename never copies
-across file systems), synced, then renamed over the name. The temporary file is created as ``mkstemp``
-does (an unpredictable name, ``O_CREAT | O_EXCL | O_NOFOLLOW``: a link planted in a shared folder makes the
-create fail and another name is drawn) but keeps the user's umask; the rename replaces a link at the
-target's name instead of following it. A failure leaves the previous file byte for byte; a temporary file
-left by a SIGKILL is removed by :func:`remove_stale_temporaries` when its folder is next locked.
+Every writer goes through :func:`atomic_file`: a temporary file beside the target, synced, then renamed
+over the name. Its name is unpredictable and it is created with ``O_EXCL | O_NOFOLLOW`` (a link planted in
+a shared folder makes the create fail and another name is drawn); the rename replaces a link at the target
+instead of following it. A failure keeps the previous file byte for byte; a SIGKILL's leftover is removed
+by :func:`remove_stale_temporaries` when its folder is next locked. Imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 TEMPORARY_SUFFIX = ".tmp"
-_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
 
 
 def _create_temporary(path: Path) -> tuple[int, Path]:
@@ -63,7 +62,7 @@ def atomic_write_json(path: Path | str, data: Any) -> None:
 
 def open_lock_file(path: Path | str) -> IO[str]:
     """Open (create) a lock file for ``flock`` without ever following a link planted at its name."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     return os.fdopen(fd, "r+")
 
 

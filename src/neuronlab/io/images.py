@@ -61,9 +61,8 @@ def check_size(image: Image.Image) -> None:
     """Refuse a picture over :data:`MAX_PIXELS` pixels or :data:`MAX_DECODED_BYTES` decoded bytes."""
     width, height = image.size
     pixels = width * height
-    bands = len(image.getbands())
     depth = 2 if image.mode.startswith("I;16") else 4 if image.mode in ("I", "F") else 1
-    decoded = pixels * bands * depth
+    decoded = pixels * len(image.getbands()) * depth
     if pixels > MAX_PIXELS or decoded > MAX_DECODED_BYTES:
         raise ImageError(
             f"picture too large: {width}x{height} pixels ({pixels / 1e6:.1f} megapixels, "

@@ -1,18 +1,18 @@
 """The one reader of files that may come from someone else: run folders, sweep folders, saved configs.
 
-A shared folder can hold anything under an expected name: a FIFO (an open would wait for ever), a link
-(pointing anywhere), a device, a huge file, a 400-byte YAML alias bomb that expands without end, or a
-100,000-deep nest that exhausts Python's recursion. Every such read here takes a regular file only
-(opened with ``O_NOFOLLOW | O_NONBLOCK``, checked with ``fstat``), reads at most ``limit`` bytes, parses
-YAML without aliases and JSON and YAML to a bounded depth, and turns each refusal into one
-:class:`UnreadableFile` line naming the file and why. Imports nothing heavy (``yaml`` on first use).
+A shared folder can hold anything under an expected name: a FIFO (an open would wait for ever), a link, a
+device, a huge file, a 400-byte YAML alias bomb, a 100,000-deep nest that exhausts Python's recursion.
+Each read here takes a regular file only, at most ``limit`` bytes, YAML without aliases, JSON and YAML to a
+bounded depth, and words each refusal as one :class:`UnreadableFile` line. Imports nothing heavy.
 """
 
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,8 @@ class UnreadableFile(NeuronlabError):
 
 def read_bytes(path: Path | str, limit: int = MAX_BYTES) -> bytes:
     """The bytes of the regular file ``path`` (never a link, FIFO or device), at most ``limit`` of them."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise UnreadableFile(f"{path} cannot be read (not a regular file)")
@@ -55,26 +54,14 @@ def read_text(path: Path | str, limit: int = MAX_BYTES) -> str:
         raise UnreadableFile(f"{path} cannot be read (not UTF-8 text)") from None
 
 
+# a JSON string (brackets inside it do not nest) or any other character that is not a bracket
+_NOT_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[^\[\]{}]')
+
+
 def _json_depth(text: str) -> int:
-    """The deepest nesting of ``[`` and ``{`` outside strings (checked before parsing: no recursion)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
+    """The deepest nesting of ``[`` and ``{`` outside strings (counted before parsing: no recursion)."""
+    brackets = _NOT_NESTING.sub("", text)
+    return max(itertools.accumulate(1 if c in "[{" else -1 for c in brackets), default=0)
 
 
 def read_json(path: Path | str, limit: int = MAX_BYTES) -> Any:
