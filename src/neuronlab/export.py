@@ -13,7 +13,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import hydra
 import torch
@@ -25,9 +25,6 @@ from neuronlab.errors import NeuronlabError, first_line, run_command, run_hydra_
 from neuronlab.io.files import atomic_file, atomic_write
 from neuronlab.models import probabilities
 from neuronlab.show import shown
-
-if TYPE_CHECKING:
-    from neuronlab.data import DataFacts
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 
@@ -44,9 +41,9 @@ class Probabilities(nn.Module):
 
 
 def check_batch(
-    checkpoint: dict[str, Any], facts: DataFacts, size: int, data_dir: str | None, ckpt_path: Path
+    checkpoint: dict[str, Any], shape: tuple[int, ...], size: int, data_dir: str | None, ckpt_path: Path
 ) -> tuple[torch.Tensor, str]:
-    """The first ``size`` test samples of the checkpoint's data, or random inputs of the shape it serves."""
+    """The first ``size`` test samples of the checkpoint's data, or random inputs of ``shape``."""
     from neuronlab.io.checkpoint import datamodule_from_checkpoint
 
     # exporting never downloads a dataset (the description was checked by data_facts already)
@@ -57,7 +54,7 @@ def check_batch(
         return x, f"{len(x)} test samples of {name}"
     except Exception as err:  # missing or moved data: random inputs still check the file
         reason = first_line(err)
-    x = torch.randn((size, *facts.input_shape), generator=torch.Generator().manual_seed(0))
+    x = torch.randn((size, *shape), generator=torch.Generator().manual_seed(0))
     return x, f"{size} random inputs (its data is not readable: {reason})"
 
 
@@ -117,7 +114,9 @@ def export(cfg: DictConfig) -> float:
     if path.exists() and not path.is_file():
         kind = "a folder" if path.is_dir() else "not a plain file"
         raise NeuronlabError(f"output={path} is {kind}: name a file, e.g. output=model{FORMATS[fmt]}")
-    x, described = check_batch(checkpoint, facts, int(cfg.batch_size), cfg.get("data_dir"), ckpt_path)
+    x, described = check_batch(
+        checkpoint, facts.input_shape, int(cfg.batch_size), cfg.get("data_dir"), ckpt_path
+    )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         run = write_model(model, x, path, fmt)

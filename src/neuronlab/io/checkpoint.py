@@ -15,22 +15,20 @@ import io
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from packaging.version import InvalidVersion, Version
 
 from neuronlab.config import is_int
+from neuronlab.data import DataFacts, FashionMNISTDataModule, GatesDataModule, MNISTDataModule
 from neuronlab.data.checks import MAX_COUNTS
 from neuronlab.errors import CheckpointError, first_line
 from neuronlab.io.files import atomic_write
 from neuronlab.models import NETS
 from neuronlab.show import shown
 from neuronlab.tasks import Classifier, describe_factory
-
-if TYPE_CHECKING:
-    from neuronlab.data import DataFacts
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -331,8 +329,6 @@ def load_classifier(path: str | Path) -> tuple[Classifier, dict[str, Any]]:
 
 def _datamodules() -> dict[str, type]:
     """The DataModules a checkpoint may name (an explicit allow-list)."""
-    from neuronlab.data import FashionMNISTDataModule, GatesDataModule, MNISTDataModule
-
     return _by_name(GatesDataModule, MNISTDataModule, FashionMNISTDataModule)
 
 
@@ -380,8 +376,6 @@ def data_facts(checkpoint: dict[str, Any], path: str | Path) -> DataFacts:
     """The :class:`~neuronlab.data.DataFacts` of a checkpoint's data: those it stores, checked value by
     value, or (an older checkpoint) those of the allow-listed DataModule it names. The stored kind, input
     shape and number of classes must be the class's own: a file never turns points into images."""
-    from neuronlab.data import DataFacts
-
     datamodule, _ = datamodule_from_checkpoint(checkpoint, path)
     own = datamodule.facts()
     key = type(datamodule).__qualname__  # where Lightning keeps the DataModule's state_dict()
