@@ -1,15 +1,9 @@
-"""What the network learned, as TensorBoard figures: one Lightning callback, :class:`FiguresCallback`.
+"""What the network learned, as TensorBoard figures: one Lightning callback, :class:`FiguresCallback`
+(the figures and when they come: docs/runs.md).
 
-Once per fit: the activation functions and the model graph. At validation end (every ``every_n_epochs``)
-and at test end: a grid of images with predicted and true labels (mistakes in red) for the MNIST family,
-the decision boundary over the unit square for the gates. At test end also the confusion matrix, the
-accuracy per class (a bar chart and ``test/acc_class/<name>`` scalars) and a grid of mistakes.
-
-Figures are drawn with Pillow (a few milliseconds each) and written to the event file as PNG images, as
-``SummaryWriter.add_image`` writes them, but encoded once with fast compression (``add_image`` converts
-the pixels to float and back and compresses harder: twice the time). matplotlib (a second to import, a
-quarter of a second per figure) stays off the training path. Only TensorBoard loggers receive them, only
-on rank zero. ``scripts/benchmark.py`` measures their share of the main job.
+Drawn with Pillow and written as PNGs encoded once with fast compression, as ``SummaryWriter.add_image``
+writes them but at half its cost; matplotlib (a second to import) stays off the training path
+(docs/speed.md). Only TensorBoard loggers receive them, only on rank zero.
 """
 
 from __future__ import annotations
@@ -34,13 +28,12 @@ from neuronlab.config import is_int
 from neuronlab.errors import ConfigError
 from neuronlab.models import probabilities
 
-CELL_H, CELL_W = 42, 34  # montage cell in pixels of the 28x28 images: room for a label above each
 SCALE = 2  # montage pixels per image pixel
 # colour maps as stops between 0 and 1 (matplotlib's RdBu_r and Blues, sampled)
 RDBU_R = [(0.0, (5, 48, 97)), (0.25, (67, 147, 195)), (0.5, (247, 247, 247)), (0.75, (214, 96, 77)),
           (1.0, (103, 0, 31))]  # fmt: skip
 BLUES = [(0.0, (247, 251, 255)), (0.5, (107, 174, 214)), (1.0, (8, 48, 107))]
-LINE_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]
+LINE_COLOURS = ["#1f77b4", "#ff7f0e"]
 
 
 @functools.cache
@@ -87,16 +80,9 @@ class Picture:
 
 
 def colour(values: np.ndarray, stops: Sequence[tuple[float, tuple[int, int, int]]]) -> np.ndarray:
-    """Values in [0, 1] -> uint8 RGB, linearly between the colour stops (256 levels, as colour maps have)."""
-    table = _colour_table(tuple((p, tuple(c)) for p, c in stops))
-    return table[(np.clip(values, 0.0, 1.0) * 255).round().astype(np.intp)]
-
-
-@functools.cache
-def _colour_table(stops: tuple[tuple[float, tuple[int, int, int]], ...]) -> np.ndarray:
-    levels = np.linspace(0.0, 1.0, 256)
+    """Values in [0, 1] -> uint8 RGB, linearly between the colour stops (clipped at the ends)."""
     positions = [p for p, _ in stops]
-    channels = [np.interp(levels, positions, [c[i] for _, c in stops]) for i in range(3)]
+    channels = [np.interp(values, positions, [c[i] for _, c in stops]) for i in range(3)]
     return np.stack(channels, axis=-1).round().astype(np.uint8)
 
 
@@ -143,7 +129,7 @@ def prediction_grid(
     n = len(images)
     cols = min(8, max(n, 1))
     rows = max(1, math.ceil(n / cols))
-    cell_w, cell_h, top = CELL_W * SCALE + 24, CELL_H * SCALE, 30
+    cell_w, cell_h, top = 92, 84, 30  # room for a label above each image
     pic = Picture.blank(cols * cell_w, rows * cell_h + top)
     pictures = images.reshape(n, 28, 28).float()
     low = pictures.amin(dim=(1, 2), keepdim=True)
@@ -209,7 +195,9 @@ def boundary_figure(net: torch.nn.Module, points: torch.Tensor, labels: torch.Te
     steps = torch.linspace(-0.25, 1.25, size)
     yy, xx = torch.meshgrid(steps.flip(0), steps, indexing="ij")  # image rows run from y=1.25 down
     grid = torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)
-    prob = probability_of_one(net, grid).reshape(size, size).numpy()
+    probs = probabilities(run_net(net, torch.cat([grid, points.to(grid.dtype)])))  # one pass
+    probs = (probs if probs.ndim == 1 else probs[:, 1]).numpy()  # P(class 1)
+    prob, pred = probs[: size * size].reshape(size, size), probs[size * size :]
     rgb = colour(prob, RDBU_R)
     above = prob > 0.5
     edge = np.zeros_like(above)
@@ -222,7 +210,6 @@ def boundary_figure(net: torch.nn.Module, points: torch.Tensor, labels: torch.Te
     at = axes_box(
         pic, (left, top, left + size, top + size), [0, 0.5, 1], [0, 0.5, 1], (-0.25, 1.25, -0.25, 1.25)
     )
-    pred = probability_of_one(net, points)
     for (x, y), label, p in zip(points.tolist(), labels.tolist(), pred.tolist(), strict=True):
         px, py = at(x, y)
         pic.draw.ellipse(
@@ -251,25 +238,25 @@ def activations_figure() -> Picture:
 
     panel_w, panel_h = 380, 260
     pic = Picture.blank(2 * panel_w, 2 * panel_h)
+    boxes = [
+        (ox + 50, oy + 30, ox + panel_w - 16, oy + panel_h - 34) for oy in (0, panel_h) for ox in (0, panel_w)
+    ]
+    for box, name in zip(boxes, ("Sigmoid", "ReLU", "Tanh", "Softmax"), strict=True):
+        pic.text(((box[0] + box[2]) / 2, box[1] - 22), name, size=13, anchor="mt")
     x = np.linspace(-5, 5, 201)
     curves = [
-        ("Sigmoid", act.sigmoid, act.sigmoid_derivative, (-0.2, 1.2)),
-        ("ReLU", act.relu, act.relu_derivative, (-1, 5)),
-        ("Tanh", act.tanh, act.tanh_derivative, (-1.2, 1.2)),
+        (act.sigmoid, act.sigmoid_derivative, (-0.2, 1.2)),
+        (act.relu, act.relu_derivative, (-1, 5)),
+        (act.tanh, act.tanh_derivative, (-1.2, 1.2)),
     ]
-    for i, (name, f, df, (y0, y1)) in enumerate(curves):
-        ox, oy = (i % 2) * panel_w, (i // 2) * panel_h
-        box = (ox + 50, oy + 30, ox + panel_w - 16, oy + panel_h - 34)
+    for box, name, (f, df, (y0, y1)) in zip(boxes, ("sigmoid", "relu", "tanh"), curves, strict=False):
         at = axes_box(pic, box, [-5, 0, 5], [y0 if y0 < 0 else 0, 0, y1], (-5, 5, y0, y1))
         pic.draw.line([at(-5, 0), at(5, 0)], fill="grey")
-        for j, (values, label) in enumerate(((f(x), name.lower()), (df(x), "derivative"))):
+        for j, (values, label) in enumerate(((f(x), name), (df(x), "derivative"))):
             pic.draw.line([at(a, b) for a, b in zip(x, np.clip(values, y0, y1), strict=True)],
                           fill=LINE_COLOURS[j], width=2)  # fmt: skip
             pic.label((box[0] + 8, box[1] + 6 + 14 * j), label, "la", LINE_COLOURS[j])
-        pic.text(((box[0] + box[2]) / 2, oy + 8), name, size=13, anchor="mt")
-    logits = np.array([2.0, 1.0, 0.1])
-    ox, oy = panel_w, panel_h
-    box = (ox + 50, oy + 30, ox + panel_w - 16, oy + panel_h - 34)
+    logits, box = np.array([2.0, 1.0, 0.1]), boxes[3]
     at = axes_box(pic, box, [], [0, 1, 2], (-0.5, 2.5, 0, 2.2))
     for j, values in enumerate((logits, act.softmax(logits))):
         for k, v in enumerate(values):
@@ -279,13 +266,7 @@ def activations_figure() -> Picture:
         pic.label((at(k, 0)[0], box[3] + 6), f"class {k}", "mt")
     for j, label in enumerate(("logits", "softmax (sums to 1)")):
         pic.label((box[2] - 8, box[1] + 6 + 14 * j), label, "ra", LINE_COLOURS[j])
-    pic.text(((box[0] + box[2]) / 2, oy + 8), "Softmax", size=13, anchor="mt")
     return pic
-
-
-def probability_of_one(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    probs = probabilities(run_net(net, x))
-    return probs if probs.ndim == 1 else probs[:, 1]
 
 
 @contextlib.contextmanager
@@ -310,8 +291,8 @@ class FiguresCallback(L.Callback):
     """Log the figures above to every TensorBoard logger of the trainer (a no-op without one).
 
     ``every_n_epochs``: validation figures every n epochs; ``None``: after each of the first 10
-    validations, then the 16th, 32nd, 64th, ... (every epoch of a 5-epoch MNIST run, a dozen figures at
-    most for 1000 gate epochs, denser early on where the boundary moves most). Test figures always.
+    validations, then the 16th, 32nd, 64th, ... (a dozen at most for 1000 gate epochs, denser early on
+    where the boundary moves most). Test figures always.
     """
 
     def __init__(self, every_n_epochs: int | None = None, num_images: int = 24, graph: bool = True) -> None:
@@ -332,25 +313,20 @@ class FiguresCallback(L.Callback):
         return [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
 
     def log_figure(self, trainer: L.Trainer, tag: str, fig: Picture) -> None:
-        writers = self.writers(trainer)
-        if writers:
-            summary = png_summary(tag, fig)
-            for writer in writers:
-                writer._get_file_writer().add_summary(summary, trainer.global_step)
+        summary = png_summary(tag, fig)
+        for writer in self.writers(trainer):
+            writer._get_file_writer().add_summary(summary, trainer.global_step)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         writers = self.writers(trainer)
         if not writers:
             return
         self.log_figure(trainer, "model/activations", activations_figure())
-        if self.graph:
-            example = self._split(trainer, "train")
-            x = example[0][:1] if example else torch.zeros(1, int(getattr(pl_module.net, "input_size", 1)))
-            self._log_graph(writers, pl_module.net, x)
-
-    def _log_graph(self, writers: list[Any], net: torch.nn.Module, x: torch.Tensor) -> None:
-        """The net's graph (traced with ``torch.jit``, as TensorBoard needs), in eval mode: no dropout RNG."""
-        try:
+        if not self.graph:
+            return
+        net, example = pl_module.net, self._split(trainer, "train")
+        x = example[0][:1] if example else torch.zeros(1, int(getattr(net, "input_size", 1)))
+        try:  # traced with torch.jit, as TensorBoard needs, in eval mode: no dropout RNG
             with evaluating(net) as param, warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # torch.jit's deprecation and tracer notes: harmless here
                 for writer in writers:
@@ -363,19 +339,16 @@ class FiguresCallback(L.Callback):
             return
         self.validations += 1
         k = self.validations
-        due = (
-            (trainer.current_epoch + 1) % self.every_n_epochs == 0
-            if self.every_n_epochs
-            else k <= 10 or k & (k - 1) == 0
-        )
+        if self.every_n_epochs:
+            due = (trainer.current_epoch + 1) % self.every_n_epochs == 0
+        else:
+            due = k <= 10 or k & (k - 1) == 0  # 1..10, then powers of two
         if due:
             self._log_predictions(trainer, pl_module, "val")
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        confusion_metric = getattr(pl_module, "test_confusion", None)
-        confusion = None
-        if confusion_metric is not None and confusion_metric.update_count > 0:
-            confusion = confusion_metric.compute().cpu().numpy()  # every rank: synchronises under DDP
+        metric = pl_module.test_confusion
+        confusion = metric.compute().cpu().numpy() if metric.update_count else None  # every rank: DDP sync
         if not self.writers(trainer):
             return
         self._log_predictions(trainer, pl_module, "test")
@@ -385,46 +358,38 @@ class FiguresCallback(L.Callback):
         self.log_figure(trainer, "test/confusion_matrix", confusion_figure(confusion, classes))
         accuracy = np.diag(confusion) / np.maximum(confusion.sum(axis=1), 1)
         self.log_figure(trainer, "test/acc_per_class", per_class_figure(accuracy, classes))
-        scalars = {
-            f"test/acc_class/{name.replace('/', '-')}": float(a)
-            for name, a in zip(classes, accuracy, strict=True)
-        }
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.log_metrics(scalars, trainer.global_step)
+        for writer in self.writers(trainer):
+            for name, a in zip(classes, accuracy, strict=True):
+                writer.add_scalar(f"test/acc_class/{name.replace('/', '-')}", float(a), trainer.global_step)
 
     def _log_predictions(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         split = self._split(trainer, stage)
         if split is None:
             return
         x, y = split
-        net = pl_module.net
-        kind = getattr(trainer.datamodule, "kind", None)  # the DataModule says what it serves
-        if kind == "points":
-            if trainer.datamodule.input_size == 2:  # a boundary in the plane (the gates)
-                name = str(trainer.datamodule.name).upper()
-                self.log_figure(trainer, f"{stage}/decision_boundary", boundary_figure(net, x, y, name))
-            return
+        net, data = pl_module.net, trainer.datamodule
+        kind = getattr(data, "kind", None)  # the DataModule says what it serves
+        if kind == "points" and data.input_size == 2:  # a boundary in the plane (the gates)
+            fig = boundary_figure(net, x, y, str(data.name).upper())
+            self.log_figure(trainer, f"{stage}/decision_boundary", fig)
         if kind != "images":
             return
         classes = self._classes(trainer, int(y.max()) + 1)
         n = self.num_images
-        preds = run_net(net, x[:n]).argmax(dim=1)
-        fig = prediction_grid(x[:n], preds.tolist(), y[:n].tolist(), classes, f"{stage} images")
+        inputs = x if stage == "test" else x[:n]  # the test's mistakes need every prediction
+        preds = torch.cat([run_net(net, chunk).argmax(dim=1) for chunk in inputs.split(2000)])
+        fig = prediction_grid(x[:n], preds[:n].tolist(), y[:n].tolist(), classes, f"{stage} images")
         self.log_figure(trainer, f"{stage}/predictions", fig)
-        if stage == "test":
-            preds = torch.cat([run_net(net, chunk).argmax(dim=1) for chunk in x.split(2000)])
-            wrong = (preds != y).nonzero().squeeze(1)[:n]
-            if len(wrong):
-                fig = prediction_grid(
-                    x[wrong], preds[wrong].tolist(), y[wrong].tolist(), classes, "test mistakes"
-                )
-                self.log_figure(trainer, "test/mistakes", fig)
+        wrong = (preds != y[: len(preds)]).nonzero().squeeze(1)[:n]
+        if stage == "test" and len(wrong):
+            fig = prediction_grid(
+                x[wrong], preds[wrong].tolist(), y[wrong].tolist(), classes, "test mistakes"
+            )
+            self.log_figure(trainer, "test/mistakes", fig)
 
     @staticmethod
     def _split(trainer: L.Trainer, name: str) -> tuple[torch.Tensor, torch.Tensor] | None:
-        splits = getattr(trainer.datamodule, "splits", None) or {}
-        split = splits.get(name)
+        split = (getattr(trainer.datamodule, "splits", None) or {}).get(name)
         return split if split is not None and len(split[0]) else None
 
     @staticmethod

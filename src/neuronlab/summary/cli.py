@@ -8,8 +8,7 @@ import atexit
 import fcntl
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from neuronlab.errors import NeuronlabError, run_command
 from neuronlab.io.files import atomic_file, atomic_write, open_lock_file, remove_stale_temporaries
 from neuronlab.run.paths import launcher_rank
 from neuronlab.show import shown
-from neuronlab.summary.dashboards import print_dashboards
+from neuronlab.summary.dashboards import dashboard_commands
 from neuronlab.summary.jobs import find_jobs
 from neuronlab.summary.plot import figure
 from neuronlab.summary.table import Summary, groups_csv, rows, summarize, to_csv, to_markdown
@@ -30,21 +29,15 @@ log = logging.getLogger(__name__)
 LOCK_FILE = ".summary.lock"
 
 
-@contextmanager
-def _locked(sweep_dir: Path) -> Iterator[None]:
-    """One writer at a time, so the last job to finish writes a summary that includes every job."""
-    with open_lock_file(sweep_dir / LOCK_FILE) as handle:
-        with suppress(OSError):  # a file system without locks
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        remove_stale_temporaries(sweep_dir)  # every summary writer holds this lock
-        yield
-
-
 def write_summary(sweep_dir: Path | str, final: bool = False) -> Summary:
     """Read the sweep's jobs and write ``summary.md``, ``summary.csv`` and ``summary.png`` at its root."""
     sweep_dir = Path(sweep_dir)
     find_jobs(sweep_dir)  # a clear message, before anything is written
-    with _locked(sweep_dir):
+    # one writer at a time, so the last job to finish writes a summary that includes every job
+    with open_lock_file(sweep_dir / LOCK_FILE) as lock:
+        with suppress(OSError):  # a file system without locks
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        remove_stale_temporaries(sweep_dir)  # every summary writer holds this lock
         summary = summarize(sweep_dir, final)
         atomic_write(sweep_dir / "summary.md", to_markdown(summary))
         atomic_write(sweep_dir / "summary.csv", to_csv(summary))
@@ -83,30 +76,22 @@ def print_summary(summary: Summary) -> None:
             console.width, console.measure(table, options=console.options.update_width(500)).maximum
         )
     console.print(table)
-    print_dashboards(summary.sweep_dir)
-
-
-# ------------------------------------------------------------------------------------------ callback
+    commands = dashboard_commands(summary.sweep_dir)
+    print("open in a browser:", *(f"  {command}" for command in commands), sep="\n")
 
 
 class SweepSummary(Callback):
-    """Hydra callback (``hydra.callbacks`` in ``conf/hydra/default.yaml``): the sweep summary, kept current.
+    """Hydra callback (``conf/hydra/default.yaml``) that keeps the sweep summary current.
 
-    - At the start of a sweep: makes ``${hydra:...}`` resolvable in the sweep folder's path (Hydra sets it
-      only inside jobs), and pins that folder: each job composes its own config, and jobs that change
-      ``task_name`` (``data=xor,and``: each data's recipe names it) would otherwise scatter the sweep.
-    - After each job (wherever it ran: here, a joblib worker, a SLURM node): rewrites the summary.
-    - At the end: writes the final summary and prints it. The basic sweeper raises on a failed job before
-      ``on_multirun_end``, so the same also runs at interpreter exit when the end was never reached, if a
-      job of this sweep ran (here, in a worker or on a node: its folder changed): a sweep refused before
-      its first job (a study resumed with other parameters, a damaged ``optuna.db``) leaves the summary
-      as it was.
+    At the start it pins the sweep folder in the jobs' hydra overrides: each job composes its own config,
+    and jobs that change ``task_name`` (``data=xor,and``) would otherwise scatter the sweep. After each job
+    (wherever it ran) it rewrites the summary; at the end it writes and prints the final one. The basic
+    sweeper raises on a failed job before ``on_multirun_end``, so the end also runs at interpreter exit,
+    but only if a job folder changed: a sweep refused before its first job leaves the summary as it was.
     """
 
     def __init__(self) -> None:
         self._sweep_dir: Path | None = None
-        self._done = False
-        self._started = 0.0
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hydra.core.hydra_config import HydraConfig
@@ -134,22 +119,18 @@ class SweepSummary(Callback):
         except Exception as err:  # a summary must never fail the job it describes
             log.warning(f"could not write the sweep summary: {err}")
 
-    def _a_job_ran(self) -> bool:
-        """Whether a job folder changed since this sweep started (a job ran, or a re-run skipped it)."""
-        assert self._sweep_dir is not None
-        try:
-            folders = [p for p in self._sweep_dir.iterdir() if p.is_dir()]
-            return any(p.stat().st_mtime >= self._started - 1 for p in folders)  # 1 s: coarse clocks
-        except OSError:
-            return True
-
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._finish()
 
     def _finish(self, at_exit: bool = False) -> None:
-        if self._done or self._sweep_dir is None or not self._sweep_dir.is_dir():
+        if self._sweep_dir is None or self._done or not self._sweep_dir.is_dir():
             return
-        if at_exit and not self._a_job_ran():  # refused before any job: nothing to summarise anew
+        try:  # whether a job folder changed since the start (a job ran, or a re-run skipped it)
+            folders = [p for p in self._sweep_dir.iterdir() if p.is_dir()]
+            a_job_ran = any(p.stat().st_mtime >= self._started - 1 for p in folders)  # 1 s: coarse clocks
+        except OSError:
+            a_job_ran = True
+        if at_exit and not a_job_ran:  # refused before any job: nothing to summarise anew
             return
         self._done = True
         try:
@@ -160,9 +141,6 @@ class SweepSummary(Callback):
             log.warning(f"could not write the sweep summary: {err}")
             return
         print_summary(summary)
-
-
-# ----------------------------------------------------------------------------------------------- CLI
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,9 +1,8 @@
-"""Reading a sweep's job folders back: ``.hydra/overrides.yaml``, ``result.json``, ``sweep_resume.json``,
-the device slots in ``environment.json`` and the Optuna sweeper's ``optimization_results.yaml``.
+"""Reading a sweep's job folders back: overrides, ``result.json``, ``sweep_resume.json``, the device slots
+in ``environment.json``, and the Optuna sweeper's ``optimization_results.yaml``.
 
-Every file here may come from anywhere (a copied or damaged sweep folder): each is read through
-:mod:`neuronlab.io.read` (regular files only, size cap, alias-free YAML, bounded depth), each value is
-checked, and a file that is not what it should be makes its job a failed row saying which file is wrong,
+Each file may come from anywhere (a copied or damaged sweep): it is read through :mod:`neuronlab.io.read`
+and its values checked; one that is not what it should be makes its job a failed row naming the file,
 never a crash, a hang, nor a choice of code or path.
 """
 
@@ -69,10 +68,8 @@ def _result_fields(result: dict[str, Any]) -> tuple[str, dict[str, float], float
 
 
 def read_devices(folder: Path) -> list[int] | None:
-    """The device slots a job recorded in ``environment.json`` (:mod:`neuronlab.sweeps.devices`).
-
-    None where it took none (a CPU or SLURM job), has no record yet, or the record is not a short list of
-    small non-negative integers: the job's other files still say how it ended."""
+    """The device slots a job recorded (:mod:`neuronlab.sweeps.devices`); None where it took none, has no
+    record yet, or the record is not a short list of small non-negative integers."""
     try:
         environment = read_json(folder / ENVIRONMENT)
     except UnreadableFile:
@@ -87,9 +84,7 @@ def read_devices(folder: Path) -> list[int] | None:
 
 def read_job(folder: Path, final: bool = False) -> Job:
     """A job from its folder; no ``result.json`` means still running, or interrupted once the sweep ended.
-
-    A damaged ``overrides.yaml`` or ``result.json`` (these files may come from anywhere) makes that job a
-    failed row saying which file is wrong; the other jobs are summarised as usual."""
+    A damaged ``overrides.yaml`` or ``result.json`` makes it a failed row saying which file is wrong."""
     prefix = folder.name.split("_", 1)[0]
     job = Job(
         num=int(prefix) if prefix.isdigit() else -1,

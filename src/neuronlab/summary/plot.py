@@ -9,13 +9,6 @@ from neuronlab.show import shown
 from neuronlab.summary.table import Summary
 
 
-def _as_numbers(values: list[str]) -> list[float] | None:
-    try:
-        return [float(v) for v in values]
-    except ValueError:
-        return None
-
-
 def _spread(values: list[str], i: int) -> float:
     """A small offset that sets apart the jobs sharing a category, so that none hides another."""
     same = [j for j, v in enumerate(values) if v == values[i]]
@@ -46,20 +39,24 @@ def figure(summary: Summary) -> Any:
 
 
 def _panel(ax: Any, summary: Summary, key: str) -> None:
+    import numpy as np
     from matplotlib.transforms import blended_transform_factory
 
     percent = "acc" in summary.metric
     scale = 100.0 if percent else 1.0
     # stored strings as plain text: escaped, capped, never mathtext ("$" in a value would not draw)
     ax.set_xlabel(shown(key), parse_math=False)
-    ax.set_ylabel(shown(f"{summary.metric} (%)" if percent else summary.metric), parse_math=False)
+    ax.set_ylabel(shown(summary.metric + (" (%)" if percent else "")), parse_math=False)
     ax.grid(alpha=0.3)
     jobs = [j for j in summary.jobs if j.status in ("completed", "pruned", "failed")]
     if not jobs:
         ax.text(0.5, 0.5, "no job has finished yet", ha="center", transform=ax.transAxes)
         return
     raw = [str(j.num) if key == "job" else j.params.get(key, "(default)") for j in jobs]
-    numbers = _as_numbers(raw)
+    try:
+        numbers = [float(v) for v in raw]
+    except ValueError:
+        numbers = None
     distinct = len(set(raw))
     if numbers is None or distinct < 2 or distinct <= len(raw) / 2:  # names, or a grid's few values
         categories = sorted(set(raw), key=float if numbers else None)
@@ -72,42 +69,32 @@ def _panel(ax: Any, summary: Summary, key: str) -> None:
         position = {v: float(categories.index(v)) for v in categories}
     else:
         xs = numbers
-        position = {v: x for v, x in zip(raw, xs, strict=True)}
+        position = dict(zip(raw, xs, strict=True))
         if min(xs) > 0 and max(xs) / min(xs) >= 10:
             ax.set_xscale("log")
     if key not in ("seed", "job") and summary.groups:  # each seed group: its mean and std
-        bars = [(position[g.params[key]], *g.stats[summary.metric][:2]) for g in summary.groups]
-        bars = [
-            (x, m * scale, s * scale if math.isfinite(s) else 0.0) for x, m, s in bars if math.isfinite(m)
-        ]
-        ax.errorbar(
-            [b[0] for b in bars],
-            [b[1] for b in bars],
-            yerr=[b[2] for b in bars],
-            fmt="_",
-            markersize=14,
-            color="black",
-            capsize=5,
-            zorder=5,
-            label="mean ± std over seeds",
-        )
-    ys = [j.metrics.get(summary.metric, math.nan) * scale for j in jobs]
-
-    def points(status: str) -> list[tuple[float, float]]:
-        return [(x, y) for x, y, j in zip(xs, ys, jobs, strict=True) if j.status == status]
-
-    if pruned := points("pruned"):
-        ax.scatter(*zip(*pruned, strict=True), marker="v", color="tab:gray", alpha=0.7, label="pruned")
-    done = points("completed")
-    ax.scatter([x for x, _ in done], [y for _, y in done], color="tab:blue", alpha=0.8, zorder=3)
+        x, mean, std = np.array(
+            [(position[g.params[key]], *g.stats[summary.metric][:2]) for g in summary.groups]
+        ).T
+        style = {"fmt": "_", "markersize": 14, "color": "black", "capsize": 5, "zorder": 5}
+        ax.errorbar(x, mean * scale, yerr=np.nan_to_num(std) * scale, label="mean ± std over seeds", **style)
+    xs, ys = np.array(xs), np.array([j.metrics.get(summary.metric, math.nan) for j in jobs]) * scale
+    status = np.array([j.status for j in jobs])
+    if (pruned := status == "pruned").any():
+        ax.scatter(xs[pruned], ys[pruned], marker="v", color="tab:gray", alpha=0.7, label="pruned")
+    done = status == "completed"
+    ax.scatter(xs[done], ys[done], color="tab:blue", alpha=0.8, zorder=3)
     if summary.jobs[0].status == "completed":  # the best job, first in rank order
-        ax.scatter(*done[0], s=140, facecolors="none", edgecolors="tab:orange", linewidths=2, zorder=4)
-    if percent and done:
+        best = {"s": 140, "facecolors": "none", "edgecolors": "tab:orange", "linewidths": 2, "zorder": 4}
+        ax.scatter(xs[done][0], ys[done][0], **best)
+    if percent and done.any():
         ax.set_ylim(top=min(ax.get_ylim()[1], 101))
-    if failed := [x for x, _ in points("failed")]:
+    if (failed := status == "failed").any():
         floor = blended_transform_factory(ax.transData, ax.transAxes)
-        ax.scatter(failed, [0.03] * len(failed), marker="x", color="tab:red", transform=floor, label="failed")
-        ax.update_datalim([(x, ax.dataLim.y0) for x in failed], updatey=False)  # keep them in view
+        ax.scatter(
+            xs[failed], [0.03] * failed.sum(), marker="x", color="tab:red", transform=floor, label="failed"
+        )
+        ax.update_datalim([(x, ax.dataLim.y0) for x in xs[failed]], updatey=False)  # keep them in view
         ax.autoscale_view()
     if ax.get_legend_handles_labels()[1]:
         ax.legend(loc="best", fontsize="small")

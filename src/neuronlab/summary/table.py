@@ -1,11 +1,8 @@
-"""A sweep's jobs ranked best first, its seed groups, and the table written as Markdown, CSV and rows
-for the terminal.
+"""A sweep's jobs ranked, its seed groups, and the table as Markdown, CSV and rows for the terminal.
 
-Ranking: completed jobs by the sweep's ``optimized_metric`` (equal values: the lower ``val/loss`` first),
-then pruned, unfinished or interrupted, failed, and any status from elsewhere last.
-
-Every string here came from a job folder: the table's cells pass through :func:`neuronlab.show.shown`
-(control characters escaped, length capped) and the CSVs' through :func:`neuronlab.show.csv_cell`.
+Ranking: completed jobs by the sweep's ``optimized_metric`` (ties: the lower ``val/loss`` first), then
+pruned, unfinished or interrupted, failed, and any status from elsewhere last. Every string here came from
+a job folder: cells pass through :func:`~neuronlab.show.shown`, CSV cells through ``csv_cell``.
 """
 
 from __future__ import annotations
@@ -13,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import shlex
 import statistics
 import time
 from collections import Counter
@@ -22,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from neuronlab.show import csv_cell, shown
+from neuronlab.summary.dashboards import dashboard_commands
 from neuronlab.summary.jobs import Job, find_jobs, optimized_metric, read_importance, read_job
 
 SHOWN_METRICS = ("val/acc_best", "test/acc")
@@ -102,9 +99,8 @@ def summarize(sweep_dir: Path | str, final: bool = False) -> Summary:
             job.num,
         )
     )
-    summary = Summary(sweep_dir, jobs, metric, maximize, swept, fixed)
+    summary = Summary(sweep_dir, jobs, metric, maximize, swept, fixed, importance=read_importance(sweep_dir))
     summary.groups = seed_groups(summary)
-    summary.importance = read_importance(sweep_dir)
     return summary
 
 
@@ -162,14 +158,11 @@ def format_stat(name: str, mean: float, std: float, n: int) -> str:
     if not math.isfinite(mean):
         return "–"
     spread = f" ± {format_metric(name, std).removesuffix(' %')}" if math.isfinite(std) else ""
-    if "acc" in name:
-        return f"{100 * mean:.2f}{spread} % ({n})"
-    return f"{mean:.4f}{spread} ({n})"
+    return f"{format_metric(name, mean).removesuffix(' %')}{spread}{' %' if 'acc' in name else ''} ({n})"
 
 
 def device_cells(summary: Summary, job: Job, none: str = "–") -> list[str]:
-    """A job's ``devices`` cell (the slots it trained on: ``0``, ``2, 3``), or no cell at all where no job
-    of the sweep recorded slots (a CPU sweep's table stays as it was)."""
+    """A job's ``devices`` cell (``0``, ``2, 3``); no cell where no job recorded slots (a CPU sweep)."""
     if not summary.has_devices:
         return []
     return [", ".join(map(str, job.devices)) if job.devices else none]
@@ -202,21 +195,6 @@ def rows(summary: Summary) -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
-def group_rows(summary: Summary) -> tuple[list[str], list[list[str]]]:
-    """The seed groups' table: rank, the swept values but the seed, ``mean ± std (n)`` per metric."""
-    keys = [k for k in summary.swept if k != "seed"]
-    header = [shown(h) for h in ("rank", *keys, *summary.metrics_grouped)]
-    body = [
-        [
-            str(i),
-            *(shown(format_value(g.params[k])) for k in keys),
-            *(format_stat(m, *g.stats[m]) for m in summary.metrics_grouped),
-        ]
-        for i, g in enumerate(summary.groups, start=1)
-    ]
-    return header, body
-
-
 def _markdown_table(header: list[str], body: list[list[str]], align: list[str]) -> list[str]:
     def line(cells: list[str]) -> str:
         return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
@@ -237,6 +215,7 @@ def to_markdown(summary: Summary) -> str:
     if summary.fixed:
         same = ", ".join(f"`{shown(k)}={shown(v)}`" for k, v in summary.fixed.items())
         lines += [f"Same in every job: {same}", ""]
+    devices = " `devices`: the device slots (GPU indices) the job trained on, from its `environment.json`."
     lines += [
         *_markdown_table(header, body, align),
         "",
@@ -244,18 +223,22 @@ def to_markdown(summary: Summary) -> str:
         "(an Optuna trial's number). `unfinished`: no result yet (still running, or killed); "
         "`interrupted`: stopped by a signal, or without a result when the sweep ended; `pruned`: stopped "
         "early by the Optuna pruner (its metrics are those of that epoch; not tested)."
-        + (
-            " `devices`: the device slots (GPU indices) the job trained on, from its `environment.json`."
-            if summary.has_devices
-            else ""
-        ),
+        + (devices if summary.has_devices else ""),
     ]
     if summary.jobs[0].status == "completed":
         lines += ["", f"Best: `{shown(summary.jobs[0].folder)}`."]
     lines += _resume_note(summary)
-    if summary.groups:
-        g_header, g_body = group_rows(summary)
-        n_stats = len(summary.metrics_grouped)
+    if summary.groups:  # rank, the swept values but the seed, ``mean ± std (n)`` per metric
+        keys, stats = [k for k in summary.swept if k != "seed"], summary.metrics_grouped
+        header = [shown(h) for h in ("rank", *keys, *stats)]
+        body = [
+            [
+                str(i),
+                *(shown(format_value(g.params[k])) for k in keys),
+                *(format_stat(m, *g.stats[m]) for m in stats),
+            ]
+            for i, g in enumerate(summary.groups, start=1)
+        ]
         lines += [
             "",
             "## Seed groups",
@@ -263,9 +246,7 @@ def to_markdown(summary: Summary) -> str:
             f"Completed jobs that differ only by `seed`, ranked by their mean {shown(summary.metric)}: "
             "`mean ± std (n)`, the sample standard deviation over n seeds (`summary_groups.csv`).",
             "",
-            *_markdown_table(
-                g_header, g_body, ["---:", *["---"] * (len(g_header) - 1 - n_stats), *["---:"] * n_stats]
-            ),
+            *_markdown_table(header, body, ["---:", *["---"] * len(keys), *["---:"] * len(stats)]),
         ]
     if summary.importance:
         lines += [
@@ -276,8 +257,8 @@ def to_markdown(summary: Summary) -> str:
         ]
     lines += [
         "",
-        "Compare the jobs' curves and hyper-parameters: "
-        f"`tensorboard --logdir {shown(shlex.quote(str(summary.sweep_dir)))}` (HPARAMS tab).",
+        f"Compare the jobs' curves and hyper-parameters: `{shown(dashboard_commands(summary.sweep_dir)[0])}` "
+        "(HPARAMS tab).",
         "",
         "![the metric against each swept value](summary.png)",
         "",
