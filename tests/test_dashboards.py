@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from neuronlab.summary.dashboards import dashboard_commands
+from neuronlab.summary.cli import dashboard_commands
 from tests.conftest import REPO
 
 

@@ -14,7 +14,6 @@ import io
 import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import lightning.pytorch as L
@@ -36,41 +35,30 @@ BLUES = [(0.0, (247, 251, 255)), (0.5, (107, 174, 214)), (1.0, (8, 48, 107))]
 LINE_COLOURS = ["#1f77b4", "#ff7f0e"]
 
 
-@functools.cache
-def font(size: int = 12) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    """Pillow's bundled font at ``size`` pixels."""
-    return ImageFont.load_default(size)
+font = functools.cache(ImageFont.load_default)  # Pillow's bundled font, by size in pixels
 
 
-@dataclass
 class Picture:
-    """An RGB canvas and the texts written on it, in order (what a reader, or a test, checks)."""
+    """An RGB canvas and the texts kept from it, in order (what a reader, or a test, checks)."""
 
-    image: Image.Image
-    texts: list[tuple[str, str]] = field(default_factory=list)
-
-    @classmethod
-    def blank(cls, width: int, height: int) -> Picture:
-        return cls(Image.new("RGB", (int(width), int(height)), "white"))
+    def __init__(self, width: int, height: int) -> None:
+        self.image = Image.new("RGB", (int(width), int(height)), "white")
+        self.texts: list[tuple[str, str]] = []
 
     @property
     def draw(self) -> ImageDraw.ImageDraw:
         return ImageDraw.Draw(self.image)
 
     def text(
-        self, xy: tuple[float, float], text: str, fill: str = "black", size: int = 12, **kw: Any
+        self, xy: tuple, text: str, anchor: str, fill: str = "black", size: int = 11, keep: bool = False
     ) -> None:
-        self.draw.multiline_text(xy, text, fill=fill, font=font(size), align="center", **kw)
-        self.texts.append((text, fill))
-
-    def label(
-        self, xy: tuple[float, float], text: str, anchor: str, fill: str = "black", size: int = 11
-    ) -> None:
-        """A tick, axis or legend label: drawn, not kept in ``texts``."""
-        self.draw.text(xy, text, fill=fill, font=font(size), anchor=anchor)
+        """Draw ``text`` (lines centred); ``keep``: a label worth checking, kept in ``texts``."""
+        self.draw.text(xy, text, fill=fill, font=font(size), anchor=anchor, align="center")
+        if keep:
+            self.texts.append((text, fill))
 
     def title(self, text: str, y: int = 4) -> None:
-        self.label((self.image.width / 2, y), text, "mt", size=13)
+        self.text((self.image.width / 2, y), text, "mt", size=13)
 
     def vertical_text(self, xy: tuple[float, float], text: str, width: int) -> None:
         """``text`` turned a quarter to the left, right-aligned in ``width`` pixels, below ``xy``."""
@@ -114,35 +102,36 @@ def axes_box(
     for x in xs:
         px, _ = at(x, y0)
         draw.line([(px, bottom), (px, bottom + 4)], fill="black")
-        pic.label((px, bottom + 6), f"{x:g}", "mt")
+        pic.text((px, bottom + 6), f"{x:g}", "mt")
     for y in ys:
         _, py = at(x0, y)
         draw.line([(left - 4, py), (left, py)], fill="black")
-        pic.label((left - 6, py), f"{y:g}", "rm")
+        pic.text((left - 6, py), f"{y:g}", "rm")
     return at
 
 
 def prediction_grid(
     images: torch.Tensor, preds: Sequence[int], targets: Sequence[int], classes: Sequence[str], title: str
 ) -> Picture:
-    """Images in one montage, each titled with its predicted class; mistakes in red with the true class."""
+    """Images in one montage, each titled with its predicted class; mistakes in red with the true class.
+    ``preds`` and ``targets``: class indices (a list, or a 1-D tensor)."""
     n = len(images)
     cols = min(8, max(n, 1))
     rows = max(1, math.ceil(n / cols))
     cell_w, cell_h, top = 92, 84, 30  # room for a label above each image
-    pic = Picture.blank(cols * cell_w, rows * cell_h + top)
+    pic = Picture(cols * cell_w, rows * cell_h + top)
     pictures = images.reshape(n, 28, 28).float()
     low = pictures.amin(dim=(1, 2), keepdim=True)
     high = pictures.amax(dim=(1, 2), keepdim=True)
     grey = ((pictures - low) / (high - low + 1e-8) * 255).round().to(torch.uint8).numpy()
-    for i, (pred, target) in enumerate(zip(preds, targets, strict=True)):
+    for i, (pred, target) in enumerate(zip(map(int, preds), map(int, targets), strict=True)):
         r, c = divmod(i, cols)
         x, y = c * cell_w + (cell_w - 28 * SCALE) // 2, top + r * cell_h + cell_h - 28 * SCALE - 2
         tile = Image.fromarray(grey[i]).resize((28 * SCALE, 28 * SCALE), Image.Resampling.NEAREST)
         pic.image.paste(tile.convert("RGB"), (x, y))
         wrong = pred != target
         label = f"{classes[pred]}\n(true {classes[target]})" if wrong else classes[pred]
-        pic.text((x + 14 * SCALE, y - 2), label, fill="red" if wrong else "black", size=10, anchor="md")
+        pic.text((x + 14 * SCALE, y - 2), label, "md", "red" if wrong else "black", size=10, keep=True)
     pic.title(f"{title}: predicted class (mistakes in red, with the true class)", y=6)
     return pic
 
@@ -152,21 +141,20 @@ def confusion_figure(confusion: np.ndarray, classes: Sequence[str]) -> Picture:
     n = len(classes)
     cell, label_w = 44, 12 + 7 * max(map(len, classes))
     left, top = label_w + 24, 34
-    pic = Picture.blank(left + n * cell + 20, top + n * cell + label_w + 24)
+    pic = Picture(left + n * cell + 20, top + n * cell + label_w + 24)
     shares = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
     colours = colour(shares, BLUES)
     draw = pic.draw
     for (t, p), count in np.ndenumerate(confusion):
         x, y = left + p * cell, top + t * cell
         draw.rectangle((x, y, x + cell, y + cell), fill=tuple(int(v) for v in colours[t, p]))
-        pic.label(
-            (x + cell / 2, y + cell / 2), str(int(count)), "mm", "white" if shares[t, p] > 0.5 else "black"
-        )
+        ink = "white" if shares[t, p] > 0.5 else "black"
+        pic.text((x + cell / 2, y + cell / 2), str(int(count)), "mm", ink)
     for i, name in enumerate(classes):
-        pic.label((left - 6, top + i * cell + cell / 2), name, "rm")
+        pic.text((left - 6, top + i * cell + cell / 2), name, "rm")
         pic.vertical_text((left + i * cell + cell / 2, top + n * cell + 4), name, label_w)
-    pic.label((left + n * cell / 2, pic.image.height - 4), "predicted", "mb", size=12)
-    pic.label((4, top - 6), "true \\ predicted", "lb")
+    pic.text((left + n * cell / 2, pic.image.height - 4), "predicted", "mb", size=12)
+    pic.text((4, top - 6), "true \\ predicted", "lb")
     pic.title("test confusion matrix (colour: share of the true class)")
     return pic
 
@@ -176,14 +164,14 @@ def per_class_figure(accuracy: np.ndarray, classes: Sequence[str]) -> Picture:
     n = len(classes)
     bar, left, top, height = 48, 44, 34, 240
     label_h = 12 + 7 * max(map(len, classes))
-    pic = Picture.blank(left + n * bar + 16, top + height + label_h + 16)
+    pic = Picture(left + n * bar + 16, top + height + label_h + 16)
     at = axes_box(pic, (left, top, left + n * bar, top + height), [], [0, 0.5, 1], (0, n, 0, 1.1))
     draw = pic.draw
     for i, (a, name) in enumerate(zip(accuracy, classes, strict=True)):
         x0, y0 = at(i + 0.15, float(a))
         x1, y1 = at(i + 0.85, 0)
         draw.rectangle((x0, y0, x1, y1), fill=LINE_COLOURS[0])
-        pic.text(((x0 + x1) / 2, y0 - 2), f"{a:.2f}", size=10, anchor="md")
+        pic.text(((x0 + x1) / 2, y0 - 2), f"{a:.2f}", "md", size=10, keep=True)
         pic.vertical_text(((x0 + x1) / 2, top + height + 6), name, label_h)
     pic.title("test accuracy per class")
     return pic
@@ -205,7 +193,7 @@ def boundary_figure(net: torch.nn.Module, points: torch.Tensor, labels: torch.Te
     edge[1:, :] |= above[1:, :] != above[:-1, :]
     edge[:, :-1] |= edge[:, 1:].copy()  # two pixels wide
     rgb[edge] = 0
-    pic = Picture.blank(left + size + 90, top + size + 34)
+    pic = Picture(left + size + 90, top + size + 34)
     pic.image.paste(Image.fromarray(rgb), (left, top))
     at = axes_box(
         pic, (left, top, left + size, top + size), [0, 0.5, 1], [0, 0.5, 1], (-0.25, 1.25, -0.25, 1.25)
@@ -216,16 +204,13 @@ def boundary_figure(net: torch.nn.Module, points: torch.Tensor, labels: torch.Te
             (px - 8, py - 8, px + 8, py + 8), fill="#d62728" if label else "#1f77b4", outline="black"
         )
         right = x > 0.5  # label on the inner side of the point, inside the axes
-        pic.text((px - 11 if right else px + 11, py - 9), f"{int(label)}  (P={p:.2f})",
-                 size=11, anchor="rd" if right else "ld")  # fmt: skip
-    bar_x = left + size + 22
-    ramp = colour(np.linspace(1, 0, size)[:, None].repeat(14, axis=1), RDBU_R)
-    pic.image.paste(Image.fromarray(ramp), (bar_x, top))
-    for v in (0, 0.5, 1):
-        y = top + (1 - v) * (size - 1)
-        pic.draw.line([(bar_x + 14, y), (bar_x + 18, y)], fill="black")
-        pic.label((bar_x + 20, y), f"{v:g}", "lm")
-    pic.draw.rectangle((bar_x, top, bar_x + 14, top + size), outline="black")
+        text = f"{int(label)}  (P={p:.2f})"
+        pic.text((px - 11 if right else px + 11, py - 9), text, "rd" if right else "ld", keep=True)
+    bar_x = left + size + 40  # the colour bar, ticked on its left
+    pic.image.paste(
+        Image.fromarray(colour(np.linspace(1, 0, size)[:, None].repeat(14, 1), RDBU_R)), (bar_x, top)
+    )
+    axes_box(pic, (bar_x, top, bar_x + 14, top + size), [], [0, 0.5, 1], (0, 1, 0, 1))
     pic.title(f"{title}: P(class 1) and the 0.5 boundary", y=6)
     return pic
 
@@ -237,12 +222,12 @@ def activations_figure() -> Picture:
     from neuronlab.scratch import activations as act
 
     panel_w, panel_h = 380, 260
-    pic = Picture.blank(2 * panel_w, 2 * panel_h)
+    pic = Picture(2 * panel_w, 2 * panel_h)
     boxes = [
         (ox + 50, oy + 30, ox + panel_w - 16, oy + panel_h - 34) for oy in (0, panel_h) for ox in (0, panel_w)
     ]
     for box, name in zip(boxes, ("Sigmoid", "ReLU", "Tanh", "Softmax"), strict=True):
-        pic.text(((box[0] + box[2]) / 2, box[1] - 22), name, size=13, anchor="mt")
+        pic.text(((box[0] + box[2]) / 2, box[1] - 22), name, "mt", size=13)
     x = np.linspace(-5, 5, 201)
     curves = [
         (act.sigmoid, act.sigmoid_derivative, (-0.2, 1.2)),
@@ -255,17 +240,15 @@ def activations_figure() -> Picture:
         for j, (values, label) in enumerate(((f(x), name), (df(x), "derivative"))):
             pic.draw.line([at(a, b) for a, b in zip(x, np.clip(values, y0, y1), strict=True)],
                           fill=LINE_COLOURS[j], width=2)  # fmt: skip
-            pic.label((box[0] + 8, box[1] + 6 + 14 * j), label, "la", LINE_COLOURS[j])
+            pic.text((box[0] + 8, box[1] + 6 + 14 * j), label, "la", LINE_COLOURS[j])
     logits, box = np.array([2.0, 1.0, 0.1]), boxes[3]
     at = axes_box(pic, box, [], [0, 1, 2], (-0.5, 2.5, 0, 2.2))
-    for j, values in enumerate((logits, act.softmax(logits))):
+    for j, (values, label) in enumerate(((logits, "logits"), (act.softmax(logits), "softmax (sums to 1)"))):
         for k, v in enumerate(values):
-            (x0, y0), (x1, y1) = at(k - 0.4 + 0.4 * j, float(v)), at(k + 0.4 * j, 0)
-            pic.draw.rectangle((x0, y0, x1, y1), fill=LINE_COLOURS[j])
+            pic.draw.rectangle((*at(k - 0.4 + 0.4 * j, float(v)), *at(k + 0.4 * j, 0)), fill=LINE_COLOURS[j])
+        pic.text((box[2] - 8, box[1] + 6 + 14 * j), label, "ra", LINE_COLOURS[j])
     for k in range(3):
-        pic.label((at(k, 0)[0], box[3] + 6), f"class {k}", "mt")
-    for j, label in enumerate(("logits", "softmax (sums to 1)")):
-        pic.label((box[2] - 8, box[1] + 6 + 14 * j), label, "ra", LINE_COLOURS[j])
+        pic.text((at(k, 0)[0], box[3] + 6), f"class {k}", "mt")
     return pic
 
 
@@ -378,13 +361,11 @@ class FiguresCallback(L.Callback):
         n = self.num_images
         inputs = x if stage == "test" else x[:n]  # the test's mistakes need every prediction
         preds = torch.cat([run_net(net, chunk).argmax(dim=1) for chunk in inputs.split(2000)])
-        fig = prediction_grid(x[:n], preds[:n].tolist(), y[:n].tolist(), classes, f"{stage} images")
+        fig = prediction_grid(x[:n], preds[:n], y[:n], classes, f"{stage} images")
         self.log_figure(trainer, f"{stage}/predictions", fig)
         wrong = (preds != y[: len(preds)]).nonzero().squeeze(1)[:n]
         if stage == "test" and len(wrong):
-            fig = prediction_grid(
-                x[wrong], preds[wrong].tolist(), y[wrong].tolist(), classes, "test mistakes"
-            )
+            fig = prediction_grid(x[wrong], preds[wrong], y[wrong], classes, "test mistakes")
             self.log_figure(trainer, "test/mistakes", fig)
 
     @staticmethod

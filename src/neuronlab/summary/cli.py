@@ -7,6 +7,7 @@ import argparse
 import atexit
 import fcntl
 import logging
+import shlex
 import time
 from contextlib import suppress
 from pathlib import Path
@@ -19,14 +20,12 @@ from neuronlab.errors import NeuronlabError, run_command
 from neuronlab.io.files import atomic_file, atomic_write, open_lock_file, remove_stale_temporaries
 from neuronlab.run.paths import launcher_rank
 from neuronlab.show import shown
-from neuronlab.summary.dashboards import dashboard_commands
 from neuronlab.summary.jobs import find_jobs
 from neuronlab.summary.plot import figure
 from neuronlab.summary.table import Summary, groups_csv, rows, summarize, to_csv, to_markdown
+from neuronlab.sweeps.study import DB_FILE, storage_url
 
 log = logging.getLogger(__name__)
-
-LOCK_FILE = ".summary.lock"
 
 
 def write_summary(sweep_dir: Path | str, final: bool = False) -> Summary:
@@ -34,7 +33,7 @@ def write_summary(sweep_dir: Path | str, final: bool = False) -> Summary:
     sweep_dir = Path(sweep_dir)
     find_jobs(sweep_dir)  # a clear message, before anything is written
     # one writer at a time, so the last job to finish writes a summary that includes every job
-    with open_lock_file(sweep_dir / LOCK_FILE) as lock:
+    with open_lock_file(sweep_dir / ".summary.lock") as lock:
         with suppress(OSError):  # a file system without locks
             fcntl.flock(lock, fcntl.LOCK_EX)
         remove_stale_temporaries(sweep_dir)  # every summary writer holds this lock
@@ -46,6 +45,16 @@ def write_summary(sweep_dir: Path | str, final: bool = False) -> Summary:
         with atomic_file(sweep_dir / "summary.png") as png:
             figure(summary).savefig(png, format="png", dpi=100)
     return summary
+
+
+def dashboard_commands(sweep_dir: Path | str) -> list[str]:
+    """What opens a sweep in a browser, quoted for the shell: ``tensorboard --logdir <sweep>`` (every job's
+    curves) and, for an Optuna search, ``optuna-dashboard sqlite:///<sweep>/optuna.db`` (the study)."""
+    sweep = Path(sweep_dir).resolve()
+    commands = [f"tensorboard --logdir {shlex.quote(str(sweep))}"]
+    if (sweep / DB_FILE).is_file():
+        commands.append(f"optuna-dashboard {shlex.quote(storage_url({}, sweep))}")
+    return commands
 
 
 def print_summary(summary: Summary) -> None:

@@ -1,9 +1,6 @@
-"""Reading a sweep's job folders back: overrides, ``result.json``, ``sweep_resume.json``, the device slots
-in ``environment.json``, and the Optuna sweeper's ``optimization_results.yaml``.
-
-Each file may come from anywhere (a copied or damaged sweep): it is read through :mod:`neuronlab.io.read`
-and its values checked; one that is not what it should be makes its job a failed row naming the file,
-never a crash, a hang, nor a choice of code or path.
+"""Reading a sweep's job folders back. Each file may come from anywhere (a copied or damaged sweep): it is
+read through :mod:`neuronlab.io.read` and its values checked; one that is not what it should be makes its
+job a failed row naming the file, never a crash, a hang, nor a choice of code or path.
 """
 
 from __future__ import annotations
@@ -77,30 +74,23 @@ def read_devices(folder: Path) -> list[int] | None:
     devices = environment.get("devices") if isinstance(environment, dict) else None
     if not isinstance(devices, list) or not 0 < len(devices) <= MAX_SLOTS:
         return None
-    if not all(type(i) is int and 0 <= i < MAX_SLOT_INDEX for i in devices):  # type(): no bools
-        return None
-    return devices
+    return devices if all(type(i) is int and 0 <= i < MAX_SLOT_INDEX for i in devices) else None  # no bools
 
 
 def read_job(folder: Path, final: bool = False) -> Job:
     """A job from its folder; no ``result.json`` means still running, or interrupted once the sweep ended.
     A damaged ``overrides.yaml`` or ``result.json`` makes it a failed row saying which file is wrong."""
     prefix = folder.name.split("_", 1)[0]
-    job = Job(
-        num=int(prefix) if prefix.isdigit() else -1,
-        folder=folder.name,
-        params={},
-        status="interrupted" if final else "unfinished",
-        resume=read_resume(folder),
-        devices=read_devices(folder),
-    )
+    num, status = int(prefix) if prefix.isdigit() else -1, "interrupted" if final else "unfinished"
+    job = Job(num, folder.name, {}, status, resume=read_resume(folder), devices=read_devices(folder))
     try:
         overrides = read_yaml(overrides_file(folder)) or []
         if not isinstance(overrides, list):
             raise UnreadableFile(
                 f"{overrides_file(folder)}: a list of overrides expected, found {type(overrides).__name__}"
             )
-        job.params = {k: v for k, v in map(_split_override, map(str, overrides)) if k not in HIDDEN_KEYS}
+        pairs = (str(override).lstrip("+~").partition("=") for override in overrides)
+        job.params = {key: value for key, _, value in pairs if key not in HIDDEN_KEYS}
         result = read_result(folder)
         if result is None:
             return job  # no result yet: still running, or killed
@@ -118,11 +108,6 @@ def read_job(folder: Path, final: bool = False) -> Job:
     # a user error's message says it all: "optimizer.lr=-1 is not allowed: ..."
     job.error = str(result.get("error") or "").removeprefix("NeuronlabError: ")
     return job
-
-
-def _split_override(override: str) -> tuple[str, str]:
-    key, _, value = override.partition("=")
-    return key.lstrip("+~"), value
 
 
 def find_jobs(sweep_dir: Path) -> list[Path]:

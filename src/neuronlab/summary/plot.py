@@ -16,12 +16,9 @@ def _spread(values: list[str], i: int) -> float:
 
 
 def figure(summary: Summary) -> Any:
-    """One panel per swept key: the metric of every finished job against that key's value.
-
-    Values drawn from a range (Optuna's) go on a numeric axis, logarithmic when they span a decade or more
-    (learning rates); a grid's few values, names and lists of sizes are categories, jobs sharing one set a
-    little apart. Failed jobs are red crosses on the floor.
-    """
+    """One panel per swept key: the metric of every finished job against that key's value. Ranges
+    (Optuna's) on a numeric axis, logarithmic over a decade or more; a grid's few values, names and lists
+    are categories, jobs sharing one set a little apart; failed jobs are red crosses on the floor."""
     from matplotlib.figure import Figure
 
     keys = summary.swept or ["job"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import shlex
 import statistics
 import time
 from collections import Counter
@@ -18,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from neuronlab.show import csv_cell, shown
-from neuronlab.summary.dashboards import dashboard_commands
 from neuronlab.summary.jobs import Job, find_jobs, optimized_metric, read_importance, read_job
 
 SHOWN_METRICS = ("val/acc_best", "test/acc")
@@ -257,8 +257,8 @@ def to_markdown(summary: Summary) -> str:
         ]
     lines += [
         "",
-        f"Compare the jobs' curves and hyper-parameters: `{shown(dashboard_commands(summary.sweep_dir)[0])}` "
-        "(HPARAMS tab).",
+        "Compare the jobs' curves and hyper-parameters: "
+        f"`tensorboard --logdir {shown(shlex.quote(str(summary.sweep_dir)))}` (HPARAMS tab).",
         "",
         "![the metric against each swept value](summary.png)",
         "",
