@@ -33,8 +33,6 @@ RDBU_R = [(0.0, (5, 48, 97)), (0.25, (67, 147, 195)), (0.5, (247, 247, 247)), (0
           (1.0, (103, 0, 31))]  # fmt: skip
 BLUES = [(0.0, (247, 251, 255)), (0.5, (107, 174, 214)), (1.0, (8, 48, 107))]
 LINE_COLOURS = ["#1f77b4", "#ff7f0e"]
-
-
 font = functools.cache(ImageFont.load_default)  # Pillow's bundled font, by size in pixels
 
 
@@ -78,12 +76,10 @@ def png_summary(tag: str, picture: Picture) -> Any:
     """A TensorBoard image summary of ``picture`` (what ``add_image`` writes, encoded once and fast)."""
     from tensorboard.compat.proto.summary_pb2 import Summary
 
-    image = picture.image.convert("RGB")
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=1)
-    encoded = Summary.Image(
-        height=image.height, width=image.width, colorspace=3, encoded_image_string=buffer.getvalue()
-    )
+    picture.image.save(buffer, format="PNG", compress_level=1)
+    width, height = picture.image.size
+    encoded = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=buffer.getvalue())
     return Summary(value=[Summary.Value(tag=tag, image=encoded)])
 
 
@@ -254,8 +250,7 @@ def activations_figure() -> Picture:
 
 @contextlib.contextmanager
 def evaluating(net: torch.nn.Module) -> Iterator[torch.nn.Parameter]:
-    """``net`` in eval mode (no dropout) for the block, then back in its own mode; yields a parameter,
-    whose device and dtype the inputs take."""
+    """``net`` in eval mode (no dropout) for the block; yields a parameter (the inputs' device and dtype)."""
     was_training = net.training
     net.eval()
     try:

@@ -64,17 +64,15 @@ def print_summary(summary: Summary) -> None:
     from rich.text import Text
 
     # every cell as Text: stored strings ("[/bold]" in an error) print literally, never as Rich markup
-    header, body = rows(summary)
+    header, body, align = rows(summary)
     table = Table(
         title=Text(f"Sweep summary: {summary.title()}"),
         title_justify="left",
         caption=Text(f"{shown(summary.sweep_dir)}/summary.md, summary.csv, summary.png"),
         caption_justify="left",
     )
-    n_keys = len(summary.swept)
-    for i, name in enumerate(header):
-        numeric = i < 2 or 2 + n_keys <= i < len(header) - 1
-        table.add_column(Text(name), justify="right" if numeric else "left", overflow="fold")
+    for name, markdown in zip(header, align, strict=True):
+        table.add_column(Text(name), justify="right" if markdown.endswith(":") else "left", overflow="fold")
     styles = {"completed": None, "failed": "red"}  # unfinished, interrupted: yellow
     for i, (job, row) in enumerate(zip(summary.jobs, body, strict=True)):
         best = i == 0 and job.status == "completed"

@@ -124,9 +124,6 @@ def seed_groups(summary: Summary) -> list[Group]:
     return sorted(groups, key=lambda g: _score(g.stats[summary.metric][0], summary.maximize))
 
 
-# -------------------------------------------------------------------------------------------- format
-
-
 def format_metric(name: str, value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return "–"
@@ -175,8 +172,9 @@ def _status_cell(job: Job) -> str:
     return f"{cell} ({job.resume})" if job.resume else cell
 
 
-def rows(summary: Summary) -> tuple[list[str], list[list[str]]]:
-    """The table as people read it: header and formatted cells (shared by Markdown and the terminal)."""
+def rows(summary: Summary) -> tuple[list[str], list[list[str]], list[str]]:
+    """The table as people read it: header, formatted cells and each column's Markdown alignment (numbers
+    right, swept values and status left), shared by Markdown and the terminal."""
     header = [shown(h) for h in ("rank", "job", *summary.swept, *summary.metrics, "epochs", "wall time")]
     header += [*(["devices"] if summary.has_devices else []), "status"]
     body = [
@@ -192,42 +190,37 @@ def rows(summary: Summary) -> tuple[list[str], list[list[str]]]:
         ]
         for i, job in enumerate(summary.jobs, start=1)
     ]
-    return header, body
+    n_keys = len(summary.swept)
+    return header, body, ["---:", "---:", *["---"] * n_keys, *["---:"] * (len(header) - 3 - n_keys), "---"]
 
 
-def _markdown_table(header: list[str], body: list[list[str]], align: list[str]) -> list[str]:
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
-
-    return [line(header), line(align), *map(line, body)]
+def _markdown_table(header: list[str], body: list[list[str]], align: list[str]) -> str:
+    lines = [header, align, *body]
+    return "\n".join("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |" for cells in lines)
 
 
 def to_markdown(summary: Summary) -> str:
-    header, body = rows(summary)
-    n_keys = len(summary.swept)
-    align = ["---:", "---:", *["---"] * n_keys, *["---:"] * (len(header) - 3 - n_keys), "---"]
-    lines = [
-        "# Sweep summary",
-        "",
-        f"`{shown(summary.sweep_dir)}`: {summary.title()}. Updated {time.strftime('%Y-%m-%d %H:%M:%S')}.",
-        "",
-    ]
-    if summary.fixed:
-        same = ", ".join(f"`{shown(k)}={shown(v)}`" for k, v in summary.fixed.items())
-        lines += [f"Same in every job: {same}", ""]
-    devices = " `devices`: the device slots (GPU indices) the job trained on, from its `environment.json`."
-    lines += [
-        *_markdown_table(header, body, align),
-        "",
+    """``summary.md``: paragraphs and tables, separated by blank lines."""
+    header, body, align = rows(summary)
+    notes = (
         f"Ties are broken by the lower {TIE_BREAK}. `job` is the number that starts the job's folder name "
         "(an Optuna trial's number). `unfinished`: no result yet (still running, or killed); "
         "`interrupted`: stopped by a signal, or without a result when the sweep ended; `pruned`: stopped "
         "early by the Optuna pruner (its metrics are those of that epoch; not tested)."
-        + (devices if summary.has_devices else ""),
+    )
+    if summary.has_devices:
+        notes += " `devices`: the device slots (GPU indices) the job trained on, from its `environment.json`."
+    parts = [
+        "# Sweep summary",
+        f"`{shown(summary.sweep_dir)}`: {summary.title()}. Updated {time.strftime('%Y-%m-%d %H:%M:%S')}.",
     ]
+    if summary.fixed:
+        same = ", ".join(f"`{shown(k)}={shown(v)}`" for k, v in summary.fixed.items())
+        parts.append(f"Same in every job: {same}")
+    parts += [_markdown_table(header, body, align), notes]
     if summary.jobs[0].status == "completed":
-        lines += ["", f"Best: `{shown(summary.jobs[0].folder)}`."]
-    lines += _resume_note(summary)
+        parts.append(f"Best: `{shown(summary.jobs[0].folder)}`.")
+    parts += _resume_note(summary)
     if summary.groups:  # rank, the swept values but the seed, ``mean ± std (n)`` per metric
         keys, stats = [k for k in summary.swept if k != "seed"], summary.metrics_grouped
         header = [shown(h) for h in ("rank", *keys, *stats)]
@@ -239,31 +232,24 @@ def to_markdown(summary: Summary) -> str:
             ]
             for i, g in enumerate(summary.groups, start=1)
         ]
-        lines += [
-            "",
+        parts += [
             "## Seed groups",
-            "",
             f"Completed jobs that differ only by `seed`, ranked by their mean {shown(summary.metric)}: "
             "`mean ± std (n)`, the sample standard deviation over n seeds (`summary_groups.csv`).",
-            "",
-            *_markdown_table(header, body, ["---:", *["---"] * len(keys), *["---:"] * len(stats)]),
+            _markdown_table(header, body, ["---:", *["---"] * len(keys), *["---:"] * len(stats)]),
         ]
     if summary.importance:
-        lines += [
-            "",
+        parts.append(
             "Parameter importances (Optuna's `optuna.importance.get_param_importances`; they add up to 1): "
             + ", ".join(f"`{shown(k)}` {v:.2f}" for k, v in summary.importance.items())
-            + ".",
-        ]
-    lines += [
-        "",
+            + "."
+        )
+    parts += [
         "Compare the jobs' curves and hyper-parameters: "
         f"`tensorboard --logdir {shown(shlex.quote(str(summary.sweep_dir)))}` (HPARAMS tab).",
-        "",
         "![the metric against each swept value](summary.png)",
-        "",
     ]
-    return "\n".join(lines)
+    return "\n\n".join(parts) + "\n"
 
 
 def _resume_note(summary: Summary) -> list[str]:
@@ -276,7 +262,7 @@ def _resume_note(summary: Summary) -> list[str]:
         parts.append(f"skipped the completed job{'s' if len(skipped) > 1 else ''} {', '.join(skipped)}")
     if resumed:
         parts.append(f"resumed {', '.join(resumed)} from {'their' if len(resumed) > 1 else 'its'} last.ckpt")
-    return ["", f"This sweep was run again in its folder: it {' and '.join(parts)}."] if parts else []
+    return [f"This sweep was run again in its folder: it {' and '.join(parts)}."] if parts else []
 
 
 def _csv(header: list[str], body: list[list[Any]]) -> str:
