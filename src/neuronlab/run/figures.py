@@ -191,14 +191,12 @@ def boundary_figure(net: torch.nn.Module, points: torch.Tensor, labels: torch.Te
     rgb[edge] = 0
     pic = Picture(left + size + 90, top + size + 34)
     pic.image.paste(Image.fromarray(rgb), (left, top))
-    at = axes_box(
-        pic, (left, top, left + size, top + size), [0, 0.5, 1], [0, 0.5, 1], (-0.25, 1.25, -0.25, 1.25)
-    )
+    box = (left, top, left + size, top + size)
+    at = axes_box(pic, box, [0, 0.5, 1], [0, 0.5, 1], (-0.25, 1.25, -0.25, 1.25))
     for (x, y), label, p in zip(points.tolist(), labels.tolist(), pred.tolist(), strict=True):
         px, py = at(x, y)
-        pic.draw.ellipse(
-            (px - 8, py - 8, px + 8, py + 8), fill="#d62728" if label else "#1f77b4", outline="black"
-        )
+        fill = "#d62728" if label else "#1f77b4"  # class 1 red, class 0 blue, as the colour map
+        pic.draw.ellipse((px - 8, py - 8, px + 8, py + 8), fill=fill, outline="black")
         right = x > 0.5  # label on the inner side of the point, inside the axes
         text = f"{int(label)}  (P={p:.2f})"
         pic.text((px - 11 if right else px + 11, py - 9), text, "rd" if right else "ld", keep=True)

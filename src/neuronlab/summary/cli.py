@@ -97,8 +97,7 @@ class SweepSummary(Callback):
     but only if a job folder changed: a sweep refused before its first job leaves the summary as it was.
     """
 
-    def __init__(self) -> None:
-        self._sweep_dir: Path | None = None
+    _sweep_dir: Path | None = None  # set when a sweep starts
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hydra.core.hydra_config import HydraConfig
