@@ -116,10 +116,9 @@ def prediction_grid(
     rows = max(1, math.ceil(n / cols))
     cell_w, cell_h, top = 92, 84, 30  # room for a label above each image
     pic = Picture(cols * cell_w, rows * cell_h + top)
-    pictures = images.reshape(n, 28, 28).float()
-    low = pictures.amin(dim=(1, 2), keepdim=True)
-    high = pictures.amax(dim=(1, 2), keepdim=True)
-    grey = ((pictures - low) / (high - low + 1e-8) * 255).round().to(torch.uint8).numpy()
+    pixels = images.reshape(n, 28 * 28).float()
+    low, high = pixels.aminmax(dim=1, keepdim=True)  # each image stretched to the full grey range
+    grey = ((pixels - low) / (high - low + 1e-8) * 255).round().to(torch.uint8).reshape(n, 28, 28).numpy()
     for i, (pred, target) in enumerate(zip(map(int, preds), map(int, targets), strict=True)):
         r, c = divmod(i, cols)
         x, y = c * cell_w + (cell_w - 28 * SCALE) // 2, top + r * cell_h + cell_h - 28 * SCALE - 2
