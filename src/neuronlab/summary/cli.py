@@ -103,7 +103,7 @@ class SweepSummary(Callback):
         from hydra.core.hydra_config import HydraConfig
         from omegaconf import open_dict, read_write
 
-        HydraConfig.instance().set_config(config)
+        HydraConfig.instance().set_config(config)  # ${hydra:...} in the sweep path: set only in jobs
         sweep_dir = str(config.hydra.sweep.dir)
         with read_write(config.hydra), open_dict(config.hydra):
             config.hydra.sweep.dir = sweep_dir
