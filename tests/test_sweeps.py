@@ -529,8 +529,8 @@ def test_a_job_resumed_alone_as_printed_is_skipped_when_the_grid_runs_again(tmp_
     import time
 
     sweep = tmp_path / "sweep"
-    args = ["-m", "seed=0", "trainer.max_epochs=100", "callbacks.early_stopping=null"]
-    args += ["trainer.check_val_every_n_epoch=50", f"hydra.sweep.dir={sweep}"]
+    args = ["-m", "seed=0", "trainer.max_epochs=400", "callbacks.early_stopping=null"]
+    args += ["trainer.check_val_every_n_epoch=10", f"hydra.sweep.dir={sweep}"]
     env = {**os.environ, "NEURONLAB_OUTPUT_ROOT": str(tmp_path / "outputs"), "PYTHONUNBUFFERED": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
     with open(tmp_path / "stderr", "w") as err:
