@@ -1,13 +1,9 @@
-"""neuronlab from Python, e.g. a notebook: ``neuronlab.train(overrides=[...])``, ``neuronlab.eval(...)``,
-``neuronlab.predict(...)``: plain functions, which the package exports under those names.
+"""neuronlab from a notebook: ``neuronlab.train([...])``, ``neuronlab.eval(...)``, ``neuronlab.predict(...)``.
 
-Each call composes the same config as the command line (``conf/``, through Hydra's compose API), runs
-the same code as the command (:func:`neuronlab.train.run`, after the same
-:func:`~neuronlab.run.preflight.prepare`), and returns what it produced. Nothing is left behind between
-calls: Hydra's global state is restored, ``sys.argv`` is not touched, the warning filters come back as
-they were, and the kernel's logging is not reconfigured (so there is no ``train.log``; everything else of
-a run folder is written as by the command line, and ``neuronlab-train resume=<run folder>`` works on it).
-Multi-process training (``trainer=ddp``) needs the command line: its workers re-run a command.
+Each call composes the command line's config (Hydra's compose API), runs the command's code after the
+same pre-flight, and returns what it produced. Nothing is left behind: Hydra's state, ``sys.argv``, the
+warning filters and the kernel's logging stay as they were (so no ``train.log``; the rest of the run
+folder is the command line's). ``trainer=ddp`` needs the command line: its workers re-run a command.
 """
 
 from __future__ import annotations
@@ -19,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-# the command modules, loaded before the package gives their names to the functions below (see
-# neuronlab/__init__.py): a later ``import neuronlab.train`` finds its module loaded and renames nothing
+# the command modules, loaded before the package gives their names to these functions (__init__.py)
 from neuronlab.config import CONF_DIR
 from neuronlab.eval import evaluate
 from neuronlab.predict import predict as predict_command
@@ -40,9 +35,8 @@ class Run:
 
 
 def train(overrides: Sequence[str] = ()) -> Run:
-    """``neuronlab-train <overrides>``: fit, test the best checkpoint, print the summary; ``resume=<run
-    folder>`` continues a run. A bad value raises :class:`~neuronlab.errors.NeuronlabError`; a stop is a
-    ``KeyboardInterrupt`` that says how to resume."""
+    """``neuronlab-train <overrides>`` (``resume=<run folder>`` continues a run). A bad value raises
+    :class:`~neuronlab.errors.NeuronlabError`; a stop is a ``KeyboardInterrupt`` saying how to resume."""
     from neuronlab.run.preflight import prepare
     from neuronlab.run.resume import AlreadyComplete
 
@@ -90,8 +84,8 @@ def predict(overrides: Sequence[str] = ()) -> list[Any]:
 
 @contextmanager
 def _job(config_name: str, overrides: Sequence[str]) -> Iterator[Any]:
-    """Compose ``conf/<config_name>.yaml`` with ``overrides`` and make it the current Hydra job, as the
-    command line would (run folder, ``.hydra/``); Hydra's global state is restored afterwards."""
+    """Compose ``conf/<config_name>.yaml`` and make it the current Hydra job, as the command line would
+    (run folder, ``.hydra/``); Hydra's global state is restored afterwards."""
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
@@ -135,9 +129,8 @@ def _checked(overrides: Sequence[str]) -> list[str]:
 
 
 def _command(func: Callable[[], T], record: Callable[[str, str], None] | None = None) -> T:
-    """The command line's ending (:func:`neuronlab.errors.run_command`, ``record`` writing
-    ``result.json``) in a notebook: a user error raises :class:`~neuronlab.errors.NeuronlabError` with
-    the command line's one-line message, and a stop is a ``KeyboardInterrupt``."""
+    """:func:`neuronlab.errors.run_command` for a notebook: a user error raises its
+    :class:`~neuronlab.errors.NeuronlabError`, and a stop is a ``KeyboardInterrupt``."""
     from neuronlab.errors import run_command
 
     with _stops_as_interrupts("stopped"):
@@ -146,8 +139,7 @@ def _command(func: Callable[[], T], record: Callable[[str, str], None] | None = 
 
 @contextmanager
 def _stops_as_interrupts(message: str) -> Iterator[None]:
-    """Ctrl-C / SIGTERM end a command with exit code 130/143; in a kernel they are what they are, a
-    ``KeyboardInterrupt`` (saying how to go on)."""
+    """Ctrl-C / SIGTERM end a command with exit 130/143; in a kernel, a ``KeyboardInterrupt``."""
     try:
         yield
     except SystemExit as stop:

@@ -1,10 +1,9 @@
 """``neuronlab-predict ckpt_path=... inputs=...``: classify image files (MNIST family) or points (gates).
 
-Each image is brought to MNIST's format first (:mod:`neuronlab.io.images`) and the table says what was done.
-A file that cannot be read gets its own error row while the others are classified; the exit code is 1
-if any input failed, 2 for a bad checkpoint or option, 0 otherwise. ``output=<file>.csv|.json`` also
-writes the rows to a file (atomically; never over the checkpoint or an input); pictures are classified
-``batch_size`` at a time, so a large folder streams through bounded memory with a progress bar.
+Each image is brought to MNIST's format first (:mod:`neuronlab.io.images`) and the table says what was
+done. An input that cannot be read gets its own error row: exit code 1 if any input failed, 2 for a bad
+checkpoint or option. ``output=<file>.csv|.json`` also writes the rows (never over the checkpoint or an
+input); pictures go ``batch_size`` at a time, so a large folder streams through bounded memory.
 """
 
 from __future__ import annotations
@@ -70,18 +69,7 @@ def expand_files(inputs: list[Any]) -> list[Path]:
     return files
 
 
-def top_classes(probs: Any, classes: tuple[str, ...], k: int = 3) -> list[tuple[int, str, float]]:
-    """The ``k`` most probable classes as (index, name, probability), best first."""
-    values, indices = probs.topk(min(k, len(classes)))
-    return [(i, classes[i], v) for v, i in zip(values.tolist(), indices.tolist(), strict=True)]
-
-
-def top_k(probs: Any, classes: tuple[str, ...], k: int = 3) -> str:
-    values, indices = probs.topk(min(k, len(classes)))
-    return "  ".join(f"{classes[i]} {v:.3f}" for v, i in zip(values.tolist(), indices.tolist(), strict=True))
-
-
-def predict_images(task: Any, facts: DataFacts, inputs: list[Any], fit: str) -> list[Row]:
+def predict_images(task: Any, facts: DataFacts, files: list[Path], fit: str) -> list[Row]:
     """Rows for image files, classified with the dataset's class names and normalisation."""
     import torch
 
@@ -89,7 +77,7 @@ def predict_images(task: Any, facts: DataFacts, inputs: list[Any], fit: str) -> 
 
     fills = facts.fills_frame  # Fashion-MNIST items fill the frame; digits sit in a 20x20 box
     rows, samples = [], []
-    for path in expand_files(inputs):
+    for path in files:
         row = Row(str(path))
         rows.append(row)
         try:
@@ -106,10 +94,11 @@ def predict_images(task: Any, facts: DataFacts, inputs: list[Any], fit: str) -> 
         x = (x - facts.mean) / facts.std
         with torch.no_grad():
             probs = task.predict_step(x)
-        for (row, _), p in zip(samples, probs, strict=True):
-            row.prediction = facts.classes[int(p.argmax())]
-            row.details = top_k(p, facts.classes)
-            row.top = top_classes(p, facts.classes)
+        values, indices = probs.topk(min(3, len(facts.classes)))
+        for (row, _), top_p, top_i in zip(samples, values.tolist(), indices.tolist(), strict=True):
+            row.top = [(i, facts.classes[i], p) for p, i in zip(top_p, top_i, strict=True)]
+            row.prediction = row.top[0][1]
+            row.details = "  ".join(f"{name} {p:.3f}" for _, name, p in row.top)
     return rows
 
 
@@ -155,8 +144,8 @@ def predict_points(task: Any, facts: DataFacts, inputs: list[Any]) -> list[Row]:
 def predict_in_batches(
     task: Any, facts: DataFacts, inputs: list[Any], fit: str, batch_size: int
 ) -> Iterator[Row]:
-    """:func:`predict_images` over ``batch_size`` files at a time: a folder of any size goes through
-    bounded memory (one batch of pictures at once), with a progress bar when there is more than one."""
+    """:func:`predict_images` over ``batch_size`` files at a time (bounded memory), with a progress bar
+    when there is more than one batch."""
     from rich.console import Console
     from rich.progress import Progress
 
@@ -190,8 +179,7 @@ def check_output(output: str, protected: list[Path]) -> Path:
 
 
 def output_record(row: Row) -> dict[str, Any]:
-    """One input's line in the predictions file (the same facts as its row in the printed table); the
-    file name escaped (control characters, bytes that are not UTF-8) so that any name can be written."""
+    """One input's line in the predictions file; the name escaped, so that any name can be written."""
     best = row.top[0] if row.top and not row.error else None
     return {
         "input": shown(row.name, NAME_LIMIT),
@@ -205,18 +193,14 @@ def output_record(row: Row) -> dict[str, Any]:
 
 
 def write_predictions(path: Path, rows: list[Row]) -> None:
-    """Write the rows as CSV (top-3 spread over columns) or JSON (a list of objects), to a temporary
-    file beside ``path`` renamed over it at the end: never half a file under its name."""
+    """Write the rows as CSV (top-3 spread over columns) or JSON (a list of objects), atomically."""
     from neuronlab.errors import NeuronlabError
     from neuronlab.io.files import atomic_file
 
     try:
         with atomic_file(path, "w", newline="", encoding="utf-8") as out:
-            if path.suffix.lower() == ".json":
-                out.write("[\n")
-                for n, row in enumerate(rows):
-                    out.write(("," if n else "") + json.dumps(output_record(row)) + "\n")
-                out.write("]\n")
+            if path.suffix.lower() == ".json":  # one input a line
+                out.write("[\n" + ",\n".join(json.dumps(output_record(row)) for row in rows) + "\n]\n")
             else:
                 writer = csv.writer(out)
                 writer.writerow([*CSV_COLUMNS, "preprocessing", "error"])
@@ -263,6 +247,7 @@ def print_rows(rows: list[Row], title: str, points: bool, limit: int | None = No
 
 def predict(cfg: DictConfig) -> list[Row]:
     """Load ``cfg.ckpt_path``, classify ``cfg.inputs``, print the table; returns the rows."""
+    from neuronlab.config import is_int
     from neuronlab.errors import NeuronlabError
     from neuronlab.io.checkpoint import data_facts, load_classifier, resolve_checkpoint
     from neuronlab.io.images import FITS
@@ -277,7 +262,7 @@ def predict(cfg: DictConfig) -> list[Row]:
     ckpt_path = resolve_checkpoint(cfg.ckpt_path)
     for key in ("batch_size", "show"):
         value = cfg.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not is_int(value) or value < 1:
             raise NeuronlabError(f"{key}={value} is not allowed: expected an integer > 0")
     output = cfg.get("output")
     if output:  # checked before any work: never the checkpoint or an input
@@ -289,10 +274,9 @@ def predict(cfg: DictConfig) -> list[Row]:
         rows = predict_points(task, facts, inputs)
     else:
         rows = list(predict_in_batches(task, facts, inputs, str(cfg.fit), cfg.batch_size))
-    title = f"{facts.name} ({ckpt_path})"
     if output:
         write_predictions(output, rows)
-    print_rows(rows, title, points, limit=cfg.show if output else None)
+    print_rows(rows, f"{facts.name} ({ckpt_path})", points, limit=cfg.show if output else None)
     if output:
         print(f"{len(rows)} rows written to {output}")
     return rows

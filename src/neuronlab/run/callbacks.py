@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as L
-import torch
 from lightning.pytorch import callbacks
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -19,27 +18,21 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from neuronlab.run.folder import INTERRUPTED
 
 
-def _is_score(value: Any) -> bool:
-    return isinstance(value, torch.Tensor) and value.numel() == 1
-
-
 class ModelCheckpoint(callbacks.ModelCheckpoint):
     """Lightning's ``ModelCheckpoint``, but the state a resume restores is untrusted input.
 
-    Lightning removes the files its state names ("best" checkpoints it replaces). A checkpoint from
-    someone else could name any file (``../../..`` paths), so only this callback's own files in its own
-    folder survive :meth:`load_state_dict`; anything else resets the state, and no file outside the
-    run's ``checkpoints/`` folder is ever removed or overwritten.
+    Lightning removes the files its state names ("best" checkpoints it replaces), and a checkpoint from
+    someone else could name any file (``../../..``): a state naming anything but this callback's own files
+    in its own folder is dropped. (Its types were checked as the file loaded: ``check_checkpoint``.)
     """
 
     def _own(self, path: Any) -> bool:
-        if not isinstance(path, str) or not path or self.dirpath is None:
+        if not isinstance(path, str):
             return False
         file = Path(path)
-        prefix = self.filename or ""
         return (
             file.suffix == self.FILE_EXTENSION
-            and file.name.startswith(prefix)
+            and file.name.startswith(self.filename or "")
             and file.resolve().parent == Path(self.dirpath).resolve()
         )
 
@@ -52,17 +45,8 @@ class ModelCheckpoint(callbacks.ModelCheckpoint):
             return  # another run's folder (ckpt_path=<file> starts a new run): track the best afresh
         paths = [state.get(k) for k in ("best_model_path", "kth_best_model_path", "last_model_path")]
         best_k = state.get("best_k_models")
-        scores_ok = all(
-            v is None or _is_score(v)
-            for v in [state.get("best_model_score"), state.get("kth_value"), state.get("current_score")]
-        )
-        clean = (
-            all(p in (None, "") or self._own(p) for p in paths)
-            and isinstance(best_k, Mapping)
-            and all(self._own(p) and _is_score(v) for p, v in best_k.items())
-            and scores_ok
-        )
-        if not clean:
+        own = isinstance(best_k, Mapping) and all(map(self._own, best_k))
+        if not (own and all(p in (None, "") or self._own(p) for p in paths)):
             rank_zero_warn(
                 "the checkpoint's ModelCheckpoint state names files outside this run's checkpoints folder "
                 "(or is malformed): it is ignored, and the best checkpoint is tracked afresh"
@@ -75,21 +59,18 @@ class ModelCheckpoint(callbacks.ModelCheckpoint):
 
 
 class GracefulInterrupt(L.Callback):
-    """On Ctrl-C (SIGINT) or SIGTERM: save ``interrupted.ckpt`` beside ``last.ckpt`` and remember
-    what happened, so the entry point can say how to resume. ``last.ckpt`` (the last whole epoch) is
-    what a resume starts from: it replays exactly.
+    """On Ctrl-C (SIGINT) or SIGTERM: save ``interrupted.ckpt`` beside ``last.ckpt`` (what a resume
+    replays from) and keep ``stopped_by``, so the entry point can say how to resume.
 
-    In a one-process run, Ctrl-C while training or testing stops at the end of the current step, as
-    Lightning does for SIGTERM: Python would otherwise raise ``KeyboardInterrupt`` at any bytecode, e.g.
-    between a lock's acquire and its release in TensorBoard's event writer, and the shutdown that follows
-    could wait on that lock forever. A second Ctrl-C stops at once. (Under DDP every rank must stop at
-    the same step, so there Ctrl-C keeps Python's own behaviour.)"""
+    In a one-process run Ctrl-C stops at the end of the current step, as Lightning does for SIGTERM:
+    a ``KeyboardInterrupt`` at any bytecode (say inside TensorBoard's writer lock) could hang the shutdown.
+    A second Ctrl-C stops at once. Under DDP every rank must stop at the same step: Python's own Ctrl-C."""
 
     def __init__(self, dirpath: str) -> None:
         self.dirpath = Path(dirpath)
-        self.stopped_by: str | None = None  # "SIGINT" or "SIGTERM" once this run was interrupted
-        self._asked = False  # Ctrl-C pressed; the run stops at the end of the current step
-        self._previous: Any = None  # the SIGINT handler to restore at teardown
+        self.stopped_by: str | None = None  # "SIGINT" or "SIGTERM"
+        self._asked = False  # Ctrl-C pressed: stop at the end of the current step
+        self._previous: Any = None  # the SIGINT handler to restore
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # here, not in setup: Lightning records the handlers it restores at teardown just before this
@@ -143,8 +124,8 @@ class GracefulInterrupt(L.Callback):
 
 
 class StepProgressBar(TQDMProgressBar):
-    """Lightning's TQDM bar, counting mini-batches (optimizer steps) rather than Lightning steps: with
-    ``data.steps_per_execution=K`` one Lightning step runs K optimizer steps (see ``Classifier``)."""
+    """Lightning's TQDM bar, counting optimizer steps: with ``data.steps_per_execution=K`` one Lightning
+    step runs K of them (:mod:`neuronlab.tasks.grouped`)."""
 
     @property
     def total_train_batches(self) -> int | float:
@@ -171,17 +152,15 @@ class StepProgressBar(TQDMProgressBar):
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
-        """A failed fit ends its bars' lines (Lightning leaves them open): the ``error:`` line that follows
-        starts on a line of its own, also where stdout and stderr go to one file."""
+        """End the bars' lines (Lightning leaves them open): the ``error:`` line starts on its own line."""
         for bar in ("val_progress_bar", "test_progress_bar", "train_progress_bar"):
             with contextlib.suppress(TypeError):  # Lightning's answer for a bar not made yet
                 getattr(self, bar).close()
 
 
 class ValidateLastEpoch(L.Callback):
-    """The last epoch of a fit always validates, whatever ``trainer.check_val_every_n_epoch`` says: the
-    run's final ``val/*`` values, its best checkpoint and a sweep's objective then cover every epoch it
-    trained (a run of 25 epochs that validates every 10, a run resumed for 2 more epochs)."""
+    """The last epoch of a fit always validates, whatever ``trainer.check_val_every_n_epoch`` says, so the
+    final ``val/*``, the best checkpoint and a sweep's objective cover every epoch trained."""
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         last = trainer.max_epochs is not None and trainer.current_epoch == trainer.max_epochs - 1
@@ -193,9 +172,9 @@ class WallClock(L.Callback):
     """A run's wall time across resumes: every checkpoint stores the time so far, and a resume in the
     same run folder starts from it, so ``result.json``'s ``wall_time`` counts the whole run."""
 
-    def __init__(self, before: float = 0.0, resuming: bool = False, start: float | None = None) -> None:
-        self.start = time.time() if start is None else start
-        self.before = float(before)  # seconds spent by earlier parts of this run (its last result.json)
+    def __init__(self, before: float, resuming: bool, start: float) -> None:
+        self.start = start
+        self.before = before  # seconds of earlier parts of this run (its last result.json)
         self.resuming = resuming
 
     def total(self) -> float:

@@ -1,10 +1,7 @@
-"""Make Lightning's DDP process launcher and Hydra agree on one run folder.
+"""Make Lightning's DDP launcher and Hydra agree on one run folder.
 
-Lightning starts DDP workers by re-running the command line with ``hydra.run.dir`` pointing at the
-parent's run folder. Inside a ``-m`` sweep that re-runs the whole sweep (``-m`` and the sweep values are
-still in ``sys.argv``) and the run dir is an unresolved template. Workers here instead get exactly this
-job's overrides, its output folder, and no Hydra output of their own: one run folder per job, whatever
-the mode.
+Lightning starts DDP workers by re-running the command line, which inside a ``-m`` sweep re-runs the
+whole sweep. Workers here get exactly this job's overrides and output folder, and no Hydra output.
 """
 
 from __future__ import annotations
@@ -49,12 +46,8 @@ def install(module: str) -> None:
 
 @contextmanager
 def job_scope() -> Iterator[None]:
-    """Leave no distributed state behind a job, so the next job of a sweep starts its own workers.
-
-    Lightning's launcher sets ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_PORT``... in this process; left
-    in place, the next job would take them as a sign that an outside launcher (torchrun, SLURM) made its
-    processes, and wait for workers that never come.
-    """
+    """Leave no distributed state behind a job: the ``LOCAL_RANK``, ``WORLD_SIZE``... Lightning's
+    launcher sets here would make a sweep's next job wait for workers of an outside launcher."""
     saved = dict(os.environ)
     try:
         yield

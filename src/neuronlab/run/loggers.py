@@ -1,5 +1,5 @@
 """Loggers with neuronlab's changes: one TensorBoard event file per run, flushed with every checkpoint;
-MLflow runs that continue on resume without duplicated steps."""
+an MLflow run per run folder, continued on resume without duplicated steps."""
 
 from __future__ import annotations
 
@@ -15,14 +15,16 @@ from lightning.pytorch import loggers
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
 
+from neuronlab.errors import NeuronlabError
 from neuronlab.io.files import atomic_write
+from neuronlab.io.read import UnreadableFile, read_text
+from neuronlab.show import shown
 
 
 class TensorBoardLogger(loggers.TensorBoardLogger):
-    """Lightning's TensorBoard logger, but ``fit`` ending only flushes: the ``test`` stage that follows
-    writes into the same event file instead of opening a second one. :meth:`close` ends the file.
-    :meth:`resume_at` makes a resumed run's curves continue without duplicated steps, and every saved
-    checkpoint flushes the event file, so a killed run's curves hold every epoch its checkpoint holds."""
+    """Lightning's TensorBoard logger, but a stage ending only flushes, so ``test`` writes into ``fit``'s
+    event file (:meth:`close` ends it), and every checkpoint flushes: a killed run's curves hold every
+    epoch its checkpoint holds."""
 
     def resume_at(self, step: int) -> None:
         """Continue a run's curves at ``step``: events at or after it (from the killed run) are hidden."""
@@ -30,7 +32,6 @@ class TensorBoardLogger(loggers.TensorBoardLogger):
 
     @rank_zero_only
     def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
-        # what a checkpoint has seen is on disk with it: a kill (SIGKILL) after it loses no logged epoch
         if self._experiment is not None:
             self._experiment.flush()
 
@@ -52,18 +53,16 @@ _RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 def read_run_id(run_dir: Path) -> str | None:
     """The MLflow run id a run folder keeps (``mlflow_run_id``), checked: the folder is untrusted input."""
-    from neuronlab.errors import NeuronlabError
-
     path = run_dir / RUN_ID_FILE
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return None
     try:
-        text = path.read_text(encoding="ascii", errors="strict").strip()
-    except (OSError, UnicodeDecodeError) as err:
-        text = f"<unreadable: {type(err).__name__}>"
+        text = read_text(path, limit=1024).strip()
+    except UnreadableFile:  # a link, a FIFO, not text...
+        text = "<not a readable text file>"
     if not _RUN_ID.fullmatch(text):
         raise NeuronlabError(
-            f"{path} does not hold an MLflow run id (expected 32 hex digits, found {text[:40]!r}): "
+            f"{path} does not hold an MLflow run id (expected 32 hex digits, found '{shown(text, 40)}'): "
             "delete the file to log this run to a new MLflow run"
         )
     return text
@@ -71,16 +70,9 @@ def read_run_id(run_dir: Path) -> str | None:
 
 class MLFlowLogger(loggers.MLFlowLogger):
     """Lightning's MLflow logger for one neuronlab run: a SQLite store ``<root_dir>/mlflow.db`` unless a
-    tracking URI is given, one MLflow run per run folder, and a resumed run continues its MLflow run.
-
-    The run id is kept in ``<run folder>/mlflow_run_id`` and read back (checked) on resume. MLflow's
-    metric history cannot be edited (TensorBoard's ``purge_step`` has no MLflow twin), so a resumed run
-    does not log again a step the store already holds for that metric: the epoch a kill interrupted,
-    replayed from ``last.ckpt``, keeps the points the killed run had logged, and no step appears twice.
-    Points are written at most every ``flush_secs`` (and when a stage ends): a SIGKILL loses at most the
-    points of that last second (0: every point at once).
-    Parameters are the plain values of the TensorBoard HPARAMS entry; the best checkpoint's path is the
-    tag ``best_checkpoint``.
+    tracking URI is given, and one MLflow run per run folder (its id in ``mlflow_run_id``), continued
+    on resume. MLflow's history cannot be edited, so a resume skips the steps the store holds already.
+    Points are written every ``flush_secs`` (and when a stage ends): a SIGKILL loses at most those.
     """
 
     def __init__(
@@ -112,12 +104,9 @@ class MLFlowLogger(loggers.MLFlowLogger):
         self._flushed_at = time.monotonic()
 
     def _own_run(self, run_id: str | None) -> str | None:
-        """The folder's MLflow run if it is in the store and was started for this folder; ``None`` for a
-        copied or moved folder (its ``mlflow_run_id`` names the original's run: it gets its own). Checked
-        here, before the run writes anything: a refused resume leaves its folder as it was."""
+        """The folder's MLflow run if the store has it and it was started for this folder; ``None`` for a
+        copied or moved folder (it gets its own). Checked before anything is written."""
         from mlflow.exceptions import MlflowException
-
-        from neuronlab.errors import NeuronlabError
 
         if run_id is None:
             return None
@@ -133,13 +122,12 @@ class MLFlowLogger(loggers.MLFlowLogger):
         return run_id if folder and Path(folder).resolve() == self.run_dir.resolve() else None
 
     def ui_command(self) -> str:
-        """The command that shows this store in a browser."""
         return f"mlflow ui --backend-store-uri {shlex.quote(self._tracking_uri)}"
 
     @property
     @rank_zero_experiment
     def experiment(self) -> Any:
-        """The client, once the run exists: created (and its id saved) or, on resume, found again."""
+        """The client, once the run exists: created (its id saved) or, on resume, found again."""
         if self._initialized:
             return self._mlflow_client
         client = self._mlflow_client
@@ -172,7 +160,7 @@ class MLFlowLogger(loggers.MLFlowLogger):
 
     @rank_zero_only
     def log_hyperparams(self, params: Any) -> None:
-        """Log plain parameters; on resume, a changed value is kept as a tag (MLflow params are fixed)."""
+        """Log plain parameters; on resume, a changed value is a tag (MLflow params are fixed)."""
         from mlflow.entities import Param
 
         params = _flatten_dict(_convert_params(params))
@@ -214,8 +202,7 @@ class MLFlowLogger(loggers.MLFlowLogger):
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
-        """``fit`` (then ``test``) ending keeps the run open; a failure or a stop marks it (a resume
-        reopens it). :meth:`close` finishes it."""
+        """A stage ending keeps the run open; a failure or a stop marks it. :meth:`close` finishes it."""
         if not self._initialized:
             return
         self._flush()  # also when stopped: a resume skips the steps already written

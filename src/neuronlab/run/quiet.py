@@ -1,19 +1,10 @@
-"""What a run does not print: the one place that silences libraries' noise, called by every entry point.
+"""The one place that silences libraries' noise, called by every entry point (imports nothing heavy).
 
-Silenced: Lightning's advertising tips ("💡 Tip: ... litlogger"), deprecation warnings raised inside
-libraries (torch, Lightning, Hydra, MLflow: nothing a user of neuronlab can change), the "number of
-training batches is smaller than the logging interval" warning (neuronlab logs once per epoch, so that
-interval never matters), "checkpoint directory exists" on a resume (it is the run's own folder), and
-MLflow's and Alembic's database set-up chatter. Every other warning stays,
-and deprecations raised by neuronlab's own code or by the user's (``__main__``) stay visible.
-Imports nothing heavy: it only installs filters by name.
-
-Said once: ``import lightning`` always gives the ``lightning`` logger a console handler of its own
-(stderr, ``INFO: message``), and Lightning's loggers propagate to the root logger when it has handlers,
-as Hydra's ``job_logging`` gives it: every Lightning message would print twice. Hydra's console handler
-therefore leaves Lightning's records to Lightning (:class:`LightningPrintsItsOwn`, named in
-``conf/hydra/default.yaml``) and prints the rest in Lightning's format on the same stream; the run's log
-file still gets everything.
+Silenced: Lightning's "💡 Tip" adverts, deprecations raised inside libraries (nothing a user can change;
+neuronlab's and ``__main__``'s stay), "training batches smaller than the logging interval" (neuronlab
+logs per epoch), "checkpoint directory exists" (a resume's own folder), MLflow's and Alembic's database
+chatter. Lightning's loggers print through their own console handler and also propagate to Hydra's:
+:class:`LightningPrintsItsOwn` (``conf/hydra/default.yaml``) keeps each message to one print.
 """
 
 from __future__ import annotations
@@ -36,8 +27,7 @@ class _NoTips(logging.Filter):
 
 
 class LightningPrintsItsOwn(logging.Filter):
-    """For the root logger's console handler: drops the records of Lightning's loggers, which the
-    handler ``import lightning`` puts on the ``lightning`` logger prints already."""
+    """For the root logger's console handler: Lightning's own handler prints Lightning's records."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.name.startswith("lightning.")
@@ -52,7 +42,6 @@ def install() -> None:
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than")
-    # a resumed run writes into its own checkpoints/ folder: expected, not a risk
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
         warnings.filterwarnings("ignore", category=category, module=_NOT_OURS)
@@ -60,8 +49,8 @@ def install() -> None:
 
 @contextmanager
 def scope() -> Iterator[None]:
-    """:func:`install` for the duration of a call (the notebook API): the warning filters come back as
-    they were. (The tip filter stays: it only drops advertisements.)"""
+    """:func:`install` for one notebook call: the warning filters come back as they were (the tip
+    filter stays: it only drops adverts)."""
     with warnings.catch_warnings():
         install()
         yield

@@ -1,5 +1,5 @@
-"""What a run leaves behind for people and for sweep summaries: ``result.json``, the TensorBoard
-HPARAMS entry, and the short summary printed at the end."""
+"""What a run leaves behind for people: ``environment.json``, the loggers' parameters, the run's log
+and the short summary printed at the end."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ run_logger.propagate = False
 run_logger.setLevel(logging.INFO)
 # a sweep job's device slots while it runs, e.g. "2,3" (set by neuronlab.sweeps.devices; DDP workers too)
 JOB_DEVICES = "NEURONLAB_JOB_DEVICES"
+# what environment.json records the versions of
+PACKAGES = ("neuronlab", "torch", "torchvision", "lightning", "torchmetrics", "hydra-core", "numpy")
 HPARAM_METRICS = ("val/acc_best", "val/acc", "val/loss", "test/acc", "test/loss")
 
 
@@ -35,22 +37,18 @@ def write_environment(run_dir: Path) -> None:
     import subprocess
     from importlib.metadata import PackageNotFoundError, version
 
-    packages = {}
-    for name in ("neuronlab", "torch", "torchvision", "lightning", "torchmetrics", "hydra-core", "numpy"):
+    def installed(name: str) -> str | None:
         try:
-            packages[name] = version(name)
+            return version(name)
         except PackageNotFoundError:
-            packages[name] = None
-    source = Path(__file__).resolve().parent
+            return None
 
     def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(
-                ["git", "-C", str(source), *args], capture_output=True, text=True, timeout=10
-            )
+            done = subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True, timeout=10)
         except (OSError, subprocess.TimeoutExpired):
             return None
-        return done.stdout.strip() if done.returncode == 0 else None
+        return done.stdout.decode().strip() if done.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -59,7 +57,7 @@ def write_environment(run_dir: Path) -> None:
         {
             "python": platform.python_version(),
             "platform": platform.platform(),
-            "packages": packages,
+            "packages": {name: installed(name) for name in PACKAGES},
             "git_commit": commit,
             "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")) if commit else None,
             "devices": [int(i) for i in os.environ[JOB_DEVICES].split(",")]
@@ -97,8 +95,8 @@ def hparams_of(cfg: DictConfig, choices: dict[str, str] | None = None) -> dict[s
 
 
 def log_params(loggers: list[Any], params: dict[str, Any]) -> None:
-    """Before training, the parameters for loggers that keep them apart from metrics (MLflow, CSV): a
-    killed run has them too. TensorBoard's HPARAMS entry needs the final metrics: :func:`log_hparams`."""
+    """Before training, the parameters for the loggers that keep them apart from metrics (MLflow, CSV):
+    a killed run has them too. TensorBoard's HPARAMS entry needs the final metrics (:func:`log_hparams`)."""
     from lightning.pytorch.loggers import TensorBoardLogger
 
     for logger in loggers:
@@ -107,19 +105,16 @@ def log_params(loggers: list[Any], params: dict[str, Any]) -> None:
 
 
 def log_hparams(loggers: list[Any], params: dict[str, Any], metrics: dict[str, float]) -> None:
-    """Write the HPARAMS entry; its metric columns read the scalars of the same tags in this run."""
+    """TensorBoard's HPARAMS entry; its metric columns read the scalars of the same tags in this run."""
     from lightning.pytorch.loggers import TensorBoardLogger
     from torch.utils.tensorboard.summary import hparams
 
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger) and rank_zero_only.rank == 0:
-            wanted = {k: metrics.get(k, 0.0) for k in HPARAM_METRICS if k in metrics}
             writer = logger.experiment._get_file_writer()
-            for summary in hparams(params, wanted):
+            for summary in hparams(params, {k: metrics[k] for k in HPARAM_METRICS if k in metrics}):
                 writer.add_summary(summary)
             logger.experiment.flush()
-        elif not isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(params)
 
 
 def finish(run_dir: Path, checkpoint: str, metrics: dict[str, float], loggers: list[Any]) -> None:
@@ -134,10 +129,8 @@ def finish(run_dir: Path, checkpoint: str, metrics: dict[str, float], loggers: l
 def print_summary(
     run_dir: Path, best_ckpt: str, metrics: dict[str, float], views: list[str] | None = None
 ) -> None:
-    """The few lines a person needs after a run: where it is, what it reached, how to look at it.
-
-    Plain aligned lines, no box: a path or command longer than the terminal is never broken inside a
-    word, so it can be copied whole."""
+    """Where the run is, what it reached, how to look at it: plain aligned lines, no box, so a long path
+    or command is never broken inside a word and copies whole."""
     rows = [("run folder", str(run_dir)), ("best checkpoint", best_ckpt or "(none)")]
     rows += [(k, f"{metrics[k]:.4f}") for k in sorted(metrics) if k.split("/")[0] in ("train", "val", "test")]
     if (run_dir / TENSORBOARD).is_dir():
@@ -166,10 +159,8 @@ def print_interrupted(run_dir: Path, signal_name: str) -> None:
 def run_log(
     names: tuple[str, ...] = ("lightning.pytorch", "lightning.fabric", "neuronlab.run"),
 ) -> Iterator[None]:
-    """Copy Lightning's messages and the run's own lines into the run's log file (Hydra's ``<job>.log``).
-
-    Lightning's loggers keep their own console handler and do not propagate when Lightning is imported
-    before Hydra configures logging, so without this the log file stays empty."""
+    """Copy Lightning's messages and the run's own lines into the run's log file (Hydra's ``<job>.log``):
+    imported before Hydra configures logging, Lightning's loggers do not propagate to it."""
     files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
     loggers = [logging.getLogger(name) for name in names]
     added = [(lg, h) for lg in loggers if not lg.propagate for h in files if h not in lg.handlers]
