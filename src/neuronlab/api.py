@@ -15,10 +15,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-# the command modules, loaded before the package gives their names to these functions (__init__.py)
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
+
 from neuronlab.config import CONF_DIR
-from neuronlab.eval import evaluate
+from neuronlab.errors import ConfigError, run_command
+
+# neuronlab.eval, .predict, .train: loaded before the package gives their names to these functions
+from neuronlab.eval import run as run_eval
 from neuronlab.predict import predict as predict_command
+from neuronlab.run import quiet
+from neuronlab.run.folder import best_checkpoint, read_result
+from neuronlab.run.preflight import prepare, quote_paths
+from neuronlab.run.resume import AlreadyComplete, hydra_record, write_record
 from neuronlab.train import run as run_train
 
 T = TypeVar("T")
@@ -37,9 +47,6 @@ class Run:
 def train(overrides: Sequence[str] = ()) -> Run:
     """``neuronlab-train <overrides>`` (``resume=<run folder>`` continues a run). A bad value raises
     :class:`~neuronlab.errors.NeuronlabError`; a stop is a ``KeyboardInterrupt`` saying how to resume."""
-    from neuronlab.run.preflight import prepare
-    from neuronlab.run.resume import AlreadyComplete
-
     try:
         argv = prepare(["neuronlab.train", *_checked(overrides)])  # the command line's; resume=<run>: its own
     except AlreadyComplete as done:  # nothing to train: that run's record, as it is
@@ -54,8 +61,6 @@ def train(overrides: Sequence[str] = ()) -> Run:
 
 def _finished(run_dir: Path) -> Run:
     """A completed run, from the ``result.json`` it wrote (its metrics) and its best checkpoint."""
-    from neuronlab.run.folder import best_checkpoint, read_result
-
     metrics = (read_result(run_dir) or {}).get("metrics")
     return Run(dict(metrics) if isinstance(metrics, dict) else {}, run_dir, best_checkpoint(run_dir))
 
@@ -63,16 +68,10 @@ def _finished(run_dir: Path) -> Run:
 def eval(overrides: Sequence[str] = ()) -> Run:  # the command's name
     """``neuronlab-eval <overrides>``: re-test ``ckpt_path=...``; returns its test metrics."""
     from neuronlab.io.checkpoint import resolve_checkpoint
-    from neuronlab.run.folder import write_result
 
-    with _job("eval", overrides) as cfg:
-        run_dir = Path(cfg.hydra.runtime.output_dir)  # a failed eval's folder says why, as the CLI's
-
-        def record(status: str, message: str) -> None:
-            write_result(run_dir, status=status, error=message)
-
-        metrics = _command(lambda: evaluate(cfg), record)
-        return Run(metrics, run_dir, resolve_checkpoint(cfg.ckpt_path))
+    with _job("eval", overrides) as cfg, _stops_as_interrupts("stopped"):
+        metrics = run_eval(cfg, raise_errors=True)
+        return Run(metrics, Path(cfg.hydra.runtime.output_dir), resolve_checkpoint(cfg.ckpt_path))
 
 
 def predict(overrides: Sequence[str] = ()) -> list[Any]:
@@ -86,14 +85,6 @@ def predict(overrides: Sequence[str] = ()) -> list[Any]:
 def _job(config_name: str, overrides: Sequence[str]) -> Iterator[Any]:
     """Compose ``conf/<config_name>.yaml`` and make it the current Hydra job, as the command line would
     (run folder, ``.hydra/``); Hydra's global state is restored afterwards."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    from neuronlab.run import quiet
-    from neuronlab.run.preflight import quote_paths
-    from neuronlab.run.resume import hydra_record, write_record
-
     overrides = quote_paths([config_name, *_checked(overrides)])[1:]  # ckpt_path=<a sweep job's folder>
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name=config_name):
         cfg = _command(lambda: compose(config_name, overrides=overrides, return_hydra_config=True))
@@ -115,8 +106,6 @@ def _job(config_name: str, overrides: Sequence[str]) -> Iterator[Any]:
 
 def _checked(overrides: Sequence[str]) -> list[str]:
     """The overrides as the command line has them: a list of strings, e.g. ``["optimizer.lr=0.01"]``."""
-    from neuronlab.errors import ConfigError
-
     if isinstance(overrides, str):
         raise ConfigError(f"overrides={overrides!r} is one string: pass a list, e.g. [{overrides!r}]")
     bad = [item for item in overrides if not isinstance(item, str)]
@@ -128,13 +117,11 @@ def _checked(overrides: Sequence[str]) -> list[str]:
     return list(overrides)
 
 
-def _command(func: Callable[[], T], record: Callable[[str, str], None] | None = None) -> T:
+def _command(func: Callable[[], T]) -> T:
     """:func:`neuronlab.errors.run_command` for a notebook: a user error raises its
     :class:`~neuronlab.errors.NeuronlabError`, and a stop is a ``KeyboardInterrupt``."""
-    from neuronlab.errors import run_command
-
     with _stops_as_interrupts("stopped"):
-        return run_command(func, record, on_interrupt=lambda signal: None, raise_errors=True)
+        return run_command(func, on_interrupt=lambda signal: None, raise_errors=True)
 
 
 @contextmanager

@@ -10,26 +10,28 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from neuronlab.config import CONF_DIR
+from neuronlab.errors import run_command, run_hydra_command
+from neuronlab.run import quiet
+from neuronlab.run.folder import write_result
+from neuronlab.run.preflight import quote_paths
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Test the checkpoint ``cfg.ckpt_path``; returns ``test/loss`` and ``test/acc``."""
     import lightning.pytorch as L
-    from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
     from neuronlab.io.checkpoint import datamodule_from_checkpoint, load_classifier, resolve_checkpoint
     from neuronlab.run import ddp, report
     from neuronlab.run.build import build_list, build_trainer
-    from neuronlab.run.folder import write_result
     from neuronlab.run.validate import validate
 
     validate(cfg)  # the same checks as training: trainer.*, data.*, seed
-    hydra_cfg = HydraConfig.get()
-    run_dir = Path(hydra_cfg.runtime.output_dir)
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
     ddp.install("neuronlab.eval")
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
@@ -40,9 +42,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     else:  # the task checks the net against the data as the test starts
         datamodule, _ = datamodule_from_checkpoint(checkpoint, ckpt_path, cfg.get("data_dir"))
     loggers = build_list(cfg.get("logger"))
-    trainer: L.Trainer = build_trainer(
-        cfg.trainer, logger=loggers, callbacks=build_list(cfg.get("callbacks"))
-    )
+    trainer = build_trainer(cfg.trainer, logger=loggers, callbacks=build_list(cfg.get("callbacks")))
     trainer.test(task, datamodule=datamodule, verbose=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     report.finish(run_dir, str(ckpt_path), metrics, loggers)
@@ -50,31 +50,22 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
-def _main(cfg: DictConfig) -> None:
-    """The command, once Hydra has composed its config."""
-    from hydra.core.hydra_config import HydraConfig
-
-    from neuronlab.errors import run_command
-    from neuronlab.run import quiet
-    from neuronlab.run.folder import write_result
-
-    quiet.install()
-    run_dir = Path(HydraConfig.get().runtime.output_dir)  # a failed eval's folder says why, too
-    run_command(
+def run(cfg: DictConfig, raise_errors: bool = False) -> dict[str, float]:
+    """One eval job, as :func:`neuronlab.train.run`: a failed one's ``result.json`` says why, too."""
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    return run_command(
         lambda: evaluate(cfg),
         lambda status, message: write_result(run_dir, status=status, error=message),
+        raise_errors=raise_errors,
     )
 
 
 def main() -> None:
     """Entry point of ``neuronlab-eval`` and ``python -m neuronlab.eval``;
     Hydra's own errors (e.g. an unknown option) end as one ``error:`` line and exit 2, as ours do."""
-    from neuronlab.errors import run_hydra_command
-    from neuronlab.run.preflight import quote_paths
-
     sys.argv = quote_paths(sys.argv)  # ckpt_path=<a sweep job's folder>, whose name holds = and ,
-    run_hydra_command(_main)
+    quiet.install()
+    run_hydra_command(hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")(run))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,10 @@ from typing import TYPE_CHECKING, Any
 import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from neuronlab.config import CONF_DIR
+from neuronlab.config import CONF_DIR, is_int
+from neuronlab.errors import NeuronlabError, run_command, run_hydra_command
+from neuronlab.run import quiet
+from neuronlab.run.preflight import quote_paths
 from neuronlab.show import csv_cell, shown
 
 if TYPE_CHECKING:
@@ -91,9 +94,8 @@ def predict_images(task: Any, facts: DataFacts, files: list[Path], fit: str) -> 
         samples.append((row, torch.from_numpy(prepared.pixels)))
     if samples:
         x = torch.stack([pixels for _, pixels in samples]).unsqueeze(1)
-        x = (x - facts.mean) / facts.std
         with torch.no_grad():
-            probs = task.predict_step(x)
+            probs = task.predict_step((x - facts.mean) / facts.std)
         values, indices = probs.topk(min(3, len(facts.classes)))
         for (row, _), top_p, top_i in zip(samples, values.tolist(), indices.tolist(), strict=True):
             row.top = [(i, facts.classes[i], p) for p, i in zip(top_p, top_i, strict=True)]
@@ -165,8 +167,6 @@ CSV_COLUMNS = ("input", "status", "class", "class_name", "top1", "p1", "top2", "
 def check_output(output: str, protected: list[Path]) -> Path:
     """The ``output=`` file, refused before any work if it would replace the checkpoint or an input,
     is a folder, has another suffix, or its folder does not exist."""
-    from neuronlab.errors import NeuronlabError
-
     path = Path(output).expanduser().resolve()
     if path.suffix.lower() not in OUTPUT_SUFFIXES:
         raise NeuronlabError(f"output={output}: expected a file name ending in .csv or .json")
@@ -194,7 +194,6 @@ def output_record(row: Row) -> dict[str, Any]:
 
 def write_predictions(path: Path, rows: list[Row]) -> None:
     """Write the rows as CSV (top-3 spread over columns) or JSON (a list of objects), atomically."""
-    from neuronlab.errors import NeuronlabError
     from neuronlab.io.files import atomic_file
 
     try:
@@ -247,8 +246,6 @@ def print_rows(rows: list[Row], title: str, points: bool, limit: int | None = No
 
 def predict(cfg: DictConfig) -> list[Row]:
     """Load ``cfg.ckpt_path``, classify ``cfg.inputs``, print the table; returns the rows."""
-    from neuronlab.config import is_int
-    from neuronlab.errors import NeuronlabError
     from neuronlab.io.checkpoint import data_facts, load_classifier, resolve_checkpoint
     from neuronlab.io.images import FITS
 
@@ -282,26 +279,18 @@ def predict(cfg: DictConfig) -> list[Row]:
     return rows
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")
-def _main(cfg: DictConfig) -> None:
-    """The command, once Hydra has composed its config."""
-    from neuronlab.errors import run_command
-    from neuronlab.run import quiet
-
-    quiet.install()
-    rows = run_command(lambda: predict(cfg))
-    if any(row.error for row in rows):
+def _command(cfg: DictConfig) -> None:
+    """The command, once Hydra has composed its config: exit code 1 if any input failed."""
+    if any(row.error for row in run_command(lambda: predict(cfg))):
         raise SystemExit(1)
 
 
 def main() -> None:
     """Entry point of ``neuronlab-predict`` and ``python -m neuronlab.predict``;
     Hydra's own errors (e.g. an unknown option) end as one ``error:`` line and exit 2, as ours do."""
-    from neuronlab.errors import run_hydra_command
-    from neuronlab.run.preflight import quote_paths
-
     sys.argv = quote_paths(sys.argv)  # ckpt_path=<a sweep job's folder>, whose name holds = and ,
-    run_hydra_command(_main)
+    quiet.install()
+    run_hydra_command(hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")(_command))
 
 
 if __name__ == "__main__":

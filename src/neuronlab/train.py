@@ -3,6 +3,7 @@
 Top to bottom: :func:`train` is the run itself; :func:`run` is one Hydra job around it (the folder's lock,
 a sweep job's skip or resume, ``result.json`` whatever happens); :func:`main` is the command.
 ``neuronlab.train([...])`` (:func:`neuronlab.api.train`) runs the same checks and :func:`run`.
+Torch and Lightning are imported inside :func:`train`: ``--help`` and config errors answer without them.
 """
 
 from __future__ import annotations
@@ -15,13 +16,23 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
 
 from neuronlab.config import CONF_DIR
-from neuronlab.errors import ConfigError, Interrupted, run_command
-
-if TYPE_CHECKING:
-    from omegaconf import DictConfig
+from neuronlab.errors import ConfigError, Interrupted, run_command, run_hydra_command
+from neuronlab.run import ddp, quiet, report
+from neuronlab.run.folder import RECORD, best_checkpoint, inside, previous_wall_time, write_result
+from neuronlab.run.paths import is_main_process, run_lock
+from neuronlab.run.preflight import prepare
+from neuronlab.run.resume import AlreadyComplete, accept_checkpoint, hydra_record, write_record
+from neuronlab.run.validate import validate
+from neuronlab.sweeps.devices import job_devices
+from neuronlab.sweeps.resume import JobStart, start_job
 
 
 class Outcome(dict[str, float]):
@@ -43,19 +54,14 @@ def train(
     """Fit and test one configuration (checked by :func:`~neuronlab.run.validate.validate` first).
 
     ``ckpt_path`` (default ``cfg.ckpt_path``) continues a checkpoint, checked against this run before
-    anything is written; ``accepted()`` is called once it passed. ``clock`` (a
-    :class:`~neuronlab.run.callbacks.WallClock`) keeps the run's wall time in its checkpoints. A Ctrl-C or
-    SIGTERM raises :class:`~neuronlab.errors.Interrupted` once ``interrupted.ckpt`` is saved."""
+    anything is written, then ``accepted()`` is called; ``clock`` (a ``WallClock``) keeps the wall time
+    in the checkpoints. Ctrl-C or SIGTERM raise ``Interrupted`` once ``interrupted.ckpt`` is saved."""
     import lightning.pytorch as L
-    from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
     from neuronlab.io import checkpoint as ckpt_io
-    from neuronlab.run import ddp, report
     from neuronlab.run.build import build_list, build_trainer
     from neuronlab.run.callbacks import GracefulInterrupt, ValidateLastEpoch
-    from neuronlab.run.folder import best_checkpoint
-    from neuronlab.run.resume import accept_checkpoint
     from neuronlab.sweeps.pruning import trial_callback
 
     hydra_cfg = HydraConfig.get()
@@ -120,13 +126,6 @@ def run(cfg: DictConfig, raise_errors: bool = False) -> float | None:
 
     The job holds its folder's lock (DDP workers share their parent's). A bad input ends the process with
     its message (exit 2), or in a sweep or with ``raise_errors`` (the notebook) raises a NeuronlabError."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    from neuronlab.run import report
-    from neuronlab.run.paths import is_main_process, run_lock
-    from neuronlab.sweeps.devices import job_devices
-
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
@@ -143,16 +142,6 @@ def run(cfg: DictConfig, raise_errors: bool = False) -> float | None:
 
 
 def _job(cfg: DictConfig, run_dir: Path, multirun: bool, raise_errors: bool) -> float | None:
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
-
-    from neuronlab.run import ddp, report
-    from neuronlab.run.folder import RECORD, inside, previous_wall_time, write_result
-    from neuronlab.run.paths import is_main_process
-    from neuronlab.run.resume import hydra_record, write_record
-    from neuronlab.run.validate import validate
-    from neuronlab.sweeps.resume import JobStart, start_job
-
     # as typed: an override holding a bad ``${...}`` is reported by validate(), not by reading it here
     overrides = [str(o) for o in OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)]
     earlier = previous_wall_time(run_dir)  # read before a sweep job marks its folder running
@@ -226,12 +215,6 @@ def _optimized(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
 def main() -> None:
     """Entry point of ``neuronlab-train`` and ``python -m neuronlab.train`` (Hydra's own errors, e.g. an
     unknown option, end as one ``error:`` line and exit 2 too)."""
-    import hydra
-
-    from neuronlab.errors import run_hydra_command
-    from neuronlab.run import quiet
-    from neuronlab.run.preflight import prepare
-    from neuronlab.run.resume import AlreadyComplete
 
     def command() -> None:
         try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -74,9 +76,6 @@ class GracefulInterrupt(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # here, not in setup: Lightning records the handlers it restores at teardown just before this
-        import signal
-        import threading
-
         main = threading.current_thread() is threading.main_thread()
         if trainer.world_size == 1 and main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             self._asked = False
@@ -103,8 +102,6 @@ class GracefulInterrupt(L.Callback):
 
     def _restore(self) -> None:
         """Python's own Ctrl-C again (Lightning skips ``teardown`` when a run ends on an exception)."""
-        import signal
-
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None

@@ -161,14 +161,10 @@ class MLFlowLogger(loggers.MLFlowLogger):
     @rank_zero_only
     def log_hyperparams(self, params: Any) -> None:
         """Log plain parameters; on resume, a changed value is a tag (MLflow params are fixed)."""
-        from mlflow.entities import Param
-
         params = _flatten_dict(_convert_params(params))
         existing = self.experiment.get_run(self.run_id).data.params
-        new = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in existing]
         changed = [f"{k}={v}" for k, v in params.items() if k in existing and existing[k] != str(v)[:6000]]
-        for start in range(0, len(new), 100):
-            self.experiment.log_batch(self.run_id, params=new[start : start + 100])
+        super().log_hyperparams({k: v for k, v in params.items() if k not in existing})
         if changed:
             self.experiment.set_tag(self.run_id, "neuronlab.changed_on_resume", ", ".join(changed))
 

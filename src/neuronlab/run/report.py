@@ -87,9 +87,7 @@ def hparams_of(cfg: DictConfig, choices: dict[str, str] | None = None) -> dict[s
         node = cfg.get(group)
         walk(group, OmegaConf.to_container(node, resolve=True) if node else {})
     for key in ("task.compile", "seed", "trainer.max_epochs", "trainer.precision", "trainer.devices"):
-        value = OmegaConf.select(cfg, key)
-        if value is not None:
-            flat[key] = value if isinstance(value, bool | int | float | str) else str(value)
+        walk(key, OmegaConf.select(cfg, key))
     flat.pop("data.data_dir", None)
     return flat
 
@@ -117,25 +115,18 @@ def log_hparams(loggers: list[Any], params: dict[str, Any], metrics: dict[str, f
             logger.experiment.flush()
 
 
+@rank_zero_only
 def finish(run_dir: Path, checkpoint: str, metrics: dict[str, float], loggers: list[Any]) -> None:
-    """End a run's logging (closes the TensorBoard event file) and print its summary."""
+    """End the run's logging (our loggers close on rank 0) and print where the run is, what it reached,
+    how to look at it: plain aligned lines, no box, so a long path or command copies whole."""
     for logger in loggers:
         getattr(logger, "close", lambda: None)()
-    views = [logger.ui_command() for logger in loggers if hasattr(logger, "ui_command")]
-    print_summary(run_dir, checkpoint, metrics, views)
-
-
-@rank_zero_only
-def print_summary(
-    run_dir: Path, best_ckpt: str, metrics: dict[str, float], views: list[str] | None = None
-) -> None:
-    """Where the run is, what it reached, how to look at it: plain aligned lines, no box, so a long path
-    or command is never broken inside a word and copies whole."""
-    rows = [("run folder", str(run_dir)), ("best checkpoint", best_ckpt or "(none)")]
+    rows = [("run folder", str(run_dir)), ("best checkpoint", checkpoint or "(none)")]
     rows += [(k, f"{metrics[k]:.4f}") for k in sorted(metrics) if k.split("/")[0] in ("train", "val", "test")]
     if (run_dir / TENSORBOARD).is_dir():
         rows.append(("tensorboard", f"tensorboard --logdir {shlex.quote(str(run_dir / TENSORBOARD))}"))
-    rows += [(view.split()[0], view) for view in views or []]
+    views = [logger.ui_command() for logger in loggers if hasattr(logger, "ui_command")]
+    rows += [(view.split()[0], view) for view in views]
     width = max(len(key) for key, _ in rows)
     try:
         print("neuronlab run", *(f"  {key:<{width}}  {value}" for key, value in rows), sep="\n", flush=True)
