@@ -11,14 +11,14 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import get_original_cwd
+
+from neuronlab.run.paths import hydra_quote
+
 
 def worker_command(module: str, local_rank: int) -> tuple[Sequence[str], str]:
     """The command (and working directory) that starts DDP worker ``local_rank`` of the current job."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.utils import get_original_cwd
-
-    from neuronlab.run.paths import hydra_quote
-
     hydra_cfg = HydraConfig.get()
     command = [
         sys.executable,

@@ -19,11 +19,8 @@ _CHATTY_LOGGERS = ("alembic", "mlflow.store.db.utils", "mlflow.tracking.fluent")
 _NOT_OURS = r"(?!neuronlab|__main__)"  # a warning's module is the code that called the warning's source
 
 
-class _NoTips(logging.Filter):
-    """Drops Lightning's "💡 Tip: ..." advertisements."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("💡 Tip")
+def _no_tips(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("💡 Tip")
 
 
 class LightningPrintsItsOwn(logging.Filter):
@@ -36,9 +33,7 @@ class LightningPrintsItsOwn(logging.Filter):
 def install() -> None:
     """Silence the noise listed above for this process (idempotent)."""
     for name in _TIP_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _NoTips) for f in logger.filters):
-            logger.addFilter(_NoTips())
+        logging.getLogger(name).addFilter(_no_tips)  # once: a filter already there is not added again
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than")

@@ -147,13 +147,11 @@ def print_interrupted(run_dir: Path, signal_name: str) -> None:
 
 
 @contextmanager
-def run_log(
-    names: tuple[str, ...] = ("lightning.pytorch", "lightning.fabric", "neuronlab.run"),
-) -> Iterator[None]:
+def run_log() -> Iterator[None]:
     """Copy Lightning's messages and the run's own lines into the run's log file (Hydra's ``<job>.log``):
     imported before Hydra configures logging, Lightning's loggers do not propagate to it."""
     files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
-    loggers = [logging.getLogger(name) for name in names]
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric", "neuronlab.run")]
     added = [(lg, h) for lg in loggers if not lg.propagate for h in files if h not in lg.handlers]
     for lg, h in added:
         lg.addHandler(h)
