@@ -28,9 +28,7 @@ class ModelCheckpoint(callbacks.ModelCheckpoint):
     in its own folder is dropped. (Its types were checked as the file loaded: ``check_checkpoint``.)
     """
 
-    def _own(self, path: Any) -> bool:
-        if not isinstance(path, str):
-            return False
+    def _own(self, path: str) -> bool:
         file = Path(path)
         return (
             file.suffix == self.FILE_EXTENSION

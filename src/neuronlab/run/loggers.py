@@ -81,16 +81,14 @@ class MLFlowLogger(loggers.MLFlowLogger):
         experiment_name: str,
         root_dir: str = "outputs",
         tracking_uri: str | None = None,
-        run_name: str | None = None,
         flush_secs: float = 1.0,
     ) -> None:
         self.run_dir = Path(run_dir)
         if not tracking_uri:
             tracking_uri = f"sqlite:///{Path(root_dir).expanduser().resolve() / 'mlflow.db'}"
             Path(root_dir).expanduser().mkdir(parents=True, exist_ok=True)
-        if run_name is None:  # runs/<time> -> <time>; multiruns/<time>/<job> -> <time>/<job>
-            parent = self.run_dir.parent.name
-            run_name = self.run_dir.name if parent == "runs" else f"{parent}/{self.run_dir.name}"
+        parent = self.run_dir.parent.name  # runs/<time> -> <time>; multiruns/<time>/<job> -> <time>/<job>
+        run_name = self.run_dir.name if parent == "runs" else f"{parent}/{self.run_dir.name}"
         super().__init__(
             experiment_name=experiment_name,
             run_name=run_name,
@@ -174,12 +172,11 @@ class MLFlowLogger(loggers.MLFlowLogger):
 
         stamp, step = int(time.time() * 1000), step or 0
         self.experiment  # noqa: B018 (creates the run; on resume, fills self._logged)
-        points = [
+        self._buffer += [
             Metric(k, float(v), stamp, step)
             for k, v in metrics.items()
             if not isinstance(v, str) and step not in self._logged.get(k, ())
         ]
-        self._buffer += points
         if time.monotonic() - self._flushed_at >= self._flush_secs:
             self._flush()
 

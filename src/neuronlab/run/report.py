@@ -51,6 +51,7 @@ def write_environment(run_dir: Path) -> None:
         return done.stdout.decode().strip() if done.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
+    devices = os.environ.get(JOB_DEVICES)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(
         run_dir / ENVIRONMENT,
@@ -60,9 +61,7 @@ def write_environment(run_dir: Path) -> None:
             "packages": {name: installed(name) for name in PACKAGES},
             "git_commit": commit,
             "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")) if commit else None,
-            "devices": [int(i) for i in os.environ[JOB_DEVICES].split(",")]
-            if JOB_DEVICES in os.environ
-            else None,
+            "devices": [int(i) for i in devices.split(",")] if devices else None,
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         },
     )
