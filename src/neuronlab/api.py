@@ -36,8 +36,7 @@ T = TypeVar("T")
 
 @dataclass
 class Run:
-    """What a call returns: the final metrics, the run folder, and the best checkpoint (``train``) or
-    the checkpoint tested (``eval``)."""
+    """What a call returns: the final metrics, the run folder, the checkpoint tested (``train``: the best)."""
 
     metrics: dict[str, float]
     run_dir: Path
