@@ -1,9 +1,5 @@
-"""Ground floor: where neuronlab's Hydra configs are, how a run folder is stamped, and the one check of an
-integer config value.
-
-Imports nothing of the rest of the package and nothing heavy: the NumPy lesson (``neuronlab.scratch``)
-and the entry points use it before torch, Lightning or Hydra is imported.
-"""
+"""Ground floor: where neuronlab's Hydra configs are, how a run folder is stamped, the one integer check.
+Imports nothing of the package and nothing heavy: the NumPy lesson and the entry points use it first."""
 
 from __future__ import annotations
 
@@ -39,8 +35,7 @@ def unique_stamp() -> str:
 
 
 def register_resolvers() -> None:
-    """``${unique_stamp:}``, which every command's run folder uses (the NumPy lesson's too; the training
-    commands' own resolvers are :func:`neuronlab.run.paths.register_resolvers`)."""
+    """``${unique_stamp:}``, which every command's run folder uses, the NumPy lesson's too."""
     from omegaconf import OmegaConf
 
     OmegaConf.register_new_resolver("unique_stamp", unique_stamp, use_cache=True, replace=True)

@@ -1,11 +1,9 @@
 """The one family of user errors, and the one way every command ends on them.
 
-A user error (a bad config value, a missing or damaged file, a checkpoint that is not ours) is one
-``error: ...`` line on stderr and exit code 2, recorded in ``result.json`` where the command has a run
-folder; an interrupt exits 130 (SIGINT) or 143 (SIGTERM); anything else is a bug and keeps its traceback.
-``HYDRA_FULL_ERROR=1`` keeps the traceback of user errors too. This module imports nothing from the rest
-of the package but :mod:`neuronlab.show` (and nothing heavy): every module may raise these errors, even
-before torch is imported.
+A user error is one ``error: ...`` line on stderr and exit code 2, recorded in ``result.json`` where the
+command has a run folder; an interrupt exits 130 (SIGINT) or 143 (SIGTERM); anything else is a bug and
+keeps its traceback (``HYDRA_FULL_ERROR=1`` keeps it for user errors too). Imports nothing heavy and
+nothing of the package but :mod:`neuronlab.show`, so every module may raise these before torch loads.
 """
 
 from __future__ import annotations
@@ -22,8 +20,7 @@ T = TypeVar("T")
 
 EXIT_USER_ERROR = 2
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
-# the one ``error:`` line: a message quoting a stored string (a file name, a saved value) is escaped here,
-# in one place; long enough for the longest path a message names
+# the ``error:`` line's cap (its message is escaped by shown): long enough for the longest path it names
 MESSAGE_LIMIT = 1000
 EXIT_STDOUT_GONE = 141  # 128 + SIGPIPE, as the shell reports a tool whose reader went away (``| head -1``)
 
@@ -58,36 +55,25 @@ class Interrupted(KeyboardInterrupt):
         self.signal = signal
 
 
-def first_line(err: BaseException | str, limit: int | None = None) -> str:
-    """The first line of an error's message (or of a text), cut at ``limit`` characters if given; the
-    error's type name when it says nothing. Every one-line message that quotes another error uses this."""
+def first_line(err: BaseException | str) -> str:
+    """The first line of an error's message (or of a text); the error's type name when it says nothing.
+    Every one-line message that quotes another error uses this."""
     text = str(err).strip()
     first = text.splitlines()[0].strip() if text else ""
-    if not first and isinstance(err, BaseException):
-        first = type(err).__name__
-    return first[:limit]
+    return type(err).__name__ if not first and isinstance(err, BaseException) else first
 
 
 # what a file write fails with when the user's disk or permissions are the cause
 _WRITE_ERRORS = (errno.EACCES, errno.ENOSPC, errno.EROFS)
 # what the file system answers for a path that cannot be what it is used as
-_PATH_ERRORS = (
-    errno.ENOENT,
-    errno.ENOTDIR,
-    errno.EISDIR,
-    errno.EEXIST,
-    errno.ENAMETOOLONG,
-    errno.ELOOP,
-    errno.EPERM,
-)
+_PATH_ERRORS = (errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG)
+_PATH_ERRORS += (errno.ELOOP, errno.EPERM)
 
 
 def user_message(err: BaseException) -> str | None:
-    """The one-line message for errors caused by input, or ``None`` for a bug (keep its traceback).
-
-    Decided by the error's type: the family above, Hydra's instantiation error unwrapped to its cause,
-    OmegaConf's missing or unresolvable values, a file system refusing a named path (a full, read-only
-    or forbidden disk; a folder that is a file...), a diverged training."""
+    """The one-line message for errors caused by input, or ``None`` for a bug (keep its traceback):
+    decided by the error's type (the family above, Hydra's and OmegaConf's, a file system refusing a
+    named path, a diverged training)."""
     from hydra.errors import CompactHydraException, InstantiationException
     from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
@@ -144,10 +130,9 @@ def tracebacks_wanted() -> bool:
 
 def run_hydra_command(hydra_main: Callable[[], T]) -> T:
     """:func:`run_command` around a ``@hydra.main`` function, so that Hydra's own errors (an unknown
-    group option, a key that is not in the config, an override that does not parse) end as neuronlab's
-    do: one ``error:`` line and exit 2, instead of Hydra's several lines and exit 1. Hydra passes them
-    to its caller only under ``HYDRA_FULL_ERROR=1``: it is set for the call (and the processes it
-    starts, e.g. DDP's), marked as neuronlab's, so that tracebacks stay for those who asked for them."""
+    option or key, an override that does not parse) end as neuronlab's do. Hydra raises them to its
+    caller only under ``HYDRA_FULL_ERROR=1``: it is set for the call (and the processes it starts),
+    marked as neuronlab's, so that tracebacks stay for those who asked for them."""
     saved = {name: os.environ.get(name) for name in ("HYDRA_FULL_ERROR", _HYDRA_RAISES)}
     if saved["HYDRA_FULL_ERROR"] != "1":
         os.environ.update({"HYDRA_FULL_ERROR": "1", _HYDRA_RAISES: "1"})
@@ -180,24 +165,17 @@ def signal_of(err: BaseException) -> str | None:
     return None
 
 
-def _failure(err: BaseException) -> str:
-    """What ``result.json`` says of a failure that is not a user error: the exception and its first line."""
-    return first_line(err) if isinstance(err, SystemExit) else f"{type(err).__name__}: {first_line(err)}"
-
-
 def run_command(
     func: Callable[[], T],
     record: Callable[[str, str], None] | None = None,
-    interrupted: Callable[[BaseException], str | None] = signal_of,
     on_interrupt: Callable[[str], None] | None = None,
     raise_errors: bool = False,
 ) -> T:
     """Run a command's body ``func`` and end it the same way for every command.
 
     ``record(status, message)`` writes the outcome (``failed`` or ``interrupted``) into the run folder's
-    ``result.json`` before the process ends, for commands that have one. ``interrupted(err)`` names the
-    signal that stopped ``func``, if one did; ``on_interrupt(signal)`` says what was kept (default: one
-    line). ``raise_errors`` (a sweep job, the notebook API): a user error is raised as
+    ``result.json`` before the process ends; ``on_interrupt(signal)`` says what was kept (default: one
+    line); with ``raise_errors`` (a sweep job, the notebook API) a user error is raised as
     :class:`NeuronlabError` with its message instead of ending the process."""
     try:
         return func()
@@ -205,7 +183,7 @@ def run_command(
         stdout_gone()
         raise SystemExit(EXIT_STDOUT_GONE) from None
     except BaseException as err:
-        signal_name = interrupted(err)
+        signal_name = signal_of(err)
         if signal_name:
             if record is not None:
                 record("interrupted", signal_name)
@@ -216,7 +194,8 @@ def run_command(
             raise SystemExit(EXIT_SIGNAL[signal_name]) from None
         message = user_message(err) if isinstance(err, Exception) else None
         if record is not None:
-            record("failed", message or _failure(err))
+            bug = "" if isinstance(err, SystemExit) else f"{type(err).__name__}: "
+            record("failed", message or bug + first_line(err))
         if message is None or tracebacks_wanted():
             raise  # a bug (its traceback follows), an exit, or a traceback asked for
         if raise_errors:  # a sweeper records the failed job and goes on; the message, not the stack

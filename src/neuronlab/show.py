@@ -13,22 +13,18 @@ from typing import Any
 
 SHOWN_LIMIT = 200
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP's list for CSV injection
+_ESCAPED = ("Cc", "Cf", "Cs", "Zl", "Zp")  # control and format characters; Cs: a file name's non-UTF-8 byte
 
 
 def shown(value: Any, limit: int = SHOWN_LIMIT) -> str:
-    """``value`` as one printable line: control and format characters (and the lone surrogates that stand
-    for a file name's bytes that are not UTF-8) escaped (``\\x1b``, ``\\n``, ``\\udce9``),
-    cut to ``limit`` characters with ``…`` where it was longer."""
+    """``value`` as one printable line: control and format characters escaped (``\\x1b``, ``\\n``,
+    ``\\udce9``), cut to ``limit`` characters with ``…`` where it was longer."""
     text = str(value)
-    cut = len(text) > limit
-    text = text[:limit]
-    out = []
-    for char in text:
-        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp"):  # Cs: a file name's non-UTF-8 byte
-            out.append(char.encode("unicode_escape").decode("ascii"))
-        else:
-            out.append(char)
-    return "".join(out) + ("…" if cut else "")
+    escaped = (
+        c.encode("unicode_escape").decode() if unicodedata.category(c) in _ESCAPED else c
+        for c in text[:limit]
+    )
+    return "".join(escaped) + ("…" if len(text) > limit else "")
 
 
 def csv_cell(value: Any) -> Any:

@@ -8,7 +8,7 @@
     <run>/result.json  environment.json  <command>.log    the outcome, the packages, the run's log
 
 A run folder may come from someone else: ``result.json`` is read through :mod:`neuronlab.io.read`
-(a regular file, size-capped, depth-bounded) and its values are checked by whoever uses them.
+and its values are checked by whoever uses them.
 """
 
 from __future__ import annotations
@@ -39,12 +39,10 @@ if not hasattr(rank_zero_only, "rank"):  # what Lightning sets on import (it kee
 
 
 def overrides_file(run_dir: Path) -> Path:
-    """The overrides the run was started with (what ``resume=`` and the sweep summary read)."""
     return run_dir / RECORD / "overrides.yaml"
 
 
 def config_file(run_dir: Path) -> Path:
-    """The run's composed config."""
     return run_dir / RECORD / "config.yaml"
 
 
@@ -62,14 +60,12 @@ def best_checkpoint(run_dir: Path) -> Path | None:
 
 def inside(run_dir: Path, path: Any) -> bool:
     """Whether ``path`` (e.g. a checkpoint to continue) lies inside the run folder ``run_dir``."""
-    return (
-        isinstance(path, str | Path) and bool(str(path)) and run_dir.resolve() in Path(path).resolve().parents
-    )
+    return isinstance(path, str | Path) and bool(path) and run_dir.resolve() in Path(path).resolve().parents
 
 
 def read_result(run_dir: Path) -> dict[str, Any] | None:
-    """The run's ``result.json`` as a JSON object; ``None`` when it has none. Raises
-    :class:`~neuronlab.io.read.UnreadableFile` (one line) for a file there that is not one."""
+    """The run's ``result.json``; ``None`` when it has none, :class:`~neuronlab.io.read.UnreadableFile`
+    for a file there that is not a JSON object."""
     path = run_dir / RESULT
     if not path.exists() and not path.is_symlink():
         return None
@@ -80,7 +76,7 @@ def read_result(run_dir: Path) -> dict[str, Any] | None:
 
 
 def read_result_or_none(run_dir: Path) -> dict[str, Any] | None:
-    """:func:`read_result`, with an unreadable file taken as no result (where only a valid one counts)."""
+    """:func:`read_result`, with an unreadable file taken as none (where only a valid one counts)."""
     try:
         return read_result(run_dir)
     except UnreadableFile:
@@ -89,9 +85,8 @@ def read_result_or_none(run_dir: Path) -> dict[str, Any] | None:
 
 @rank_zero_only
 def write_result(run_dir: Path, **fields: Any) -> None:
-    """``result.json``: status, metrics, epochs, wall time; what ``neuronlab-summary`` reads.
-
-    A full or read-only disk only warns here: the error that matters is the run's own, not this one."""
+    """``result.json``: status, metrics, epochs, wall time. A full or read-only disk only warns here: the
+    error that matters is the run's own, not this one."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / RESULT, {"finished_at": time.strftime("%Y-%m-%d %H:%M:%S"), **fields})

@@ -5,17 +5,25 @@ from __future__ import annotations
 import errno
 import os
 import re
-from collections.abc import Iterator
+import shlex
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from neuronlab import config
-from neuronlab.config import unique_stamp
 from neuronlab.errors import NeuronlabError
 from neuronlab.io.files import TEMPORARY_SUFFIX, open_lock_file, remove_stale_temporaries
-from neuronlab.run.folder import CHECKPOINTS, RECORD, RESULT, TENSORBOARD, WRITTEN, read_result_or_none
+from neuronlab.run.folder import (
+    CHECKPOINTS,
+    RECORD,
+    RESULT,
+    TENSORBOARD,
+    WRITTEN,
+    inside,
+    read_result_or_none,
+)
 
 
 def launcher_rank() -> int:
@@ -33,12 +41,9 @@ def is_main_process() -> bool:
 
 
 def run_id() -> str:
-    """The run folder's name: one name shared by every process of a multi-process launch.
-
-    ``NEURONLAB_RUN_ID`` if set; under ``srun`` with several tasks the SLURM job and step; under
-    ``torchrun`` its rendezvous id; otherwise :func:`unique_stamp` (DDP workers that Lightning starts
-    are handed their parent's folder explicitly, see :mod:`neuronlab.run.ddp`).
-    """
+    """The run folder's name, shared by every process of a launch: ``NEURONLAB_RUN_ID``, srun's job and
+    step, torchrun's rendezvous id, else :func:`unique_stamp` (Lightning's DDP workers get their parent's
+    folder explicitly, see :mod:`neuronlab.run.ddp`)."""
     given = os.environ.get("NEURONLAB_RUN_ID")
     if given:  # a folder inside the outputs: a plain name, never a path
         if not re.fullmatch(r"[\w.+-]+", given) or set(given) == {"."}:
@@ -52,18 +57,16 @@ def run_id() -> str:
     elastic = os.environ.get("TORCHELASTIC_RUN_ID", "none")
     if elastic != "none" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return f"torchrun-{elastic}"
-    return unique_stamp()
+    return config.unique_stamp()
 
 
 def holds_run(folder: Path) -> bool:
-    """Whether ``folder`` already holds a run (its record, checkpoints or result)."""
     return any((folder / name).exists() for name in (RECORD, CHECKPOINTS, RESULT))
 
 
 def new_run_dir(folder: str) -> str:
-    """``hydra.run.dir``'s resolver: a new run's folder, refused when it already holds a run (the same
-    ``NEURONLAB_RUN_ID`` twice): two runs in one folder would mix their files and records. The other
-    processes of a multi-process launch share rank 0's folder."""
+    """``hydra.run.dir``'s resolver: refused when the folder already holds a run (the same
+    ``NEURONLAB_RUN_ID`` twice), whose files and records a second run would mix with its own."""
     if launcher_rank() == 0 and holds_run(Path(folder)):
         raise NeuronlabError(
             f"{folder} already holds a run (NEURONLAB_RUN_ID={os.environ.get('NEURONLAB_RUN_ID', '')}): "
@@ -72,15 +75,30 @@ def new_run_dir(folder: str) -> str:
     return folder
 
 
+def check_fresh_folder(args: Sequence[str]) -> None:
+    """A new run in an explicit ``hydra.run.dir`` that already holds a run would mix its files with that
+    run's: refused, unless it continues a checkpoint of that folder."""
+    folder = next((Path(typed_value(a)) for a in args if a.startswith("hydra.run.dir=")), None)
+    if folder is None or not is_main_process() or not holds_run(folder):
+        return
+    ckpt = next((typed_value(a) for a in args if a.startswith("ckpt_path=")), None)
+    if ckpt and inside(folder, ckpt):
+        return
+    raise NeuronlabError(
+        f"hydra.run.dir={folder} already holds a run: continue it with "
+        f"neuronlab-train {shlex.quote(f'resume={folder}')}, or choose another folder for a new run"
+    )
+
+
 def safe_dirname(overrides: str, limit: int = 120) -> str:
     """A sweep job's folder name from its overrides: no path separators, bounded length."""
     name = re.sub(r"[/\\\s]+", "_", overrides) or "default"
-    return name if len(name) <= limit else name[:limit]
+    return name[:limit]
 
 
 def check_no_links(run: Path, command: str | None = None) -> None:
-    """Refuse a run folder in which a file or folder that a resumed run writes is a symbolic link."""
-    places = [run / name for name in WRITTEN] + list(run.glob("*.log"))
+    """Refuse a run folder that is, or in which a file or folder that a run writes is, a symbolic link."""
+    places = [run, *(run / name for name in WRITTEN), *run.glob("*.log")]
     for folder in (run / RECORD, run / CHECKPOINTS, run / TENSORBOARD, run / "csv"):
         if folder.is_dir() and not folder.is_symlink():
             places += list(folder.iterdir())
@@ -89,34 +107,30 @@ def check_no_links(run: Path, command: str | None = None) -> None:
         if place.is_symlink() and not (place.name.startswith(".") and place.name.endswith(TEMPORARY_SUFFIX)):
             raise NeuronlabError(
                 f"{command or f'resume={run}'}: {place} is a symbolic link: a run folder's files must be "
-                "inside it (copy the folder without links, e.g. cp -rL, and resume the copy)"
+                "inside it (copy the folder without links, e.g. cp -rL, and use the copy)"
             )
 
 
-# where a job starts from, not what it is: a grid job resumed alone (``resume=<job folder>``) records it
-NOT_IDENTITY = ("ckpt_path",)
+def override_key(override: str) -> str:
+    """The key a ``key=value`` override sets (``+key=``, ``~key`` included)."""
+    return override.partition("=")[0].lstrip("+~")
 
 
 def same_job(recorded: object, overrides: list[str]) -> bool:
-    """Whether a job folder's recorded overrides (untrusted) are this job's: the same SET of overrides,
-    in any order, where it starts from (``ckpt_path``) aside."""
+    """Whether a job folder's recorded overrides (untrusted) are this job's: the same set, in any order;
+    ``ckpt_path`` (where a grid job resumed alone started from) is not what the job is."""
     if not isinstance(recorded, list) or not all(isinstance(o, str) for o in recorded):
         return False
-
-    def identity(items: list[str]) -> set[str]:
-        return {o for o in items if o.partition("=")[0].lstrip("+~") not in NOT_IDENTITY}
-
-    return identity(recorded) == identity(overrides)
+    return all(override_key(o) == "ckpt_path" for o in set(recorded) ^ set(overrides))
 
 
 def sweep_job_folder(name: str) -> str:
-    """``hydra.sweep.subdir``'s resolver: the job folder's name, once the folder (when a re-run sweep
-    already has it) is known to be no link and to hold no link. Hydra resolves this before it makes the
-    folder or writes the job's ``.hydra/`` and log there (callbacks come later and cannot refuse).
+    """``hydra.sweep.subdir``'s resolver: the job folder's name, once a re-run sweep's folder is known to
+    be no link and to hold none (Hydra resolves this before it writes there; callbacks cannot refuse).
 
-    A grid re-run with its arguments in another order numbers its jobs differently: a job whose folder
-    under another number (``<num>_<sorted overrides>``) records the same set of overrides is that job,
-    and runs there (skipped when it completed); an Optuna trial's number is its identity."""
+    A grid re-run with its arguments in another order numbers its jobs differently: a folder under
+    another number that records the same set of overrides is this job's (an Optuna trial's number is its
+    identity)."""
     from hydra.core.hydra_config import HydraConfig
 
     hydra_cfg = HydraConfig.get()
@@ -125,30 +139,20 @@ def sweep_job_folder(name: str) -> str:
     if sweep_dir.is_dir() and not any(o.startswith("optuna_trial=") for o in overrides):
         rest = name.partition("_")[2]
         others = (p for p in sweep_dir.iterdir() if p.name != name and p.name.partition("_")[2] == rest)
-        named = [sweep_dir / name, *sorted(others)]
-        found = next((p for p in named if _records_job(p, overrides)), None)
-        name = found.name if found is not None else name
-    folder = sweep_dir / name
-    command = f"sweep folder {sweep_dir}"
-    if folder.is_symlink():
-        raise NeuronlabError(
-            f"{command}: {folder} is a symbolic link: a sweep's jobs must be inside it "
-            "(copy the folder without links, e.g. cp -rL, and re-run the sweep on the copy)"
-        )
-    if folder.is_dir():
-        check_no_links(folder, command)
+        for path in [
+            sweep_dir / name,
+            *sorted(others),
+        ]:  # the first real folder whose result.json records this job's overrides
+            real = path.is_dir() and not path.is_symlink()
+            if real and same_job((read_result_or_none(path) or {}).get("overrides"), overrides):
+                name = path.name
+                break
+    check_no_links(sweep_dir / name, f"sweep folder {sweep_dir}")
     return name
 
 
-def _records_job(folder: Path, overrides: list[str]) -> bool:
-    """A job folder (no link) whose ``result.json`` records this job's overrides."""
-    if folder.is_symlink() or not folder.is_dir():
-        return False
-    return same_job((read_result_or_none(folder) or {}).get("overrides"), overrides)
-
-
 def register_resolvers() -> None:
-    """Resolvers the configs use; registered on import, before Hydra composes anything."""
+    """Registered on import, before Hydra composes anything."""
     config.register_resolvers()
     OmegaConf.register_new_resolver("run_id", run_id, use_cache=True, replace=True)
     OmegaConf.register_new_resolver("safe_dirname", safe_dirname, replace=True)
@@ -164,17 +168,13 @@ def register_resolvers() -> None:
 
 
 class RunLocked(NeuronlabError, RuntimeError):
-    """Another process is writing in this run folder (or its lock file cannot be made)."""
+    """Another process is writing in this run folder, or its lock file cannot be made."""
 
 
 @contextmanager
 def run_lock(run_dir: Path | str) -> Iterator[None]:
-    """One writer per run folder: an exclusive ``flock`` on ``<run_dir>/.lock`` while the block runs.
-
-    The OS releases it when the process ends however it ends (SIGKILL included), so a killed run never
-    leaves it stuck. Raises :class:`RunLocked` naming the holder when another process (or another
-    lock in this one) has it.
-    """
+    """One writer per run folder: an exclusive ``flock`` on ``<run_dir>/.lock``, which the OS releases
+    however the process ends (SIGKILL included). Raises :class:`RunLocked` naming the holder."""
     import fcntl
 
     run_dir = Path(run_dir).resolve()

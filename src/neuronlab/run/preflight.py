@@ -1,7 +1,5 @@
-"""The checks before Hydra starts, shared by ``neuronlab-train`` and ``neuronlab.train([...])``: the
-outputs folder can be written, a search has ``-m``, and ``resume=<run folder>`` becomes that run's checked
-overrides; every command's ``ckpt_path=<path>`` is quoted for Hydra (:func:`quote_paths`).
-Imports nothing heavy: a bad command line is answered before torch is imported."""
+"""The checks before Hydra starts, shared by ``neuronlab-train`` and ``neuronlab.train([...])``; imports
+nothing heavy, so that a bad command line is answered before torch is imported."""
 
 from __future__ import annotations
 
@@ -11,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from neuronlab.errors import ConfigError, NeuronlabError
-from neuronlab.run.paths import hydra_value, typed_value
+from neuronlab.run.paths import hydra_value, override_key, typed_value
 from neuronlab.run.resume import resume_argv
 
 # Hydra's flags that only show something (help, tab completion, the config) and run nothing
@@ -24,9 +22,9 @@ _SHOWS_ONE_RUN = {"-c", "--cfg", "-i", "--info", "-sc", "--shell-completion"}
 
 
 def prepare(argv: list[str]) -> list[str]:
-    """The command line to compose: checked, and with ``resume=<run>`` turned into that run's overrides,
-    folder and ``last.ckpt``. Raises :class:`~neuronlab.run.resume.AlreadyComplete` when there is
-    nothing to train."""
+    """The command line to compose: checked (the outputs folder can be written, a search has ``-m``), and
+    with ``resume=<run>`` turned into that run's overrides, folder and ``last.ckpt``. Raises
+    :class:`~neuronlab.run.resume.AlreadyComplete` when there is nothing to train."""
     args = set(argv[1:])
     if not SHOW_ONLY & args:  # --help, completion, --cfg: nothing is written
         check_outputs_writable(argv)
@@ -42,8 +40,8 @@ def prepare(argv: list[str]) -> list[str]:
 
 
 def quote_paths(argv: list[str]) -> list[str]:
-    """``ckpt_path=<an existing file or folder>`` as Hydra reads it unchanged (every command calls this
-    before Hydra): a sweep job's folder name holds ``=`` and ``,``, which Hydra would take for a sweep."""
+    """``ckpt_path=<an existing file or folder>`` as Hydra reads it unchanged (every command calls this):
+    a sweep job's folder name holds ``=`` and ``,``, which Hydra would take for a sweep."""
     quoted = [argv[0]]
     for arg in argv[1:]:
         key, sep, value = arg.partition("=")
@@ -55,7 +53,7 @@ def quote_paths(argv: list[str]) -> list[str]:
 
 def flags_first(argv: list[str]) -> list[str]:
     """Hydra's flags (with their values) before every override: Hydra reads the overrides as one list,
-    so a resume's added overrides after ``--cfg job`` must not split them in two."""
+    which a resume's added overrides after ``--cfg job`` must not split."""
     flags: list[str] = []
     overrides: list[str] = []
     args = iter(argv[1:])
@@ -81,8 +79,7 @@ def check_outputs_writable(argv: list[str]) -> None:
             root = typed_value(arg)  # as Hydra reads it: a quoted path without its quotes
     try:
         Path(root).mkdir(parents=True, exist_ok=True)
-        # a file of no name (or an unpredictable one, created exclusively), gone when closed: never
-        # written through a link planted in a shared outputs folder
+        # no name (or an unpredictable one, created exclusively): never through a planted link
         with tempfile.TemporaryFile(dir=root) as probe:
             probe.write(b"x" * 4096)
             probe.flush()
@@ -101,7 +98,7 @@ def check_search_mode(argv: list[str]) -> None:
         return
     for arg in args:
         key, _, value = arg.partition("=")
-        if key.lstrip("+~") == "hparams_search" and value not in ("", "null"):
+        if override_key(key) == "hparams_search" and value not in ("", "null"):
             raise ConfigError(
                 f"{arg} is a search over many runs and needs -m: neuronlab-train -m {shlex.quote(arg)} ..."
             )

@@ -1,12 +1,9 @@
 """``resume=<run folder>``: continue a run in its own folder, with its own config.
 
-A run folder may come from someone else, so what it holds is checked before it is used:
-- its saved ``.hydra/overrides.yaml`` may only set plain values of known keys or pick neuronlab's own
-  config options: no ``_target_`` (or any ``_key_``), no ``hydra.*``, no added or removed keys, no
-  interpolations, no path (where files are written or read). The same override typed by the user on
-  the command line stays allowed: the user's own arguments are never filtered;
-- no file or folder that the run writes to may be a symbolic link (it could point anywhere);
-- a run that already completed is reported as such and left unchanged.
+A run folder may come from someone else, so it is checked before use: its saved overrides may only set
+plain values of known keys or pick neuronlab's own config options (no ``_target_``, ``hydra.*``, added
+or removed keys, interpolations or paths; the user's own command-line arguments are never filtered);
+nothing the run writes may be a symbolic link; a completed run is reported and left unchanged.
 """
 
 from __future__ import annotations
@@ -21,24 +18,8 @@ from neuronlab.config import CONF_DIR, is_int
 from neuronlab.data.checks import MAX_COUNTS
 from neuronlab.errors import CheckpointError, NeuronlabError, first_line
 from neuronlab.io.read import UnreadableFile, read_yaml
-from neuronlab.run.folder import (
-    CHECKPOINTS,
-    INTERRUPTED,
-    LAST,
-    RECORD,
-    config_file,
-    inside,
-    overrides_file,
-    read_result_or_none,
-)
-from neuronlab.run.paths import (
-    check_no_links,
-    holds_run,
-    hydra_quote,
-    hydra_value,
-    is_main_process,
-    typed_value,
-)
+from neuronlab.run.folder import RECORD, config_file, inside, overrides_file, read_result_or_none
+from neuronlab.run.paths import check_fresh_folder, check_no_links, hydra_quote, hydra_value, override_key
 from neuronlab.show import shown
 
 # top-level keys a saved override may set; paths, loggers and Hydra's own keys are not among them
@@ -46,8 +27,6 @@ SETTABLE = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "
 SETTABLE += ("optimized_metric", "task")
 # keys that name a place on disk: a run folder never chooses them
 PATH_KEYS = {"data_dir", "root_dir", "run_dir", "dirpath", "save_dir", "default_root_dir", "filename"}
-
-
 # a resume starts Hydra with this: Hydra writes no .hydra/ record; :func:`write_record` does, once accepted
 NO_RECORD = "hydra.output_subdir=null"
 
@@ -60,14 +39,6 @@ class AlreadyComplete(Exception):
         self.run_dir = run_dir
 
 
-def _key(override: str) -> str:
-    return override.partition("=")[0].lstrip("+~")
-
-
-def _options(group: str) -> list[str]:
-    return sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
-
-
 def _plain(value: Any) -> bool:
     if isinstance(value, list):
         return all(_plain(v) for v in value)
@@ -76,18 +47,9 @@ def _plain(value: Any) -> bool:
     return value is None or isinstance(value, bool | int | float)
 
 
-class SavedPath(NeuronlabError):
-    """A saved override that names a place on disk (``text``), and the same as the user would type it
-    (``given``): :func:`saved_overrides` names them all in one message."""
-
-    def __init__(self, text: str, given: str) -> None:
-        super().__init__(f"the saved override {text!r} names a place on disk")
-        self.text, self.given = text, given
-
-
-def check_saved_override(text: Any, source: Path) -> str:
-    """Return ``text`` if it is an override a run folder may hold, else raise naming what is refused
-    (:class:`SavedPath` for one that names a place on disk)."""
+def _check_saved(text: Any, source: Path) -> str | None:
+    """Raise naming why a run folder may not hold the override ``text``; for one that names a place on
+    disk, return it as the user would type it (refused with the others, in one message); else ``None``."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import OverrideType
     from hydra.errors import HydraException
@@ -121,60 +83,52 @@ def check_saved_override(text: Any, source: Path) -> str:
         raise refuse("keys such as _target_ choose code")
     value = override.value()
     if (Path(CONF_DIR) / key).is_dir():  # a config group: one of neuronlab's own options
-        options = _options(key)
+        options = sorted(p.stem for p in (Path(CONF_DIR) / key).glob("*.yaml"))
         if value is not None and value not in options:
             raise refuse(f"{key} must be one of {', '.join(options)}")
-        return text
+        return None
     if PATH_KEYS & set(parts) or parts[0] == "paths":
-        raise SavedPath(text, shlex.quote(f"{key}={hydra_value(str(value))}"))
+        return shlex.quote(f"{key}={hydra_value(str(value))}")
     if parts[0] not in SETTABLE:
         raise refuse(f"a run folder may set only {', '.join(SETTABLE)} (and choose config options)")
     if not _plain(value):
         raise refuse("only numbers, strings, true/false, null and lists of them are allowed (no ${...})")
     if parts[0] == "data" and parts[-1] in MAX_COUNTS and is_int(value) and value > MAX_COUNTS[parts[-1]]:
         raise refuse(f"a stored run may ask for at most {MAX_COUNTS[parts[-1]]:,} ({key})")
-    return text
+    return None
 
 
-def saved_overrides(run: Path, skip: set[str] | frozenset[str] = frozenset()) -> list[str]:
-    """The run folder's ``.hydra/overrides.yaml``, every entry checked (:func:`check_saved_override`),
-    but for those of the keys in ``skip`` (given again by the user, whose value wins)."""
+def saved_overrides(run: Path, skip: set[str]) -> list[str]:
+    """The run folder's saved overrides, each checked, but for those of the keys in ``skip`` (given again
+    by the user, whose value wins)."""
     source = overrides_file(run)
     try:
-        saved = read_yaml(source)  # a regular file, size-capped, no aliases, bounded depth
+        saved = read_yaml(source)
     except UnreadableFile as err:
         raise NeuronlabError(f"{err}: is this a neuronlab run folder?") from None
     if saved is None:
         return []
-    skip = {*skip, "optuna_trial"}  # the Optuna sweeper's note of the trial: a run resumed alone has none
     if not isinstance(saved, list):
         raise NeuronlabError(f"{source}: expected a list of overrides, found {type(saved).__name__}")
-    kept, paths = [], []
+    skip = {*skip, "optuna_trial"}  # the Optuna sweeper's note of the trial: a run resumed alone has none
+    kept, paths, given = [], [], []
     for override in saved:
-        if isinstance(override, str) and _key(override) in skip:
+        if isinstance(override, str) and override_key(override) in skip:
             continue
-        try:
-            kept.append(check_saved_override(override, source))
-        except SavedPath as refused:
-            paths.append(refused)
+        path = _check_saved(override, source)
+        if path is None:
+            kept.append(override)
+        else:
+            paths.append(repr(override))
+            given.append(path)
     if paths:  # every one in one message: the command it gives then works at once
-        them = ", ".join(repr(p.text) for p in paths)
+        many = len(paths) > 1
         raise NeuronlabError(
-            f"{source}: the saved override{'s' if len(paths) > 1 else ''} {them} "
-            f"{'are' if len(paths) > 1 else 'is'} refused: a run folder never chooses where files are read "
-            f"or written. If you trust that folder, say so yourself: neuronlab-train "
-            f"{shlex.quote(f'resume={run}')} {' '.join(p.given for p in paths)}"
+            f"{source}: the saved override{'s' if many else ''} {', '.join(paths)} {'are' if many else 'is'} "
+            "refused: a run folder never chooses where files are read or written. If you trust that "
+            f"folder, say so yourself: neuronlab-train {shlex.quote(f'resume={run}')} {' '.join(given)}"
         )
     return kept
-
-
-def _saved_max_epochs(run: Path) -> int | None:
-    """The saved config's ``trainer.max_epochs`` (only used in a message: ``None`` when unreadable)."""
-    try:
-        value = read_yaml(config_file(run))["trainer"]["max_epochs"]
-    except (UnreadableFile, TypeError, KeyError):
-        return None
-    return value if is_int(value) else None
 
 
 def check_not_complete(run: Path, last: Path, given: Sequence[str]) -> None:
@@ -185,24 +139,20 @@ def check_not_complete(run: Path, last: Path, given: Sequence[str]) -> None:
     if (read_result_or_none(run) or {}).get("status") != "completed":
         return
     done = epochs_done(load_checkpoint(last))
-    wanted = None
-    for arg in given:
-        key, _, value = arg.partition("=")
-        if key == "trainer.max_epochs":
-            try:
-                wanted = int(value)
-            except ValueError:
-                wanted = None  # the config's own check names the bad value
-    if wanted is not None and (wanted > done or wanted == -1):
-        return
-    max_epochs = _saved_max_epochs(run)
-    stopped_early = max_epochs is not None and done < max_epochs
-    early = f" and stopped early (trainer.max_epochs={max_epochs})" if stopped_early else ""
-    more = " callbacks.early_stopping=null" if early else ""
+    wanted = [a.partition("=")[2] for a in given if a.startswith("trainer.max_epochs=")]
+    if wanted and re.fullmatch(r"-?\d+", wanted[-1]) and (int(wanted[-1]) > done or int(wanted[-1]) == -1):
+        return  # a value that is not a number: the config's own check names it
+    try:
+        max_epochs = read_yaml(config_file(run))["trainer"]["max_epochs"]
+    except (UnreadableFile, TypeError, KeyError):
+        max_epochs = None  # only used in the message
+    early = ""
+    if is_int(max_epochs) and done < max_epochs:
+        early = f" and stopped early (trainer.max_epochs={max_epochs})"
     raise AlreadyComplete(
         f"{run} is already complete: it trained {done} epochs{early}. Nothing was changed. To train it "
         f"longer: neuronlab-train {shlex.quote(f'resume={run}')} trainer.max_epochs={max(done * 2, done + 1)}"
-        f"{more}",
+        f"{' callbacks.early_stopping=null' if early else ''}",
         run,
     )
 
@@ -227,55 +177,35 @@ def resume_argv(argv: list[str]) -> list[str]:
     check_no_links(run)
     from neuronlab.io.checkpoint import resolve_checkpoint  # torch and Lightning: only for a real run folder
 
-    if not any(p.is_file() for n in (LAST, INTERRUPTED) for p in (run / CHECKPOINTS / n, run / n)):
-        check_kept_a_checkpoint(run)
-    last = resolve_checkpoint(run)
+    try:
+        last = resolve_checkpoint(run)
+    except CheckpointError:  # it ended before its first last.ckpt (a full disk, a kill in epoch 1...)
+        error = (read_result_or_none(run) or {}).get("error")
+        why = f" (it ended with: {shown(error, 300)})" if isinstance(error, str) and error else ""
+        raise NeuronlabError(
+            f"resume={run}: {run} is a folder without checkpoints/last.ckpt: the run kept no checkpoint to "
+            f"continue from{why}; start it again as a new run, with the overrides in {overrides_file(run)}"
+        ) from None
     rest = [a for a in args if a != chosen]
-    given = {_key(a) for a in rest if "=" in a}
+    given = {override_key(a) for a in rest if "=" in a}
     saved = saved_overrides(run, skip=given | {"ckpt_path", "resume"})
     check_not_complete(run, last, rest)
     where = [NO_RECORD, f"ckpt_path={hydra_quote(str(last))}", f"hydra.run.dir={hydra_quote(str(run))}"]
     return [argv[0], *saved, *rest, *where]
 
 
-def check_kept_a_checkpoint(run: Path) -> None:
-    """A run that ended before its first ``last.ckpt`` (a full disk, a bad value found late, a kill in the
-    first epoch) has nothing to continue: say so, and what to do, in one line."""
-    error = (read_result_or_none(run) or {}).get("error")
-    why = f" (it ended with: {shown(error, 300)})" if isinstance(error, str) and error else ""
-    raise NeuronlabError(
-        f"resume={run}: {run} is a folder without checkpoints/last.ckpt: the run kept no checkpoint to "
-        f"continue from{why}; start it again as a new run, with the overrides in {overrides_file(run)}"
-    )
-
-
-def check_fresh_folder(args: Sequence[str]) -> None:
-    """A new run in an explicit ``hydra.run.dir`` that already holds a run would mix its files with that
-    run's (event files, checkpoints, its record): refused, unless it continues a checkpoint of that folder."""
-    folder = next((Path(typed_value(a)) for a in args if a.startswith("hydra.run.dir=")), None)
-    if folder is None or not is_main_process() or not holds_run(folder):
-        return
-    ckpt = next((typed_value(a) for a in args if a.startswith("ckpt_path=")), None)
-    if ckpt and inside(folder, ckpt):
-        return
-    raise NeuronlabError(
-        f"hydra.run.dir={folder} already holds a run: continue it with "
-        f"neuronlab-train {shlex.quote(f'resume={folder}')}, or choose another folder for a new run"
-    )
-
-
 def accept_checkpoint(ckpt_path: str, task: Any, max_epochs: int, run_dir: Path) -> tuple[Path, Any, bool]:
     """The checkpoint a run continues (a file, or a run folder's ``last.ckpt``), loaded and checked
-    against this run before anything is written: the same net, the same optimizer and scheduler with
-    the same settings, and epochs left to train. Returns it, its content, and whether only the test is
-    left: this run's own fit completed and its test was stopped (Ctrl-C during the final test)."""
+    against this run before anything is written: the same net, optimizer and scheduler settings, and
+    epochs left. Returns it, its content, and whether only the test is left (this run's own fit
+    completed and its final test was stopped)."""
     from neuronlab.io import checkpoint as ckpt_io
 
     path = ckpt_io.resolve_checkpoint(ckpt_path)
-    checkpoint = ckpt_io.load_checkpoint(path)  # a clear error for a missing or damaged file
+    checkpoint = ckpt_io.load_checkpoint(path)
     ckpt_io.check_same_architecture(checkpoint, task.net.config(), path)
     ckpt_io.check_same_training(checkpoint, task, path)
-    check_same_settings(checkpoint, task, path)
+    _check_same_settings(checkpoint, task, path)
     done = ckpt_io.epochs_done(checkpoint)
     test_only = 0 < max_epochs == done and inside(run_dir, path)
     if 0 < max_epochs <= done and not test_only:  # Lightning would return at once and test a stale model
@@ -286,11 +216,9 @@ def accept_checkpoint(ckpt_path: str, task: Any, max_epochs: int, run_dir: Path)
     return path, checkpoint, test_only
 
 
-def check_same_settings(checkpoint: Any, task: Any, path: Path) -> None:
+def _check_same_settings(checkpoint: Any, task: Any, path: Path) -> None:
     """Refuse other optimizer or scheduler settings than the checkpoint's: Lightning restores the saved
-    optimizer and scheduler state, which brings the saved settings (``lr``...) back, while the run's
-    record (config, checkpoints, HPARAMS, MLflow) would say the new ones. There is no neuronlab way to
-    start afresh from a checkpoint's weights alone, so the message says: start a new run."""
+    state, which brings the saved settings (``lr``...) back, while the run's record would say the new."""
     from collections.abc import Mapping
 
     from neuronlab.tasks.classifier import describe_factory
@@ -301,10 +229,9 @@ def check_same_settings(checkpoint: Any, task: Any, path: Path) -> None:
         if not isinstance(stored, Mapping):
             continue  # none stored: check_same_training compared the classes
         mine = describe_factory(getattr(task, f"{what}_factory")) or {}
-        keys = sorted({*stored, *mine} - {"name"}, key=str)
         changed = [
             f"{what}.{k}={shown(repr(stored.get(k)), 80)} (not {shown(repr(mine.get(k)), 80)})"
-            for k in keys
+            for k in sorted({*stored, *mine} - {"name"}, key=str)
             if stored.get(k) != mine.get(k)
         ]
         if changed:
@@ -337,9 +264,8 @@ def hydra_record(cfg: Any) -> dict[str, str]:
 
 
 def write_record(folder: Path, record: dict[str, str]) -> None:
-    """Write a :func:`hydra_record` in ``folder`` (a run's ``.hydra/``), each file whole or not at all. A
-    resume does so only once its checkpoint is accepted: a refused one leaves the record a later resume
-    reads as it was."""
+    """Write a :func:`hydra_record` in ``folder`` (a run's ``.hydra/``), each file whole or not at all; a
+    resume does so only once its checkpoint is accepted, so a refused one leaves the record as it was."""
     from neuronlab.io.files import atomic_write
 
     folder.mkdir(parents=True, exist_ok=True)
