@@ -30,8 +30,8 @@ class NeuronlabError(Exception):
 
 
 class ConfigError(NeuronlabError, ValueError):
-    """A config value or option that is not allowed; the message names the key, the value and the rule.
-    (A ``ValueError`` too: a constructor argument out of range, as Python code expects it.)"""
+    """A config value or option that is not allowed (a ``ValueError`` too, as Python expects of a bad
+    argument); the message names the key, the value and the rule."""
 
 
 class DataError(NeuronlabError):
@@ -56,8 +56,7 @@ class Interrupted(KeyboardInterrupt):
 
 
 def first_line(err: BaseException | str) -> str:
-    """The first line of an error's message (or of a text); the error's type name when it says nothing.
-    Every one-line message that quotes another error uses this."""
+    """The first line of an error's message (or of a text); the error's type name when it says nothing."""
     text = str(err).strip()
     first = text.splitlines()[0].strip() if text else ""
     return type(err).__name__ if not first and isinstance(err, BaseException) else first
@@ -148,7 +147,7 @@ def run_hydra_command(hydra_main: Callable[[], T]) -> T:
 
 def stdout_gone() -> None:
     """The reader of stdout went away (``... | head -1``): what is still printed goes nowhere, quietly
-    (Python's own recipe: the standard streams are flushed again at exit), and the command goes on."""
+    (Python's own recipe: the standard streams are flushed again at exit)."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
@@ -204,14 +203,14 @@ def run_command(
 
 
 def end_on_user_error(err: NeuronlabError) -> NoReturn:
-    """End the process on a user error as :func:`run_command` does, from where a raised error would be
-    swallowed: Hydra turns the exceptions of its callbacks into warnings and goes on."""
+    """End the process on a user error as :func:`run_command` does, from a Hydra callback (Hydra turns
+    what they raise into warnings)."""
     if tracebacks_wanted():
         raise err
     _end(str(err))
 
 
 def _end(message: str) -> NoReturn:
-    """The one ``error:`` line (its message escaped: it may quote a stored string), exit code 2."""
+    """The one ``error:`` line (escaped: it may quote a stored string), exit code 2."""
     print(f"error: {shown(message, MESSAGE_LIMIT)}", file=sys.stderr)
     raise SystemExit(EXIT_USER_ERROR) from None

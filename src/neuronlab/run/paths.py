@@ -15,15 +15,8 @@ from omegaconf import OmegaConf
 from neuronlab import config
 from neuronlab.errors import NeuronlabError
 from neuronlab.io.files import TEMPORARY_SUFFIX, open_lock_file, remove_stale_temporaries
-from neuronlab.run.folder import (
-    CHECKPOINTS,
-    RECORD,
-    RESULT,
-    TENSORBOARD,
-    WRITTEN,
-    inside,
-    read_result_or_none,
-)
+from neuronlab.run.folder import CHECKPOINTS, RECORD, RESULT, WRITTEN, inside, read_result_or_none
+from neuronlab.show import shown
 
 
 def launcher_rank() -> int:
@@ -98,10 +91,11 @@ def safe_dirname(overrides: str, limit: int = 120) -> str:
 
 def check_no_links(run: Path, command: str | None = None) -> None:
     """Refuse a run folder that is, or in which a file or folder that a run writes is, a symbolic link."""
-    places = [run, *(run / name for name in WRITTEN), *run.glob("*.log")]
-    for folder in (run / RECORD, run / CHECKPOINTS, run / TENSORBOARD, run / "csv"):
+    written = [run / name for name in WRITTEN]
+    places = [run, *written, *run.glob("*.log")]
+    for folder in written:
         if folder.is_dir() and not folder.is_symlink():
-            places += list(folder.iterdir())
+            places += folder.iterdir()
     for place in places:
         # a temporary name is never written through (io/files) and is removed once the folder is locked
         if place.is_symlink() and not (place.name.startswith(".") and place.name.endswith(TEMPORARY_SUFFIX)):
@@ -190,8 +184,7 @@ def run_lock(run_dir: Path | str) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            first = (handle.read(200).splitlines() or [""])[0]
-            holder = "".join(c for c in first if c.isprintable()).strip() or "another process"
+            holder = shown(handle.read(200).partition("\n")[0].strip(), 100) or "another process"
             raise RunLocked(
                 f"{run_dir} is in use by {holder}: one run writes in a folder at a time; wait for it to "
                 "end (or stop it), then resume again"

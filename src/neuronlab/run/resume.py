@@ -111,7 +111,7 @@ def saved_overrides(run: Path, skip: set[str]) -> list[str]:
     if not isinstance(saved, list):
         raise NeuronlabError(f"{source}: expected a list of overrides, found {type(saved).__name__}")
     skip = {*skip, "optuna_trial"}  # the Optuna sweeper's note of the trial: a run resumed alone has none
-    kept, paths, given = [], [], []
+    kept, paths = [], {}  # paths: each refused override, as the user would type it
     for override in saved:
         if isinstance(override, str) and override_key(override) in skip:
             continue
@@ -119,14 +119,13 @@ def saved_overrides(run: Path, skip: set[str]) -> list[str]:
         if path is None:
             kept.append(override)
         else:
-            paths.append(repr(override))
-            given.append(path)
+            paths[repr(override)] = path
     if paths:  # every one in one message: the command it gives then works at once
         many = len(paths) > 1
         raise NeuronlabError(
             f"{source}: the saved override{'s' if many else ''} {', '.join(paths)} {'are' if many else 'is'} "
-            "refused: a run folder never chooses where files are read or written. If you trust that "
-            f"folder, say so yourself: neuronlab-train {shlex.quote(f'resume={run}')} {' '.join(given)}"
+            "refused: a run folder never chooses where files are read or written. If you trust that folder, "
+            f"say so yourself: neuronlab-train {shlex.quote(f'resume={run}')} {' '.join(paths.values())}"
         )
     return kept
 

@@ -18,8 +18,7 @@ from neuronlab.models.checks import ACTIVATIONS, check_net_args
 __all__ = ["ACTIVATIONS", "EXPORT_RULES", "PRECISIONS", "RULES", "validate"]
 
 _MISSING = object()
-# the names torch-free, so that a bad value is reported before torch is imported (tests/test_train.py
-# checks them against neuronlab.models.mlp.ACTIVATIONS and Lightning's own list of precisions)
+# torch-free copies, so that a bad value is reported before torch loads (tests/test_train.py compares them)
 PRECISIONS = ("64", "32", "16", "transformer-engine", "transformer-engine-float16", "16-true", "16-mixed")
 PRECISIONS += ("bf16-true", "bf16-mixed", "32-true", "64-true", "bf16")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
@@ -49,10 +48,8 @@ def _devices(v: Any) -> bool:
 METRICS = ("val/acc_best", "val/acc", "val/loss", "train/acc", "train/loss", "test/acc", "test/loss")
 
 # key, check, what is allowed: the keys no constructor of ours checks (the trainer, the callbacks, torch's
-# optimizers and schedulers, the run itself). The net's and the data's own arguments are checked by their
-# owners' torch-free functions (models/checks.py, data/checks.py), called by validate() here and by the
-# constructors; task.compile and callbacks.figures.every_n_epochs by their constructors alone.
-# data.val_size >= 1 is training's rule (a DataModule serves val_size=0).
+# optimizers and schedulers, the run itself); the net's and the data's own arguments are checked by their
+# owners' torch-free functions, called here and by the constructors. data.val_size >= 1 is training's rule.
 Rule = tuple[str, Callable[[Any], bool], str]
 RULES: list[Rule] = [
     ("seed", lambda v: v is None or (is_int(v) and v >= 0), "an integer >= 0 or null"),
