@@ -1,10 +1,6 @@
-"""The one family of user errors, and the one way every command ends on them.
-
-A user error is one ``error: ...`` line on stderr and exit code 2, recorded in ``result.json`` where the
-command has a run folder; an interrupt exits 130 (SIGINT) or 143 (SIGTERM); anything else is a bug and
-keeps its traceback (``HYDRA_FULL_ERROR=1`` keeps it for user errors too). Imports nothing heavy and
-nothing of the package but :mod:`neuronlab.show`, so every module may raise these before torch loads.
-"""
+"""The one family of user errors, and the one way every command ends on them: a user error is one
+``error: ...`` line and exit code 2 (also in ``result.json``), an interrupt exits 130 or 143, a bug keeps
+its traceback. Imports nothing heavy, so that every module may raise these before torch is imported."""
 
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
 """The one way a string that came from a file reaches a terminal or a spreadsheet.
 
-A checkpoint's class name, a data name, a saved key, a job's error text or a picture's file name may be
-crafted: ANSI escape sequences clear the screen or fake rows, newlines forge lines, megabyte strings flood
-the terminal, and a CSV cell starting with ``=`` runs as a formula when the file is opened in a
-spreadsheet. :func:`shown` and :func:`csv_cell` are applied wherever such a string is printed or written.
+A stored string (a class name, a saved key, a job's error, a file name) may be crafted: ANSI escapes
+clear the screen or fake rows, newlines forge lines, megabyte strings flood the terminal, and a CSV cell
+starting with ``=`` runs as a formula in a spreadsheet.
 """
 
 from __future__ import annotations
