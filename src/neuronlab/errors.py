@@ -66,9 +66,8 @@ _PATH_ERRORS += (errno.ELOOP, errno.EPERM)
 
 
 def user_message(err: BaseException) -> str | None:
-    """The one-line message for errors caused by input, or ``None`` for a bug (keep its traceback):
-    decided by the error's type (the family above, Hydra's and OmegaConf's, a file system refusing a
-    named path, a diverged training)."""
+    """The one-line message for an error caused by input (decided by its type), or ``None`` for a bug,
+    which keeps its traceback."""
     from hydra.errors import CompactHydraException, InstantiationException
     from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
@@ -124,10 +123,9 @@ def tracebacks_wanted() -> bool:
 
 
 def run_hydra_command(hydra_main: Callable[[], T]) -> T:
-    """:func:`run_command` around a ``@hydra.main`` function, so that Hydra's own errors (an unknown
-    option or key, an override that does not parse) end as neuronlab's do. Hydra raises them to its
-    caller only under ``HYDRA_FULL_ERROR=1``: it is set for the call (and the processes it starts),
-    marked as neuronlab's, so that tracebacks stay for those who asked for them."""
+    """:func:`run_command` around a ``@hydra.main`` function, so that Hydra's own errors end as ours do.
+    Hydra raises them only under ``HYDRA_FULL_ERROR=1``: set for the call (and the processes it starts),
+    marked as neuronlab's, so that tracebacks stay only for those who asked for them."""
     saved = {name: os.environ.get(name) for name in ("HYDRA_FULL_ERROR", _HYDRA_RAISES)}
     if saved["HYDRA_FULL_ERROR"] != "1":
         os.environ.update({"HYDRA_FULL_ERROR": "1", _HYDRA_RAISES: "1"})
@@ -166,12 +164,9 @@ def run_command(
     on_interrupt: Callable[[str], None] | None = None,
     raise_errors: bool = False,
 ) -> T:
-    """Run a command's body ``func`` and end it the same way for every command.
-
-    ``record(status, message)`` writes the outcome (``failed`` or ``interrupted``) into the run folder's
-    ``result.json`` before the process ends; ``on_interrupt(signal)`` says what was kept (default: one
-    line); with ``raise_errors`` (a sweep job, the notebook API) a user error is raised as
-    :class:`NeuronlabError` with its message instead of ending the process."""
+    """Run a command's body ``func`` and end it the same way for every command. ``record(status, message)``
+    writes the outcome into the run's ``result.json``; ``on_interrupt(signal)`` says what was kept; with
+    ``raise_errors`` (a sweep job, the notebook) a user error is raised instead of ending the process."""
     try:
         return func()
     except BrokenPipeError:  # stdout's reader went away (``--help | head -1``): end quietly, as tools do

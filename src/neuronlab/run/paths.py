@@ -35,8 +35,7 @@ def is_main_process() -> bool:
 
 def run_id() -> str:
     """The run folder's name, shared by every process of a launch: ``NEURONLAB_RUN_ID``, srun's job and
-    step, torchrun's rendezvous id, else :func:`unique_stamp` (Lightning's DDP workers get their parent's
-    folder explicitly, see :mod:`neuronlab.run.ddp`)."""
+    step, torchrun's rendezvous id, else a stamp (Lightning's DDP workers are given their parent's)."""
     given = os.environ.get("NEURONLAB_RUN_ID")
     if given:  # a folder inside the outputs: a plain name, never a path
         if not re.fullmatch(r"[\w.+-]+", given) or set(given) == {"."}:
@@ -119,12 +118,9 @@ def same_job(recorded: object, overrides: list[str]) -> bool:
 
 
 def sweep_job_folder(name: str) -> str:
-    """``hydra.sweep.subdir``'s resolver: the job folder's name, once a re-run sweep's folder is known to
-    be no link and to hold none (Hydra resolves this before it writes there; callbacks cannot refuse).
-
-    A grid re-run with its arguments in another order numbers its jobs differently: a folder under
-    another number that records the same set of overrides is this job's (an Optuna trial's number is its
-    identity)."""
+    """``hydra.sweep.subdir``'s resolver: the job folder's name, once it is known to be no link and to hold
+    none (Hydra resolves this before it writes there). A grid re-run with its arguments in another order
+    numbers its jobs differently: a folder that records the same set of overrides is this job's."""
     from hydra.core.hydra_config import HydraConfig
 
     hydra_cfg = HydraConfig.get()

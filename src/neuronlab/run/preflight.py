@@ -22,9 +22,8 @@ _SHOWS_ONE_RUN = {"-c", "--cfg", "-i", "--info", "-sc", "--shell-completion"}
 
 
 def prepare(argv: list[str]) -> list[str]:
-    """The command line to compose: checked (the outputs folder can be written, a search has ``-m``), and
-    with ``resume=<run>`` turned into that run's overrides, folder and ``last.ckpt``. Raises
-    :class:`~neuronlab.run.resume.AlreadyComplete` when there is nothing to train."""
+    """The command line to compose, checked, with ``resume=<run>`` turned into that run's overrides, folder
+    and ``last.ckpt``; raises :class:`~neuronlab.run.resume.AlreadyComplete` when nothing is left."""
     args = set(argv[1:])
     if not SHOW_ONLY & args:  # --help, completion, --cfg: nothing is written
         check_outputs_writable(argv)

@@ -194,10 +194,9 @@ def resume_argv(argv: list[str]) -> list[str]:
 
 
 def accept_checkpoint(ckpt_path: str, task: Any, max_epochs: int, run_dir: Path) -> tuple[Path, Any, bool]:
-    """The checkpoint a run continues (a file, or a run folder's ``last.ckpt``), loaded and checked
-    against this run before anything is written: the same net, optimizer and scheduler settings, and
-    epochs left. Returns it, its content, and whether only the test is left (this run's own fit
-    completed and its final test was stopped)."""
+    """The checkpoint a run continues, loaded and checked before anything is written (the same net,
+    optimizer and scheduler settings; epochs left). Returns it, its content, and whether only the test is
+    left (this run's own fit completed and its final test was stopped)."""
     from neuronlab.io import checkpoint as ckpt_io
 
     path = ckpt_io.resolve_checkpoint(ckpt_path)
