@@ -129,10 +129,8 @@ def sweep_job_folder(name: str) -> str:
     if sweep_dir.is_dir() and not any(o.startswith("optuna_trial=") for o in overrides):
         rest = name.partition("_")[2]
         others = (p for p in sweep_dir.iterdir() if p.name != name and p.name.partition("_")[2] == rest)
-        for path in [
-            sweep_dir / name,
-            *sorted(others),
-        ]:  # the first real folder whose result.json records this job's overrides
+        # the first real folder whose result.json records this job's overrides is its folder
+        for path in [sweep_dir / name, *sorted(others)]:
             real = path.is_dir() and not path.is_symlink()
             if real and same_job((read_result_or_none(path) or {}).get("overrides"), overrides):
                 name = path.name
