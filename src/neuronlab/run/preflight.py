@@ -18,7 +18,7 @@ SHOW_ONLY = {"-h", "--help", "--hydra-help", "-sc", "--shell-completion", "-c", 
 _VALUED = {"-c", "--cfg", "-p", "--package", "-cp", "--config-path", "-cn", "--config-name", "-cd"}
 _VALUED |= {"--config-dir", "--experimental-rerun"}
 _INFO_TOPICS = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
-_SHOWS_ONE_RUN = {"-c", "--cfg", "-i", "--info", "-sc", "--shell-completion"}
+_SHOWS_ONE_RUN = SHOW_ONLY - {"-h", "--help", "--hydra-help"}
 
 
 def prepare(argv: list[str]) -> list[str]:
