@@ -183,8 +183,7 @@ def run_lock(run_dir: Path | str) -> Iterator[None]:
                 f"{run_dir} is in use by {holder}: one run writes in a folder at a time; wait for it to "
                 "end (or stop it), then resume again"
             ) from None
-        handle.seek(0)
-        handle.truncate()
+        handle.truncate()  # nothing was read: at its start
         handle.write(f"process {os.getpid()} on {os.uname().nodename}\n")
         handle.flush()
         for folder in (run_dir, run_dir / CHECKPOINTS):  # what a killed writer left: no writer now

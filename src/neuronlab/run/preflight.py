@@ -53,8 +53,7 @@ def quote_paths(argv: list[str]) -> list[str]:
 def flags_first(argv: list[str]) -> list[str]:
     """Hydra's flags (with their values) before every override: Hydra reads the overrides as one list,
     which a resume's added overrides after ``--cfg job`` must not split."""
-    flags: list[str] = []
-    overrides: list[str] = []
+    flags, overrides = [], []
     args = iter(argv[1:])
     for arg in args:
         if not arg.startswith("-"):
