@@ -66,8 +66,8 @@ MUTATIONS = [
         "tie-break",
         "equal metrics in a sweep summary: the lower val/loss ranks first",
         "summary/table.py",
-        "loss if math.isfinite(loss) else math.inf",
-        "-loss if math.isfinite(loss) else math.inf",
+        "_score(job.metrics.get(TIE_BREAK, math.nan), False)",
+        "_score(job.metrics.get(TIE_BREAK, math.nan), True)",
         ("tests/test_summary_ranking.py",),
     ),
     Mutation(
@@ -168,8 +168,8 @@ MUTATIONS = [
         "activation-ignored",
         "model.activation=... is the activation in the net",
         "models/mlp.py",
-        "    return ACTIVATIONS[check_activation(name)]()\n",
-        "    return ACTIVATIONS[check_activation(name)] and nn.ReLU()\n",
+        "layers += [nn.Linear(width, hidden), ACTIVATIONS[activation]()]",
+        "layers += [nn.Linear(width, hidden), nn.ReLU()]",
         ("tests/test_train.py::test_every_part_swaps",),
     ),
     Mutation(
@@ -217,7 +217,7 @@ MUTATIONS = [
         "links-inside",
         "a link inside a run folder's .hydra/, checkpoints/ or tensorboard/ is refused on resume",
         "run/paths.py",
-        "            places += list(folder.iterdir())\n",
+        "            places += folder.iterdir()\n",
         "            pass\n",
         (
             "tests/test_guards.py::"
@@ -278,7 +278,7 @@ MUTATIONS = [
         "job-folder-swapped",
         "a re-run grid refuses a job folder that holds another job's result.json (nothing overwritten)",
         "sweeps/resume.py",
-        'same = previous is not None and previous.get("overrides") == overrides',
+        'same = previous is not None and same_job(previous.get("overrides"), overrides)',
         "same = previous is not None",
         ("tests/test_guards.py::test_a_rerun_grid_refuses_a_job_folder_that_holds_another_jobs_result",),
     ),

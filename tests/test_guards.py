@@ -218,3 +218,18 @@ def test_a_rerun_grid_refuses_a_job_folder_that_holds_another_jobs_result(tmp_pa
     assert snapshot(job0, skip=("train.log", ".lock")) == before[job0]  # nothing of job 0 overwritten
     assert snapshot(job1, skip=("train.log", ".lock", "sweep_resume.json")) == before[job1]  # job 1: skipped
     assert json.loads((job1 / "sweep_resume.json").read_text())["action"] == "skipped"
+
+
+def test_every_planted_bug_of_the_mutation_table_still_finds_its_line():
+    """``scripts/mutation_table.py`` plants each bug by replacing one exact piece of source: when the code
+    moves, the entry must move with it, or the promise it guards goes unchecked without anyone noticing."""
+    import runpy
+
+    repo = Path(__file__).resolve().parents[1]
+    mutations = runpy.run_path(str(repo / "scripts" / "mutation_table.py"))["MUTATIONS"]
+    lost = [
+        m.name
+        for m in mutations
+        if (repo / "src" / "neuronlab" / m.file).read_text(encoding="utf-8").count(m.old) != 1
+    ]
+    assert not lost, f"update these entries of scripts/mutation_table.py: {lost}"
