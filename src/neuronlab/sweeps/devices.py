@@ -1,28 +1,11 @@
 """One sweep job per GPU: each running job of a local parallel sweep takes device slots of its own.
 
-``neuronlab-train -m hydra/launcher=joblib hydra.launcher.n_jobs=4 trainer=gpu optimizer.lr=...`` (or an
-Optuna search with ``hydra.sweeper.n_jobs=4``) would otherwise train every job on the first GPU. Here each
-job, before it builds anything, takes ``trainer.devices`` free slots: an exclusive non-blocking ``flock``
-on ``<sweep dir>/.devices/<i>.lock`` per slot, held until the job ends and released by the OS if the job
-dies (a SIGKILLed job's slot is free at once). A job that finds too few free slots waits for them, it
-never shares. The slots are ``sweep_devices`` (e.g. ``sweep_devices=[0,1,2,3]``), by default every GPU
-this process sees. SLURM (submitit) jobs get their own GPUs from SLURM, and ``trainer=cpu`` jobs use none:
-for them nothing changes.
-
-How a job is held to its GPUs: its Trainer gets the slot's device indices, ``trainer.devices=[i]``
-(Lightning's documented way to pick GPUs), and nothing touches ``CUDA_VISIBLE_DEVICES``. Hydra's joblib
-launcher runs jobs in loky worker processes that are reused from one job to the next; once a worker has
-initialised CUDA (in an earlier job), a changed ``CUDA_VISIBLE_DEVICES`` is silently ignored, so that
-route would put a reused worker's next job back on its first job's GPU. Explicit indices hold in any
-process, fresh or reused, and a DDP job's worker processes (which Lightning starts with this job's
-overrides) get the same indices from ``NEURONLAB_JOB_DEVICES``, which the job sets while it runs. The
-price: a reused worker keeps the CUDA context of each GPU it has used (a few hundred MB per GPU) until
-the sweep ends. Indices count within the GPUs this process sees (``CUDA_VISIBLE_DEVICES`` or all).
-
-Each job says which slots it took and when in its ``train.log`` and records them in ``environment.json``
-(``devices``); the sweep's start line says how many jobs run at once on which GPUs. Tests on a machine
-without GPUs list fake slots in ``NEURONLAB_FAKE_DEVICES=0,1``: jobs take and record them and train as
-configured (on the CPU).
+Each job, before it builds anything, holds ``trainer.devices`` free slots, an exclusive ``flock`` on
+``<sweep dir>/.devices/<i>.lock`` each, released by the OS when the job ends or dies; it waits for free
+slots, never shares. Its Trainer gets the slots' indices (``trainer.devices=[i]``), not a changed
+``CUDA_VISIBLE_DEVICES``, which a reused joblib worker that has initialised CUDA silently ignores; its DDP
+workers read them from ``NEURONLAB_JOB_DEVICES``. See docs/gpus.md. ``NEURONLAB_FAKE_DEVICES=0,1`` lists fake
+slots for tests on a machine without GPUs (taken and recorded; the Trainer is left as configured).
 """
 
 from __future__ import annotations
@@ -54,8 +37,11 @@ def _ids(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part.strip()]
 
 
-def slots(cfg: DictConfig) -> list[int]:
-    """The device slots of a sweep: ``sweep_devices``, fake ones, or every GPU this process sees."""
+def slots(cfg: DictConfig, hydra_cfg: Any) -> list[int]:
+    """The device slots of a sweep: ``sweep_devices``, fake ones, or every GPU this process sees; none for
+    SLURM (submitit) jobs, which get their GPUs from SLURM, and for jobs on the CPU."""
+    if "submitit" in str(hydra_cfg.launcher.get("_target_", "")) or cfg.trainer.get("accelerator") == "cpu":
+        return []
     chosen = cfg.get("sweep_devices")
     if chosen is not None:
         if not isinstance(chosen, ListConfig | list) or not all(isinstance(i, int) for i in chosen):
@@ -89,12 +75,6 @@ def needed(trainer: DictConfig, available: int) -> int:
     return n
 
 
-def uses_slots(cfg: DictConfig, hydra_cfg: Any) -> bool:
-    """A job of a local sweep that trains on GPUs (or on fake slots): not SLURM's, not on the CPU."""
-    local = "submitit" not in str(hydra_cfg.launcher.get("_target_", ""))
-    return local and str(cfg.trainer.get("accelerator", "auto")) != "cpu"
-
-
 @contextmanager
 def take(folder: Path, pool: list[int], n: int) -> Iterator[list[int]]:
     """Hold ``n`` free slots of ``pool`` (waiting until there are); released when the block ends."""
@@ -123,32 +103,25 @@ def take(folder: Path, pool: list[int], n: int) -> Iterator[list[int]]:
 
 @contextmanager
 def job_devices(cfg: DictConfig) -> Iterator[None]:
-    """Run a sweep job on slots of its own (see the module's docstring); nothing for other runs.
-
-    A DDP worker of such a job takes no slot: it trains on its job's devices (``NEURONLAB_JOB_DEVICES``)."""
+    """Run a sweep job on slots of its own (a DDP worker: on its job's); nothing for other runs."""
     from hydra.core.hydra_config import HydraConfig
 
     inherited = os.environ.get(JOB_DEVICES)
     if inherited and int(os.environ.get("LOCAL_RANK", "0")) > 0:  # a DDP worker Lightning started
-        if not os.environ.get(FAKE_DEVICES):
-            _use(cfg, _ids(inherited))
+        _use(cfg, _ids(inherited))
         yield
         return
     from hydra.types import RunMode
 
     hydra_cfg = HydraConfig.get()
-    if hydra_cfg.mode != RunMode.MULTIRUN or not uses_slots(cfg, hydra_cfg):
-        yield
-        return
-    pool = slots(cfg)
-    if not pool:  # accelerator auto on a machine without GPUs
+    pool = slots(cfg, hydra_cfg) if hydra_cfg.mode == RunMode.MULTIRUN else []
+    if not pool:
         yield
         return
     n = needed(cfg.trainer, len(pool))
     with take(Path(hydra_cfg.sweep.dir) / FOLDER, pool, n) as ids:
         run_logger.info(f"device slots {ids} taken")
-        if not os.environ.get(FAKE_DEVICES):
-            _use(cfg, ids)
+        _use(cfg, ids)
         os.environ[JOB_DEVICES] = ",".join(map(str, ids))
         try:
             yield
@@ -158,16 +131,17 @@ def job_devices(cfg: DictConfig) -> Iterator[None]:
 
 
 def _use(cfg: DictConfig, ids: list[int]) -> None:
-    with open_dict(cfg.trainer):
-        cfg.trainer.devices = ids
+    if not os.environ.get(FAKE_DEVICES):  # fake slots: the Trainer stays as configured
+        with open_dict(cfg.trainer):
+            cfg.trainer.devices = ids
 
 
 class DeviceSlots(Callback):
-    """Hydra callback (``conf/hydra/default.yaml``): a sweep's start line says how its jobs share the GPUs."""
+    """Hydra callback (``conf/hydra/default.yaml``): a sweep's start line says how its jobs share the GPUs;
+    a sweep whose jobs cannot get their slots ends here, in one line, before any job (Hydra would only warn
+    of a callback's error, then fail every job)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """The start line; a sweep whose jobs cannot get their slots ends here, in one line, before any job
-        (Hydra would only warn of a callback's error, then fail every job)."""
         try:
             line = start_line(config)
         except ConfigError as err:
@@ -178,9 +152,7 @@ class DeviceSlots(Callback):
 
 def start_line(config: DictConfig) -> str | None:
     """How many jobs run at once on which GPUs; None for a sweep that takes no slots."""
-    if not uses_slots(config, config.hydra):
-        return None
-    pool = slots(config)
+    pool = slots(config, config.hydra)
     if not pool:
         return None
     per_job = needed(config.trainer, len(pool))

@@ -1,8 +1,7 @@
 """Pruning inside an Optuna trial: report the optimized metric after every validation, stop when told.
 
-The job knows its trial from ``+optuna_trial=<number>`` (set by the sweeper) and the study from its own
-Hydra config (``hydra.sweeper.storage`` / ``study_name`` / ``pruner``, the values the sweeper used), so
-it works wherever the launcher runs it: in the sweep's process, a joblib worker or a SLURM job.
+The job finds its trial from ``+optuna_trial=<number>`` and the study from its own ``hydra.sweeper``
+config, so it works wherever the launcher runs it (the sweep's process, a joblib worker, a SLURM job).
 """
 
 from __future__ import annotations
@@ -34,7 +33,6 @@ class OptunaPruning(L.Callback):
         self.pruner = pruner
         self.pruned_epoch: int | None = None  # the epoch (from 1) the trial was pruned at, for result.json
         self._storage: Any = None
-        self._study: Any = None
         self._trial: Any = None
 
     def _open(self) -> Any:
@@ -44,10 +42,10 @@ class OptunaPruning(L.Callback):
 
         if self._trial is None:
             self._storage = storage = open_storage(self.storage_url, heartbeat=False)
-            self._study = optuna.load_study(study_name=self.study_name, storage=storage, pruner=self.pruner)
+            study = optuna.load_study(study_name=self.study_name, storage=storage, pruner=self.pruner)
             study_id = storage.get_study_id_from_name(self.study_name)
             trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, self.trial_number)
-            self._trial = optuna.trial.Trial(self._study, trial_id)
+            self._trial = optuna.trial.Trial(study, trial_id)
         return self._trial
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -71,13 +69,13 @@ class OptunaPruning(L.Callback):
         from optuna.trial import TrialState
 
         if self.pruned_epoch is not None and trainer.is_global_zero:
-            self._study.tell(self.trial_number, state=TrialState.PRUNED, skip_if_finished=True)
+            self._trial.study.tell(self.trial_number, state=TrialState.PRUNED, skip_if_finished=True)
             log.info(f"trial {self.trial_number} pruned at epoch {self.pruned_epoch}")
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self._storage is not None:  # the next trial in this process opens its own connection
             self._storage.engine.dispose()
-            self._storage = self._study = self._trial = None
+            self._storage = self._trial = None
 
 
 def trial_callback(cfg: Any) -> OptunaPruning | None:

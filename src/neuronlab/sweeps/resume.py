@@ -1,14 +1,9 @@
 """Resuming a sweep's jobs in place: ``neuronlab-train -m <the same sweep> hydra.sweep.dir=<its folder>``.
 
-Each job of the same sweep lands in the same folder again. There, before training:
-- a ``result.json`` that says ``completed`` for the same set of overrides (in any order, see
-  :func:`~neuronlab.run.paths.same_job`): the job is skipped, its result kept;
-- a job killed or interrupted (its ``result.json`` says ``running`` or ``interrupted``, or failed, for the
-  same overrides) with a checkpoint: it continues from ``last.ckpt`` (``interrupted.ckpt``) in its folder;
-- a folder that holds another job's results or checkpoints is refused: nothing trained is overwritten.
-What was done is written to the job's ``sweep_resume.json`` for the summary.
-
-``result.json`` is read as untrusted input (a sweep folder may come from anyone): every value is checked.
+Each job lands in its folder again; before training, a job whose ``result.json`` says ``completed`` for
+the same overrides (in any order) is skipped, one killed, interrupted or failed continues from its own
+checkpoint, and a folder holding another job's results or checkpoints is refused. ``sweep_resume.json``
+records what was done, for the summary. ``result.json`` is untrusted (a sweep folder may come from anyone).
 """
 
 from __future__ import annotations
@@ -85,11 +80,7 @@ def read_resume(folder: Path) -> str:
         data = read_json(folder / RESUME_FILE)
     except UnreadableFile:  # none (a job never re-run), or not a regular file: nothing to say
         return ""
-    if not isinstance(data, dict):
-        return ""
-    if data.get("action") == "skipped":
-        return "skipped"
-    if data.get("action") == "resumed":
-        epoch = data.get("epoch")
-        return f"resumed after {epoch} epochs" if is_int(epoch) else "resumed"
-    return ""
+    action = data.get("action") if isinstance(data, dict) else None
+    if action == "resumed" and is_int(data.get("epoch")):
+        return f"resumed after {data['epoch']} epochs"
+    return action if action in ("skipped", "resumed") else ""

@@ -1,16 +1,9 @@
-"""An Optuna search driven from Hydra with Optuna's ask-and-tell API, its study kept in a database.
+"""An Optuna search driven from Hydra with Optuna's ask-and-tell API (docs/sweeps.md).
 
-- The study lives in ``<sweep dir>/optuna.db`` (SQLite) or in ``hydra.sweeper.storage`` (any SQLAlchemy
-  URL): several sweep processes, on several machines, share one study (Optuna's distributed mode).
-- ``n_trials`` is the study's total budget. Each process asks for trials under a lock held in the storage
-  itself, so processes started together never run more than the budget. A trial whose sweep process died
-  (killed on this machine, or silent for longer than the heartbeat's grace period) is closed as FAIL and
-  its parameters re-queued (Optuna's ``RetryHeartbeatStaleTrialCallback``); it does not count.
-- Trials run in batches of ``n_jobs`` through the configured Hydra launcher; each job gets the overrides
-  of its parameters plus ``+optuna_trial=<number>``, which names its folder and lets it report to the
-  pruner (:mod:`neuronlab.sweeps.pruning`).
-
-Everything read back from the study is checked before use: it may have been written by anyone.
+The study lives in ``<sweep dir>/optuna.db`` or ``hydra.sweeper.storage`` (any SQLAlchemy URL), shared by
+every sweep process; ``n_trials`` is its total budget, asked for under a lock held in the storage. A trial
+whose sweep process died is closed as FAIL and re-queued. Each job gets ``+optuna_trial=<number>`` (its
+folder, its pruner). Everything read back from the study is checked before use: anyone may have written it.
 """
 
 from __future__ import annotations
@@ -50,9 +43,11 @@ GRACE_S = 120
 # keys that may differ between the machines of one study without changing what is searched
 MACHINE_KEYS = ("paths.", "data.data_dir", "data.download", "hydra.launcher.")
 SQLITE_TIMEOUT_S = 120
-
-
-# -------------------------------------------------------------------------------------------- settings
+SERVER_LOCKS = {  # (lock, unlock) of a database server's advisory lock
+    "postgresql": ("SELECT pg_advisory_lock(:k)", "SELECT pg_advisory_unlock(:k)"),
+    "mysql": ("SELECT GET_LOCK(:k, -1)", "SELECT RELEASE_LOCK(:k)"),
+    "mariadb": ("SELECT GET_LOCK(:k, -1)", "SELECT RELEASE_LOCK(:k)"),
+}
 
 
 def check_settings(s: Mapping[str, Any]) -> None:
@@ -61,12 +56,9 @@ def check_settings(s: Mapping[str, Any]) -> None:
     def bad(key: str, allowed: str) -> NeuronlabError:
         return NeuronlabError(f"hydra.sweeper.{key}={s.get(key)!r} is not allowed: expected {allowed}")
 
-    if s.get("direction") not in DIRECTIONS:
-        raise bad("direction", " or ".join(DIRECTIONS))
-    if s.get("sampler") not in SAMPLERS:
-        raise bad("sampler", ", ".join(SAMPLERS))
-    if s.get("pruner") not in PRUNERS:
-        raise bad("pruner", ", ".join(PRUNERS))
+    for key, allowed in (("direction", DIRECTIONS), ("sampler", SAMPLERS), ("pruner", PRUNERS)):
+        if s.get(key) not in allowed:
+            raise bad(key, ", ".join(allowed))
     for key in ("n_trials", "n_jobs"):
         if not is_int(s.get(key)) or s[key] <= 0:
             raise bad(key, "an integer > 0")
@@ -104,7 +96,7 @@ def shown_url(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
-        return url.split("@")[-1] if "@" in url else url
+        return url.split("@")[-1]
 
 
 def open_storage(url: str, heartbeat: bool = True) -> Any:
@@ -119,25 +111,20 @@ def open_storage(url: str, heartbeat: bool = True) -> Any:
         "grace_period": GRACE_S,
         "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(),
     }
-    for attempt in range(3):
+    for attempt in (1, 2, 3):
         try:
             with sqlite_lock(url), warnings.catch_warnings():  # one process at a time makes the tables
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return RDBStorage(url, engine_kwargs=engine_kwargs, **(beats if heartbeat else {}))
         except Exception as err:
             raced = any(w in str(err).lower() for w in ("already exists", "duplicate", "unique constraint"))
-            if raced and attempt < 2:
-                time.sleep(1.0)  # another process made the tables at the same moment: they are there now
-                continue
-            cause = getattr(err, "orig", None) or err  # the database driver's own words, without SQLAlchemy's
-            raise NeuronlabError(
-                f"hydra.sweeper.storage={shown_url(url)} cannot be opened ({first_line(cause)}); "
-                "pass a SQLAlchemy URL such as sqlite:////abs/path/optuna.db or postgresql://user:password@host/database"
-            ) from None
-    raise AssertionError("unreachable: the last attempt returns or raises")
-
-
-# ------------------------------------------------------------------------------------- search space
+            if not raced or attempt == 3:
+                cause = getattr(err, "orig", None) or err  # the database driver's words, without SQLAlchemy's
+                raise NeuronlabError(
+                    f"hydra.sweeper.storage={shown_url(url)} cannot be opened ({first_line(cause)}); "
+                    "pass a SQLAlchemy URL such as sqlite:////abs/path/optuna.db or postgresql://user:password@host/database"
+                ) from None
+            time.sleep(1.0)  # another process made the tables at the same moment: they are there now
 
 
 @dataclass
@@ -228,17 +215,15 @@ def grid_values(search: Search) -> dict[str, list[Any]]:
     return grid
 
 
-def trial_seed(seed: int | None, number: int) -> int | None:
-    """The sampler's seed for trial ``number``: a function of both, so that a resumed search draws as an
+def make_sampler(settings: Mapping[str, Any], search: Search, number: int) -> Any:
+    """The sampler for trial ``number``, seeded with (seed, number): a resumed search draws as an
     uninterrupted one would, and processes with other seeds draw other trials."""
     import numpy as np
-
-    return None if seed is None else int(np.random.SeedSequence((seed, number)).generate_state(1)[0])
-
-
-def make_sampler(settings: Mapping[str, Any], search: Search, seed: int | None) -> Any:
     import optuna
 
+    seed = settings.get("seed")
+    if seed is not None:
+        seed = int(np.random.SeedSequence((seed, number)).generate_state(1)[0])
     if settings["sampler"] == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if settings["sampler"] == "grid":
@@ -250,18 +235,13 @@ def make_pruner(settings: Mapping[str, Any], max_epochs: int | None = None) -> A
     """The pruner a trial asks after each validation (built in the trial's process, from its config)."""
     import optuna
 
-    warmup = settings.get("pruner_warmup_epochs", 3)
-    if settings.get("pruner") == "median":
-        return optuna.pruners.MedianPruner(
-            n_startup_trials=settings.get("pruner_startup_trials", 5), n_warmup_steps=warmup
-        )
-    if settings.get("pruner") == "hyperband":
+    warmup = settings["pruner_warmup_epochs"]
+    if settings["pruner"] == "median":
+        return optuna.pruners.MedianPruner(settings["pruner_startup_trials"], n_warmup_steps=warmup)
+    if settings["pruner"] == "hyperband":
         top = max_epochs if max_epochs and max_epochs > max(warmup, 1) else "auto"
         return optuna.pruners.HyperbandPruner(min_resource=max(warmup, 1), max_resource=top)
     return optuna.pruners.NopPruner()
-
-
-# -------------------------------------------------------------------------------------------- study
 
 
 def open_study(settings: Mapping[str, Any], search: Search, url: str, storage: Any) -> Any:
@@ -323,15 +303,10 @@ def _allowed(distribution: Any, value: Any) -> bool:
         return any(type(value) is type(c) and value == c for c in distribution.choices)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return False
-    if not distribution.low <= value <= distribution.high:
-        return False
-    step = distribution.step
     if isinstance(distribution, IntDistribution) and not float(value).is_integer():
         return False
-    if not step:
-        return True
-    steps = (value - distribution.low) / step
-    return math.isclose(steps, round(steps), abs_tol=1e-6)
+    steps = (value - distribution.low) / distribution.step if distribution.step else 0.0
+    return distribution.low <= value <= distribution.high and math.isclose(steps, round(steps), abs_tol=1e-6)
 
 
 def _differences(stored: Any, wanted: str) -> str:
@@ -382,11 +357,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def close_dead_trials(study: Any) -> list[int]:
-    """RUNNING trials whose sweep process is gone -> FAIL, parameters re-queued; returns their numbers.
-
-    On this machine a dead process is seen at once; elsewhere, by a heartbeat older than the grace period.
-    """
+def close_dead_trials(study: Any) -> None:
+    """RUNNING trials whose sweep process is gone -> FAIL, parameters re-queued: on this machine at once,
+    elsewhere once their heartbeat is older than the grace period."""
     from optuna.storages import fail_stale_trials
     from optuna.trial import TrialState
 
@@ -395,15 +368,12 @@ def close_dead_trials(study: Any) -> list[int]:
     host = socket.gethostname()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = trial.user_attrs.get(OWNER_ATTR)
-        if not (isinstance(owner, list) and len(owner) == 2 and owner[0] == host):
-            continue
-        if is_int(owner[1]) and owner[1] > 0 and not _alive(owner[1]):
+        mine = isinstance(owner, list) and len(owner) == 2 and owner[0] == host
+        if mine and is_int(owner[1]) and owner[1] > 0 and not _alive(owner[1]):
             _fail_and_requeue(study, trial.number)
     still = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    closed = sorted(before - still)
-    if closed:
-        log.warning(f"trials {closed} were left running by a stopped sweep: closed as FAIL, re-queued")
-    return closed
+    if before - still:
+        log.warning(f"trials {sorted(before - still)} were left running by a stopped sweep: FAIL, re-queued")
 
 
 def _fail_and_requeue(study: Any, number: int) -> None:
@@ -440,26 +410,20 @@ def sqlite_lock(url: str) -> Iterator[None]:
 def budget_lock(url: str, name: str, storage: Any) -> Iterator[None]:
     """One sweep process at a time counts the study's trials and asks for new ones.
 
-    SQLite: a lock file beside the database; PostgreSQL and MySQL: the server's own advisory lock.
+    SQLite: a lock file beside the database; PostgreSQL and MySQL: the server's own advisory lock; another
+    database: none (processes started together may overshoot the budget by a batch).
     """
     import zlib
 
     from sqlalchemy import text
-    from sqlalchemy.engine import make_url
 
-    backend = make_url(url).get_backend_name()
-    if backend == "sqlite":
+    backend = storage.engine.url.get_backend_name()
+    if backend not in SERVER_LOCKS:
         with sqlite_lock(url):
             yield
         return
+    lock, unlock = SERVER_LOCKS[backend]
     key = zlib.crc32(f"neuronlab-optuna:{name}".encode())
-    if backend == "postgresql":
-        lock, unlock = "SELECT pg_advisory_lock(:k)", "SELECT pg_advisory_unlock(:k)"
-    elif backend in ("mysql", "mariadb"):
-        lock, unlock = "SELECT GET_LOCK(:k, -1)", "SELECT RELEASE_LOCK(:k)"
-    else:  # another database: processes started together may overshoot the budget by a batch
-        yield
-        return
     with storage.engine.connect() as connection:
         connection.execute(text(lock), {"k": key})
         try:
@@ -469,33 +433,23 @@ def budget_lock(url: str, name: str, storage: Any) -> Iterator[None]:
             connection.commit()
 
 
-class Heartbeat:
-    """Tells the storage every ``HEARTBEAT_S`` seconds that this process's trials are still running."""
+@contextmanager
+def heartbeats(storage: Any) -> Iterator[set[int]]:
+    """Tells the storage every ``HEARTBEAT_S`` seconds that the trials in the yielded set still run."""
+    running: set[int] = set()
+    stop = threading.Event()
 
-    def __init__(self, storage: Any) -> None:
-        self.storage = storage
-        self.trial_ids: set[int] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="optuna-heartbeat", daemon=True)
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_S):
+            for trial_id in list(running):
+                with suppress(Exception):
+                    storage.record_heartbeat(trial_id)
 
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-
-    def beat(self, trial_id: int) -> None:
-        with suppress(Exception):
-            self.storage.record_heartbeat(trial_id)
-
-    def _run(self) -> None:
-        while not self._stop.wait(HEARTBEAT_S):
-            for trial_id in list(self.trial_ids):
-                self.beat(trial_id)
-
-
-# --------------------------------------------------------------------------------------------- sweep
+    threading.Thread(target=beat, name="optuna-heartbeat", daemon=True).start()
+    try:
+        yield running
+    finally:
+        stop.set()
 
 
 def _job_value(ret: Any) -> tuple[float | None, str]:
@@ -543,9 +497,11 @@ def run_search(settings: Mapping[str, Any], config: Any, launcher: Any, argument
         f"sampler {settings['sampler']}, pruner {settings['pruner']}, direction {settings['direction']}"
     )
     host, pid = socket.gethostname(), os.getpid()
-    job_idx = _next_job_number(sweep_dir)
+    # the launcher's first job index: on from the sweep folder's last job (job folders are <n>_...)
+    prefixes = [p.name.split("_", 1)[0] for p in sweep_dir.glob("*_*")]
+    job_idx = max((int(n) for n in prefixes if n.isdigit()), default=-1) + 1
     ran = 0
-    with Heartbeat(storage) as heartbeat:
+    with heartbeats(storage) as running:
         while True:
             asked = []
             with budget_lock(url, name, storage):
@@ -554,8 +510,7 @@ def run_search(settings: Mapping[str, Any], config: Any, launcher: Any, argument
                 waiting = sum(1 for t in trials if t.state == TrialState.WAITING)
                 n_ask = min(settings["n_jobs"], waiting + max(0, budget - budget_used(trials)))
                 for _ in range(n_ask):
-                    number = len(study.get_trials(deepcopy=False))
-                    study.sampler = make_sampler(settings, search, trial_seed(settings.get("seed"), number))
+                    study.sampler = make_sampler(settings, search, len(study.get_trials(deepcopy=False)))
                     with warnings.catch_warnings():  # "heartbeats are meant for Study.optimize": we beat
                         warnings.simplefilter("ignore", UserWarning)
                         trial = study.ask(search.distributions)
@@ -565,18 +520,14 @@ def run_search(settings: Mapping[str, Any], config: Any, launcher: Any, argument
                         _tell(study, trial, state=TrialState.FAIL)
                         raise
                     trial.set_user_attr(OWNER_ATTR, [host, pid])
-                    heartbeat.beat(trial._trial_id)
-                    heartbeat.trial_ids.add(trial._trial_id)
+                    storage.record_heartbeat(trial._trial_id)  # a kill before the next beat is seen too
+                    running.add(trial._trial_id)
                     asked.append(trial)
             if not asked:
                 break
             overrides = [
-                [
-                    *search.fixed,
-                    *(f"{k}={v}" for k, v in trial.params.items()),
-                    f"+{TRIAL_KEY}={trial.number}",
-                ]
-                for trial in asked
+                [*search.fixed, *(f"{k}={v}" for k, v in t.params.items()), f"+{TRIAL_KEY}={t.number}"]
+                for t in asked
             ]
             try:
                 returns = launcher.launch(overrides, initial_job_idx=job_idx)
@@ -589,7 +540,7 @@ def run_search(settings: Mapping[str, Any], config: Any, launcher: Any, argument
             ran += len(returns)
             failures = []
             for trial, ret in zip(asked, returns, strict=True):
-                heartbeat.trial_ids.discard(trial._trial_id)
+                running.discard(trial._trial_id)
                 value, why = _job_value(ret)
                 if value is None:
                     failures.append(ret)
@@ -612,42 +563,27 @@ def _tell(study: Any, trial: Any, value: float | None = None, state: Any = None)
             raise
 
 
-def _next_job_number(sweep_dir: Path) -> int:
-    """The launcher's first job index: on from the sweep folder's last job (job folders are ``<n>_...``)."""
-    prefixes = [p.name.split("_", 1)[0] for p in sweep_dir.glob("*_*")]
-    numbers = [int(n) for n in prefixes if n.isdigit()]
-    return max(numbers, default=-1) + 1
-
-
-def importances(study: Any, min_trials: int = 4) -> dict[str, float]:
-    """Optuna's parameter importances (its default evaluator) once enough trials completed; empty before."""
-    import optuna
-    from optuna.trial import TrialState
-
-    if len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) < min_trials:
-        return {}
-    try:
-        return {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
-    except Exception as err:  # a single-valued search space, ...
-        log.info(f"no parameter importances: {err}")
-        return {}
-
-
 def write_results(study: Any, sweep_dir: Path, ran: int) -> None:
-    """``optimization_results.yaml``: the best trial, the study's counts and the parameter importances."""
+    """``optimization_results.yaml``: the best trial, the study's counts and, once four trials completed,
+    Optuna's parameter importances (its default evaluator)."""
+    import optuna
     import yaml
-    from optuna.trial import TrialState
 
     from neuronlab.io.files import atomic_write
 
-    counts = dict(Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False)))
-    results: dict[str, Any] = {"name": "optuna", "study_name": study.study_name, "trials": counts}
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if complete:
+    counts = Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False))
+    results: dict[str, Any] = {"name": "optuna", "study_name": study.study_name, "trials": dict(counts)}
+    if counts["complete"]:
         best = study.best_trial
         results.update(best_trial=best.number, best_params=best.params, best_value=best.value)
         log.info(f"Best trial {best.number}: value {best.value}, parameters {best.params}")
-    results["importance"] = importances(study)
+    results["importance"] = {}
+    if counts["complete"] >= 4:
+        try:
+            importance = optuna.importance.get_param_importances(study)
+            results["importance"] = {k: float(v) for k, v in importance.items()}
+        except Exception as err:  # a single-valued search space, ...
+            log.info(f"no parameter importances: {err}")
     sweep_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(sweep_dir / "optimization_results.yaml", yaml.safe_dump(results, sort_keys=False))
-    log.info(f"This run ran {ran} trials; the study has {counts}")
+    log.info(f"This run ran {ran} trials; the study has {dict(counts)}")
