@@ -7,7 +7,7 @@ annotations`` here (dataclasses would fail to read the annotations).
 """
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional  # noqa: UP035 (OmegaConf reads these annotations)
+from typing import Any, Dict, List  # noqa: UP035 (OmegaConf reads these annotations)
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
@@ -47,8 +47,6 @@ class OptunaSweeper(Sweeper):
 
     def __init__(self, **settings: Any) -> None:
         self.settings = settings
-        self.config: Optional[DictConfig] = None  # noqa: UP045
-        self.launcher: Any = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
@@ -60,5 +58,4 @@ class OptunaSweeper(Sweeper):
         from neuronlab.errors import run_command
         from neuronlab.sweeps.study import run_search
 
-        assert self.config is not None
         run_command(lambda: run_search(self.settings, self.config, self.launcher, arguments))

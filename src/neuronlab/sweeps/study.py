@@ -8,6 +8,7 @@ folder, its pruner). Everything read back from the study is checked before use: 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import math
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "hyperband", "none")
-DEFAULT_STUDY = "neuronlab"
 DB_FILE = "optuna.db"
 TRIAL_KEY = "optuna_trial"  # the job override naming a job's trial: +optuna_trial=<number>
 SEARCH_ATTR = "neuronlab_search"  # the study's search space, to refuse resuming it with another one
@@ -42,7 +42,6 @@ HEARTBEAT_S = 30
 GRACE_S = 120
 # keys that may differ between the machines of one study without changing what is searched
 MACHINE_KEYS = ("paths.", "data.data_dir", "data.download", "hydra.launcher.")
-SQLITE_TIMEOUT_S = 120
 SERVER_LOCKS = {  # (lock, unlock) of a database server's advisory lock
     "postgresql": ("SELECT pg_advisory_lock(:k)", "SELECT pg_advisory_unlock(:k)"),
     "mysql": ("SELECT GET_LOCK(:k, -1)", "SELECT RELEASE_LOCK(:k)"),
@@ -86,7 +85,7 @@ def storage_url(settings: Mapping[str, Any], sweep_dir: str | Path) -> str:
 
 
 def study_name(settings: Mapping[str, Any]) -> str:
-    return settings.get("study_name") or DEFAULT_STUDY
+    return settings.get("study_name") or "neuronlab"
 
 
 def shown_url(url: str) -> str:
@@ -104,8 +103,8 @@ def open_storage(url: str, heartbeat: bool = True) -> Any:
     import optuna
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
-    # SQLite: wait for other processes' writes instead of failing
-    engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if url.startswith("sqlite") else {}
+    # SQLite: wait up to two minutes for other processes' writes instead of failing
+    engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
     beats = {
         "heartbeat_interval": HEARTBEAT_S,
         "grace_period": GRACE_S,
@@ -231,13 +230,14 @@ def make_sampler(settings: Mapping[str, Any], search: Search, number: int) -> An
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=settings["n_startup_trials"])
 
 
-def make_pruner(settings: Mapping[str, Any], max_epochs: int | None = None) -> Any:
+def make_pruner(settings: Mapping[str, Any], max_epochs: int | None) -> Any:
     """The pruner a trial asks after each validation (built in the trial's process, from its config)."""
     import optuna
 
     warmup = settings["pruner_warmup_epochs"]
     if settings["pruner"] == "median":
-        return optuna.pruners.MedianPruner(settings["pruner_startup_trials"], n_warmup_steps=warmup)
+        startup = settings["pruner_startup_trials"]
+        return optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=warmup)
     if settings["pruner"] == "hyperband":
         top = max_epochs if max_epochs and max_epochs > max(warmup, 1) else "auto"
         return optuna.pruners.HyperbandPruner(min_resource=max(warmup, 1), max_resource=top)
@@ -398,8 +398,6 @@ def sqlite_lock(url: str) -> Iterator[None]:
     if not database or database == ":memory:" or not Path(database).parent.is_dir():
         yield
         return
-    import fcntl
-
     path = Path(database)
     with open_lock_file(path.with_name(f".{path.name}.lock")) as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -517,7 +515,7 @@ def run_search(settings: Mapping[str, Any], config: Any, launcher: Any, argument
                     try:  # an enqueued trial's values, enqueued since the study was opened
                         check_values(trial.params, search, f"study {name!r}", trial.number)
                     except NeuronlabError:
-                        _tell(study, trial, state=TrialState.FAIL)
+                        _tell(study, trial, None, TrialState.FAIL)
                         raise
                     trial.set_user_attr(OWNER_ATTR, [host, pid])
                     storage.record_heartbeat(trial._trial_id)  # a kill before the next beat is seen too
@@ -545,9 +543,7 @@ def run_search(settings: Mapping[str, Any], config: Any, launcher: Any, argument
                 if value is None:
                     failures.append(ret)
                     log.warning(f"trial {trial.number} failed: {why}")
-                    _tell(study, trial, state=TrialState.FAIL)
-                else:
-                    _tell(study, trial, value=value)
+                _tell(study, trial, value, TrialState.FAIL if value is None else TrialState.COMPLETE)
             if failures and len(failures) / len(returns) > settings["max_failure_rate"]:
                 rate = settings["max_failure_rate"]
                 log.error(f"{len(failures)} of {len(returns)} trials failed (max_failure_rate={rate})")
@@ -555,7 +551,7 @@ def run_search(settings: Mapping[str, Any], config: Any, launcher: Any, argument
     write_results(study, sweep_dir, ran)
 
 
-def _tell(study: Any, trial: Any, value: float | None = None, state: Any = None) -> None:
+def _tell(study: Any, trial: Any, value: float | None, state: Any) -> None:
     try:
         study.tell(trial, value, state=state, skip_if_finished=True)  # a pruned trial told it already
     except RuntimeError as err:  # the grid sampler asks the study to stop: the loop ends by itself
