@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, open_dict
@@ -84,20 +84,18 @@ def take(folder: Path, pool: list[int], n: int) -> Iterator[list[int]]:
     while True:
         with ExitStack() as held, open_lock_file(folder / "pick.lock") as pick:
             fcntl.flock(pick, fcntl.LOCK_EX)  # one job picks at a time: no two jobs each holding half
-            taken: list[tuple[int, IO[str]]] = []
+            taken: list[int] = []
             for slot in pool:
                 handle = held.enter_context(open_lock_file(folder / f"{slot}.lock"))
                 try:
                     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     continue
-                taken.append((slot, handle))
+                taken.append(slot)
                 if len(taken) == n:
-                    break
-            if len(taken) == n:
-                fcntl.flock(pick, fcntl.LOCK_UN)
-                yield [slot for slot, _ in taken]
-                return
+                    fcntl.flock(pick, fcntl.LOCK_UN)
+                    yield taken
+                    return
         time.sleep(WAIT_S)  # the handles are closed: the partial pick is released for the others
 
 

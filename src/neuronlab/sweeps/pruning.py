@@ -32,7 +32,8 @@ class OptunaPruning(L.Callback):
         self.metric = metric
         self.pruner = pruner
         self.pruned_epoch: int | None = None  # the epoch (from 1) the trial was pruned at, for result.json
-        self._trial: Any = None  # opened at the first report, with a connection of this process's own
+        self._storage: Any = None  # opened at the first report, a connection of this process's own
+        self._trial: Any = None
 
     def _open(self) -> Any:
         import optuna
@@ -40,7 +41,7 @@ class OptunaPruning(L.Callback):
         from neuronlab.sweeps.study import open_storage
 
         if self._trial is None:
-            storage = open_storage(self.storage_url, heartbeat=False)
+            self._storage = storage = open_storage(self.storage_url, heartbeat=False)
             study = optuna.load_study(study_name=self.study_name, storage=storage, pruner=self.pruner)
             study_id = storage.get_study_id_from_name(self.study_name)
             trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, self.trial_number)
@@ -72,9 +73,9 @@ class OptunaPruning(L.Callback):
             log.info(f"trial {self.trial_number} pruned at epoch {self.pruned_epoch}")
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if self._trial is not None:  # the next trial in this process opens its own connection
-            self._trial.storage.engine.dispose()
-            self._trial = None
+        if self._storage is not None:  # the next trial in this process opens its own connection
+            self._storage.engine.dispose()
+            self._storage = self._trial = None
 
 
 def trial_callback(cfg: Any) -> OptunaPruning | None:
