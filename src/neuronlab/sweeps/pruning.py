@@ -83,7 +83,7 @@ def trial_callback(cfg: Any) -> OptunaPruning | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from neuronlab.sweeps.study import PRUNERS, make_pruner, storage_url, study_name
+    from neuronlab.sweeps.study import PRUNERS, storage_url, study_name
 
     number = cfg.get("optuna_trial")
     hydra_cfg = HydraConfig.get()
@@ -96,7 +96,15 @@ def trial_callback(cfg: Any) -> OptunaPruning | None:
         raise NeuronlabError("optuna_trial is set by neuronlab's Optuna sweeper (hydra/sweeper=optuna) only")
     if sweeper.pruner == "none":
         return None
-    settings = dict(sweeper)
-    url = storage_url(settings, hydra_cfg.sweep.dir)
-    pruner = make_pruner(settings, cfg.trainer.get("max_epochs"))
-    return OptunaPruning(url, study_name(settings), number, str(cfg.optimized_metric), pruner)
+    import optuna
+
+    warmup = sweeper.pruner_warmup_epochs
+    if sweeper.pruner == "median":
+        startup = sweeper.pruner_startup_trials
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=warmup)
+    else:  # hyperband: rungs from the warm-up (at least one epoch) up to max_epochs
+        max_epochs = cfg.trainer.get("max_epochs")
+        top = max_epochs if max_epochs and max_epochs > max(warmup, 1) else "auto"
+        pruner = optuna.pruners.HyperbandPruner(min_resource=max(warmup, 1), max_resource=top)
+    url = storage_url(sweeper, hydra_cfg.sweep.dir)
+    return OptunaPruning(url, study_name(sweeper), number, str(cfg.optimized_metric), pruner)

@@ -230,20 +230,6 @@ def make_sampler(settings: Mapping[str, Any], search: Search, number: int) -> An
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=settings["n_startup_trials"])
 
 
-def make_pruner(settings: Mapping[str, Any], max_epochs: int | None) -> Any:
-    """The pruner a trial asks after each validation (built in the trial's process, from its config)."""
-    import optuna
-
-    warmup = settings["pruner_warmup_epochs"]
-    if settings["pruner"] == "median":
-        startup = settings["pruner_startup_trials"]
-        return optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=warmup)
-    if settings["pruner"] == "hyperband":
-        top = max_epochs if max_epochs and max_epochs > max(warmup, 1) else "auto"
-        return optuna.pruners.HyperbandPruner(min_resource=max(warmup, 1), max_resource=top)
-    return optuna.pruners.NopPruner()
-
-
 def open_study(settings: Mapping[str, Any], search: Search, url: str, storage: Any) -> Any:
     """The study, created if new; an existing one must search the same space in the same direction."""
     import optuna
