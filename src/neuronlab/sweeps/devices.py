@@ -141,26 +141,19 @@ class DeviceSlots(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
-            line = start_line(config)
+            pool = slots(config, config.hydra)
+            per_job = needed(config.trainer, len(pool)) if pool else 0
         except ConfigError as err:
             end_on_user_error(err)
-        if line:
-            log.info(line)
-
-
-def start_line(config: DictConfig) -> str | None:
-    """How many jobs run at once on which GPUs; None for a sweep that takes no slots."""
-    pool = slots(config, config.hydra)
-    if not pool:
-        return None
-    per_job = needed(config.trainer, len(pool))
-    launcher, sweeper = config.hydra.launcher, config.hydra.sweeper
-    parallel = int(launcher.get("n_jobs") or 1) if "joblib" in str(launcher.get("_target_", "")) else 1
-    if parallel <= 0:  # joblib's -1: one worker per CPU core
-        parallel = os.cpu_count() or 1
-    if sweeper.get("n_jobs"):  # an Optuna search asks for this many trials at a time
-        parallel = min(parallel, int(sweeper.n_jobs))
-    at_once = min(parallel, len(pool) // per_job)
-    each = "one GPU" if per_job == 1 else f"{per_job} GPUs"
-    gpus = ", ".join(map(str, pool)) + (" (fake)" if os.environ.get(FAKE_DEVICES) else "")
-    return f"device slots: {at_once} job(s) at once, {each} each, on GPUs {gpus}"
+        if not pool:  # a sweep that takes no slots
+            return
+        launcher, sweeper = config.hydra.launcher, config.hydra.sweeper
+        parallel = int(launcher.get("n_jobs") or 1) if "joblib" in str(launcher.get("_target_", "")) else 1
+        if parallel <= 0:  # joblib's -1: one worker per CPU core
+            parallel = os.cpu_count() or 1
+        if sweeper.get("n_jobs"):  # an Optuna search asks for this many trials at a time
+            parallel = min(parallel, int(sweeper.n_jobs))
+        at_once = min(parallel, len(pool) // per_job)
+        each = "one GPU" if per_job == 1 else f"{per_job} GPUs"
+        gpus = ", ".join(map(str, pool)) + (" (fake)" if os.environ.get(FAKE_DEVICES) else "")
+        log.info(f"device slots: {at_once} job(s) at once, {each} each, on GPUs {gpus}")
