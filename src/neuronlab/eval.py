@@ -6,18 +6,14 @@ checkpoint); ``data=...`` tests on other data, ``data_dir=...`` points at anothe
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from neuronlab.config import CONF_DIR
-from neuronlab.errors import run_command, run_hydra_command
-from neuronlab.run import quiet
+from neuronlab.errors import run_command
 from neuronlab.run.folder import write_result
-from neuronlab.run.preflight import quote_paths
+from neuronlab.run.preflight import checkpoint_command
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
@@ -61,11 +57,8 @@ def run(cfg: DictConfig, raise_errors: bool = False) -> dict[str, float]:
 
 
 def main() -> None:
-    """Entry point of ``neuronlab-eval`` and ``python -m neuronlab.eval``;
-    Hydra's own errors (e.g. an unknown option) end as one ``error:`` line and exit 2, as ours do."""
-    sys.argv = quote_paths(sys.argv)  # ckpt_path=<a sweep job's folder>, whose name holds = and ,
-    quiet.install()
-    run_hydra_command(hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")(run))
+    """Entry point of ``neuronlab-eval`` and ``python -m neuronlab.eval``."""
+    checkpoint_command("eval", run)
 
 
 if __name__ == "__main__":

@@ -9,19 +9,16 @@ they differ by more than ``tolerance``.
 
 from __future__ import annotations
 
-import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from neuronlab.config import CONF_DIR
-from neuronlab.errors import NeuronlabError, first_line, run_command, run_hydra_command
+from neuronlab.errors import NeuronlabError, first_line, run_command
 from neuronlab.io.files import atomic_file, atomic_write
 from neuronlab.models import probabilities
 from neuronlab.show import shown
@@ -153,20 +150,11 @@ def export(cfg: DictConfig) -> float:
     return diff
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")
-def _main(cfg: DictConfig) -> None:
-    from neuronlab.run import quiet
-
-    quiet.install()
-    run_command(lambda: export(cfg))
-
-
 def main() -> None:
-    """Entry point of ``neuronlab-export``: Hydra's own errors end as one ``error:`` line (exit 2) too."""
-    from neuronlab.run.preflight import quote_paths
+    """Entry point of ``neuronlab-export`` and ``python -m neuronlab.export``."""
+    from neuronlab.run.preflight import checkpoint_command
 
-    sys.argv = quote_paths(sys.argv)  # ckpt_path=<a sweep job's folder>, whose name holds = and ,
-    run_hydra_command(_main)
+    checkpoint_command("export", lambda cfg: run_command(lambda: export(cfg)))
 
 
 if __name__ == "__main__":

@@ -11,19 +11,16 @@ from __future__ import annotations
 import csv
 import json
 import math
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from neuronlab.config import CONF_DIR, is_int
-from neuronlab.errors import NeuronlabError, run_command, run_hydra_command
-from neuronlab.run import quiet
-from neuronlab.run.preflight import quote_paths
+from neuronlab.config import is_int
+from neuronlab.errors import NeuronlabError, run_command
+from neuronlab.run.preflight import checkpoint_command
 from neuronlab.show import csv_cell, shown
 
 if TYPE_CHECKING:
@@ -286,11 +283,8 @@ def _command(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    """Entry point of ``neuronlab-predict`` and ``python -m neuronlab.predict``;
-    Hydra's own errors (e.g. an unknown option) end as one ``error:`` line and exit 2, as ours do."""
-    sys.argv = quote_paths(sys.argv)  # ckpt_path=<a sweep job's folder>, whose name holds = and ,
-    quiet.install()
-    run_hydra_command(hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")(_command))
+    """Entry point of ``neuronlab-predict`` and ``python -m neuronlab.predict``."""
+    checkpoint_command("predict", _command)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-from neuronlab.errors import ConfigError, NeuronlabError
+import hydra
+
+from neuronlab.config import CONF_DIR
+from neuronlab.errors import ConfigError, NeuronlabError, run_hydra_command
+from neuronlab.run import quiet
 from neuronlab.run.paths import hydra_value, override_key, typed_value
 from neuronlab.run.resume import resume_argv
 
@@ -48,6 +54,14 @@ def quote_paths(argv: list[str]) -> list[str]:
             arg = f"{key}={hydra_value(value)}"
         quoted.append(arg)
     return quoted
+
+
+def checkpoint_command(config_name: str, command: Callable) -> None:
+    """The entry point of ``neuronlab-eval``, ``-predict`` and ``-export``: ``ckpt_path`` taken as typed,
+    library noise quiet, Hydra's own errors (an unknown option) one ``error:`` line and exit 2 as ours."""
+    sys.argv = quote_paths(sys.argv)
+    quiet.install()
+    run_hydra_command(hydra.main(version_base="1.3", config_path=CONF_DIR, config_name=config_name)(command))
 
 
 def flags_first(argv: list[str]) -> list[str]:
