@@ -44,3 +44,8 @@ def register_resolvers() -> None:
 def is_int(value: Any) -> bool:
     """An integer, and not a bool (``True`` is an ``int`` to Python, never a count to us)."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """An int or a float, and not a bool (``nan`` and ``inf`` included: callers decide on those)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)

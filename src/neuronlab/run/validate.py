@@ -10,7 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from neuronlab.config import is_int
+from neuronlab.config import is_int, is_number
 from neuronlab.data.checks import check_data_args
 from neuronlab.errors import ConfigError
 from neuronlab.models.checks import ACTIVATIONS, check_net_args
@@ -26,7 +26,7 @@ ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 
 def _is_number(v: Any) -> bool:
     """A finite int or float (``nan``/``inf`` parse as floats but are never a sensible setting)."""
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    return is_number(v) and math.isfinite(v)
 
 
 def _is_bool(v: Any) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from neuronlab.config import is_int
+from neuronlab.config import is_int, is_number
 from neuronlab.errors import NeuronlabError
 from neuronlab.io.read import UnreadableFile, read_json, read_yaml
 from neuronlab.run.folder import ENVIRONMENT, RESULT, config_file, overrides_file, read_result
@@ -42,7 +42,7 @@ class Job:
 
 def _number(value: Any, name: str) -> float:
     """A number stored in a result; not finite (NaN, ``1e999``) reads as NaN, shown as ``–``."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if not is_number(value):
         raise ValueError(f"{name} is not a number")
     return float(value) if math.isfinite(value) else math.nan
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from neuronlab.config import is_int
+from neuronlab.config import is_int, is_number
 from neuronlab.errors import NeuronlabError
 from neuronlab.io.files import atomic_write_json
 from neuronlab.io.read import UnreadableFile, read_json
@@ -36,9 +36,7 @@ def _metrics(result: dict) -> dict[str, float]:
     metrics = result.get("metrics")
     if not isinstance(metrics, dict):
         return {}
-    return {
-        str(k): float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)
-    }
+    return {str(k): float(v) for k, v in metrics.items() if is_number(v)}
 
 
 def start_job(run_dir: Path, overrides: list[str], ckpt_path: str | None = None) -> JobStart:
