@@ -4,6 +4,7 @@ the slots' locks, waits and records are the same whatever the ids name."""
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import re
@@ -86,11 +87,13 @@ def test_four_jobs_on_two_slots_never_overlap_on_one_slot(tmp_path):
         assert (taken, released, slot) == ("taken", "released", slot_again)
         held[int(slot)].append((datetime.fromisoformat(start), datetime.fromisoformat(end)))
         assert _slot(job) == int(slot)
-    assert sorted(len(spans) for spans in held.values()) == [2, 2]  # both slots used, two jobs each
+    # both slots used (usually two jobs each; on a loaded machine a quick job may free its slot for a third)
+    assert all(held.values()) and sum(map(len, held.values())) == 4
     for spans in held.values():
-        (first_start, first_end), (second_start, second_end) = sorted(spans)
-        # the second job took the slot once the first had released it
-        assert first_start < first_end <= second_start < second_end
+        spans.sort()
+        # each job took the slot once the one before had released it
+        assert all(start < end <= next_start for (start, end), (next_start, _) in itertools.pairwise(spans))
+        assert all(start < end for start, end in spans)
     # the summary table says which slot each job trained on
     with open(jobs[0].parent / "summary.csv", newline="") as handle:
         recorded = {row["folder"]: row["devices"] for row in csv.DictReader(handle)}
