@@ -248,6 +248,42 @@ def test_ctrl_c_stops_at_the_end_of_the_step_it_arrived_in_and_python_gets_its_h
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's own again
 
 
+def test_ctrl_c_after_the_last_step_ends_the_run_as_interrupted_and_python_gets_its_handler_back(
+    tmp_path, request
+):
+    """Pressed once no step is left to end: teardown stops the run; Lightning then sets SIGINT to "ignore"
+    (it expects the process to end), and the handler from before the run must come back, or a notebook
+    (and every process a sweep starts after it) would ignore Ctrl-C from then on."""
+    import functools
+
+    import lightning.pytorch as L
+
+    from neuronlab.data import GatesDataModule
+    from neuronlab.models import SimpleNN
+    from neuronlab.run.callbacks import GracefulInterrupt
+    from neuronlab.tasks import Classifier
+
+    class CtrlCAtTrainEnd(L.Callback):
+        def on_train_end(self, trainer, pl_module) -> None:
+            signal.raise_signal(signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
+    interrupt = GracefulInterrupt(str(tmp_path))
+    trainer = L.Trainer(
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        callbacks=[interrupt, CtrlCAtTrainEnd()],
+    )
+    task = Classifier(SimpleNN(), optimizer=functools.partial(torch.optim.Adam, lr=0.1))
+    with pytest.raises(SystemExit):
+        trainer.fit(task, datamodule=GatesDataModule(gate="xor"))
+    assert interrupt.stopped_by == "SIGINT"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 # --- reproducible -----------------------------------------------------------------------------------
 
 

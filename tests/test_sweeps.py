@@ -540,6 +540,7 @@ def test_a_job_resumed_alone_as_printed_is_skipped_when_the_grid_runs_again(tmp_
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=err,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # even if the suite runs in `&`
         )
         deadline = time.time() + 120
         while not (sweep.is_dir() and list(sweep.glob("0_*/checkpoints/last.ckpt"))):

@@ -70,14 +70,16 @@ class GracefulInterrupt(L.Callback):
         self.dirpath = Path(dirpath)
         self.stopped_by: str | None = None  # "SIGINT" or "SIGTERM"
         self._asked = False  # Ctrl-C pressed: stop at the end of the current step
-        self._previous: Any = None  # the SIGINT handler to restore
+        self._previous: Any = None  # the SIGINT handler before this stage, to restore
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # here, not in setup: Lightning records the handlers it restores at teardown just before this
-        main = threading.current_thread() is threading.main_thread()
-        if trainer.world_size == 1 and main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            self._asked = False
-            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._asked = False
+        self._previous = signal.getsignal(signal.SIGINT)
+        if trainer.world_size == 1 and self._previous is signal.default_int_handler:
+            signal.signal(signal.SIGINT, self._on_sigint)
 
     on_test_start = on_predict_start = on_train_start
 
@@ -95,11 +97,13 @@ class GracefulInterrupt(L.Callback):
     on_train_epoch_end = on_validation_epoch_end = _stop_if_asked
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self._restore()
         self._stop_if_asked()  # pressed after the last step: the run still ends as interrupted
+        self._restore()
 
     def _restore(self) -> None:
-        """Python's own Ctrl-C again (Lightning skips ``teardown`` when a run ends on an exception)."""
+        """The SIGINT handler from before the stage again: on a Ctrl-C Lightning sets SIGINT to "ignore" and
+        counts on the process ending, but a notebook or a sweep goes on (and its children inherit "ignore").
+        Lightning skips ``teardown`` when a run ends on an exception, hence ``on_exception`` too."""
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
