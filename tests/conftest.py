@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -57,6 +58,20 @@ def torchvision_mnist(root: Path, train: bool):
 
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
     return datasets.MNIST(str(root), train=train, download=False, transform=tf)
+
+
+def ctrl_c_as_in_a_terminal() -> None:
+    """A suite started in the background (``cmd &``) passes SIGINT on as ignored, and Python keeps it so:
+    give a training process (``preexec_fn=``) the disposition a terminal gives it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def python_ctrl_c() -> Iterator[None]:
+    """Python's own Ctrl-C in this process for the test, as in a terminal; the suite's handler afterwards."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture

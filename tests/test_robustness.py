@@ -16,7 +16,15 @@ import pytest
 import torch
 
 from neuronlab.io.checkpoint import load_checkpoint
-from tests.conftest import flip_labels, only, read_scalars, run_cli, run_entry, write_mnist
+from tests.conftest import (
+    ctrl_c_as_in_a_terminal,
+    flip_labels,
+    only,
+    read_scalars,
+    run_cli,
+    run_entry,
+    write_mnist,
+)
 
 
 def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str]:
@@ -29,19 +37,13 @@ def runs(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob(".hydra"))
 
 
-def _ctrl_c_as_in_a_terminal() -> None:
-    """A suite started in the background (``cmd &``) passes SIGINT on as ignored, and Python keeps it so:
-    the training process gets the disposition a terminal gives it."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def start(tmp_path: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "NEURONLAB_OUTPUT_ROOT": str(tmp_path / "outputs"), "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "neuronlab.train", *args],
         cwd=tmp_path,
         env=env,
-        preexec_fn=_ctrl_c_as_in_a_terminal,
+        preexec_fn=ctrl_c_as_in_a_terminal,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -207,11 +209,9 @@ def test_ctrl_c_and_sigterm_stop_cleanly_and_say_how_to_resume(tmp_path, sig, co
     assert json.loads((run / "result.json").read_text())["status"] == "interrupted"
 
 
-def test_ctrl_c_stops_at_the_end_of_the_step_it_arrived_in_and_python_gets_its_handler_back(
-    tmp_path, request
-):
-    """The handler only notes the Ctrl-C; the run stops at that step's end (never in the middle of a
-    write), saves interrupted.ckpt there, and Python's own Ctrl-C handling is back afterwards."""
+def fit_pressing_ctrl_c(tmp_path: Path, press: type, max_epochs: int):
+    """A real one-process fit on XOR with ``GracefulInterrupt`` and the callback class ``press`` (which
+    raises SIGINT as a terminal's Ctrl-C does); returns both callbacks once Lightning has ended the fit."""
     import functools
 
     import lightning.pytorch as L
@@ -221,19 +221,9 @@ def test_ctrl_c_stops_at_the_end_of_the_step_it_arrived_in_and_python_gets_its_h
     from neuronlab.run.callbacks import GracefulInterrupt
     from neuronlab.tasks import Classifier
 
-    class CtrlCAtStep3(L.Callback):
-        def on_train_batch_start(self, trainer, *args) -> None:
-            self.handler = signal.getsignal(signal.SIGINT)
-            if trainer.global_step == 3:
-                signal.raise_signal(signal.SIGINT)  # as a terminal's Ctrl-C: the handler runs here
-
-    probe = CtrlCAtStep3()
-    # Python's own Ctrl-C, as in a terminal (a suite started in the background inherits it ignored)
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
-    interrupt = GracefulInterrupt(str(tmp_path))
+    interrupt, probe = GracefulInterrupt(str(tmp_path)), press()
     trainer = L.Trainer(
-        max_epochs=50,
+        max_epochs=max_epochs,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -242,6 +232,23 @@ def test_ctrl_c_stops_at_the_end_of_the_step_it_arrived_in_and_python_gets_its_h
     task = Classifier(SimpleNN(), optimizer=functools.partial(torch.optim.Adam, lr=0.1))
     with pytest.raises(SystemExit):  # Lightning ends an interrupted fit with sys.exit(1)
         trainer.fit(task, datamodule=GatesDataModule(gate="xor"))
+    return interrupt, probe
+
+
+def test_ctrl_c_stops_at_the_end_of_the_step_it_arrived_in_and_python_gets_its_handler_back(
+    tmp_path, python_ctrl_c
+):
+    """The handler only notes the Ctrl-C; the run stops at that step's end (never in the middle of a
+    write), saves interrupted.ckpt there, and Python's own Ctrl-C handling is back afterwards."""
+    import lightning.pytorch as L
+
+    class CtrlCAtStep3(L.Callback):
+        def on_train_batch_start(self, trainer, *args) -> None:
+            self.handler = signal.getsignal(signal.SIGINT)
+            if trainer.global_step == 3:
+                signal.raise_signal(signal.SIGINT)  # as a terminal's Ctrl-C: the handler runs here
+
+    interrupt, probe = fit_pressing_ctrl_c(tmp_path, CtrlCAtStep3, max_epochs=50)
     assert interrupt.stopped_by == "SIGINT"
     assert load_checkpoint(tmp_path / "interrupted.ckpt")["global_step"] == 4  # step 3 finished, no more
     assert probe.handler not in (signal.default_int_handler, signal.SIG_IGN)  # deferred while training
@@ -249,37 +256,18 @@ def test_ctrl_c_stops_at_the_end_of_the_step_it_arrived_in_and_python_gets_its_h
 
 
 def test_ctrl_c_after_the_last_step_ends_the_run_as_interrupted_and_python_gets_its_handler_back(
-    tmp_path, request
+    tmp_path, python_ctrl_c
 ):
     """Pressed once no step is left to end: teardown stops the run; Lightning then sets SIGINT to "ignore"
     (it expects the process to end), and the handler from before the run must come back, or a notebook
     (and every process a sweep starts after it) would ignore Ctrl-C from then on."""
-    import functools
-
     import lightning.pytorch as L
-
-    from neuronlab.data import GatesDataModule
-    from neuronlab.models import SimpleNN
-    from neuronlab.run.callbacks import GracefulInterrupt
-    from neuronlab.tasks import Classifier
 
     class CtrlCAtTrainEnd(L.Callback):
         def on_train_end(self, trainer, pl_module) -> None:
             signal.raise_signal(signal.SIGINT)
 
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
-    interrupt = GracefulInterrupt(str(tmp_path))
-    trainer = L.Trainer(
-        max_epochs=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        callbacks=[interrupt, CtrlCAtTrainEnd()],
-    )
-    task = Classifier(SimpleNN(), optimizer=functools.partial(torch.optim.Adam, lr=0.1))
-    with pytest.raises(SystemExit):
-        trainer.fit(task, datamodule=GatesDataModule(gate="xor"))
+    interrupt, _ = fit_pressing_ctrl_c(tmp_path, CtrlCAtTrainEnd, max_epochs=2)
     assert interrupt.stopped_by == "SIGINT"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 

@@ -127,16 +127,13 @@ def test_a_quoted_root_dir_is_used_as_the_path_it_names(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out root"]  # nothing like ./'...' beside it
 
 
-def test_ctrl_c_during_the_final_test_resumes_into_that_test(tmp_path, monkeypatch, capsys, request):
+def test_ctrl_c_during_the_final_test_resumes_into_that_test(tmp_path, monkeypatch, capsys, python_ctrl_c):
     """Fit completed, a real SIGINT arrived as the test started: the printed resume command re-runs it."""
     import os
 
     from neuronlab.tasks import Classifier
 
     monkeypatch.setenv("NEURONLAB_OUTPUT_ROOT", str(tmp_path / "outputs"))
-    # Python's own Ctrl-C, as in a terminal (a suite started in the background inherits it ignored)
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     monkeypatch.setattr(Classifier, "on_test_start", lambda self: os.kill(os.getpid(), signal.SIGINT))
     code, _, err = run_entry(monkeypatch, capsys, "train", "trainer.max_epochs=2", "logger=none")
     assert code == 130, err[-3000:]

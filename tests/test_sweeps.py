@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from neuronlab.summary import figure, main, summarize, write_summary
-from tests.conftest import only, read_scalars, run_cli
+from tests.conftest import ctrl_c_as_in_a_terminal, only, read_scalars, run_cli
 
 LR_MESSAGE = "optimizer.lr=-1 is not allowed: expected a number > 0"
 
@@ -540,7 +540,7 @@ def test_a_job_resumed_alone_as_printed_is_skipped_when_the_grid_runs_again(tmp_
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=err,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # even if the suite runs in `&`
+            preexec_fn=ctrl_c_as_in_a_terminal,
         )
         deadline = time.time() + 120
         while not (sweep.is_dir() and list(sweep.glob("0_*/checkpoints/last.ckpt"))):
