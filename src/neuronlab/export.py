@@ -21,7 +21,7 @@ from torch import nn
 from neuronlab.errors import NeuronlabError, first_line, run_command
 from neuronlab.io.files import atomic_file, atomic_write
 from neuronlab.models import probabilities
-from neuronlab.show import shown
+from neuronlab.show import aligned, shown
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 
@@ -138,10 +138,7 @@ def export(cfg: DictConfig) -> float:
         ("checked on", described),
         ("max abs difference", f"{diff:.3g} (tolerance {tolerance:g})"),
     ]
-    width = max(len(label) for label, _ in rows)  # plain aligned lines, as a run's summary: paths copy whole
-    print(
-        f"neuronlab export ({fmt})", *(f"  {k:<{width}}  {shown(v)}" for k, v in rows), sep="\n", flush=True
-    )
+    print(aligned(f"neuronlab export ({fmt})", [(label, shown(value)) for label, value in rows]), flush=True)
     if not diff <= tolerance:
         raise NeuronlabError(
             f"{path} gives outputs that differ from the checkpoint by {diff:.3g} > tolerance={tolerance:g}: "

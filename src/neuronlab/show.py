@@ -8,6 +8,7 @@ starting with ``=`` runs as a formula in a spreadsheet.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from typing import Any
 
 SHOWN_LIMIT = 200
@@ -32,3 +33,10 @@ def csv_cell(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
         return "'" + value
     return value
+
+
+def aligned(title: str, rows: Sequence[tuple[str, str]]) -> str:
+    """A title over ``label  value`` lines, the labels padded to one width: no box, so that a long path or
+    command copies whole (a run's summary, an export's)."""
+    width = max(len(label) for label, _ in rows)
+    return "\n".join([title, *(f"  {label:<{width}}  {value}" for label, value in rows)])

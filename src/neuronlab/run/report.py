@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from neuronlab.errors import stdout_gone
 from neuronlab.io.files import atomic_write_json
 from neuronlab.run.folder import CHECKPOINTS, ENVIRONMENT, INTERRUPTED, LAST, TENSORBOARD
+from neuronlab.show import aligned
 
 # the run's own lines (folder, outcome): to the run's log file only, the console has the summary already
 run_logger = logging.getLogger("neuronlab.run")
@@ -126,9 +127,8 @@ def finish(run_dir: Path, checkpoint: str, metrics: dict[str, float], loggers: l
         rows.append(("tensorboard", f"tensorboard --logdir {shlex.quote(str(run_dir / TENSORBOARD))}"))
     views = [logger.ui_command() for logger in loggers if hasattr(logger, "ui_command")]
     rows += [(view.split()[0], view) for view in views]
-    width = max(len(key) for key, _ in rows)
     try:
-        print("neuronlab run", *(f"  {key:<{width}}  {value}" for key, value in rows), sep="\n", flush=True)
+        print(aligned("neuronlab run", rows), flush=True)
     except BrokenPipeError:  # ``neuronlab-train ... | head -1``: the run is done all the same
         stdout_gone()
 
