@@ -15,6 +15,7 @@ from neuronlab.config import is_int, is_number
 from neuronlab.errors import NeuronlabError
 from neuronlab.io.read import UnreadableFile, read_json, read_yaml
 from neuronlab.run.folder import ENVIRONMENT, RESULT, config_file, overrides_file, read_result
+from neuronlab.run.paths import override_key
 from neuronlab.show import shown
 from neuronlab.sweeps.resume import read_resume
 
@@ -89,8 +90,9 @@ def read_job(folder: Path, final: bool = False) -> Job:
             raise UnreadableFile(
                 f"{overrides_file(folder)}: a list of overrides expected, found {type(overrides).__name__}"
             )
-        pairs = (str(override).lstrip("+~").partition("=") for override in overrides)
-        job.params = {key: value for key, _, value in pairs if key not in HIDDEN_KEYS}
+        for override in map(str, overrides):
+            if override_key(override) not in HIDDEN_KEYS:
+                job.params[override_key(override)] = override.partition("=")[2]
         result = read_result(folder)
         if result is None:
             return job  # no result yet: still running, or killed

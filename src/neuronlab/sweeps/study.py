@@ -27,6 +27,7 @@ from typing import Any
 from neuronlab.config import is_int
 from neuronlab.errors import NeuronlabError, first_line
 from neuronlab.io.files import open_lock_file
+from neuronlab.run.paths import override_key
 from neuronlab.show import shown
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ class Search:
         """The search as one canonical string, stored with the study: a resume must search the same."""
         from optuna.distributions import distribution_to_json
 
-        fixed = sorted(o for o in self.fixed if not o.lstrip("+~").startswith(MACHINE_KEYS))
+        fixed = sorted(o for o in self.fixed if not override_key(o).startswith(MACHINE_KEYS))
         params = {k: json.loads(distribution_to_json(d)) for k, d in sorted(self.distributions.items())}
         return json.dumps({"direction": direction, "params": params, "fixed": fixed}, sort_keys=True)
 
