@@ -355,10 +355,11 @@ class FiguresCallback(L.Callback):
         preds = torch.cat([run_net(net, chunk).argmax(dim=1) for chunk in inputs.split(2000)])
         fig = prediction_grid(x[:n], preds[:n], y[:n], classes, f"{stage} images")
         self.log_figure(trainer, f"{stage}/predictions", fig)
-        wrong = (preds != y[: len(preds)]).nonzero().squeeze(1)[:n]
-        if stage == "test" and len(wrong):
-            fig = prediction_grid(x[wrong], preds[wrong], y[wrong], classes, "test mistakes")
-            self.log_figure(trainer, "test/mistakes", fig)
+        if stage == "test":
+            wrong = (preds != y).nonzero().squeeze(1)[:n]
+            if len(wrong):
+                fig = prediction_grid(x[wrong], preds[wrong], y[wrong], classes, "test mistakes")
+                self.log_figure(trainer, "test/mistakes", fig)
 
     @staticmethod
     def _split(trainer: L.Trainer, name: str) -> tuple[torch.Tensor, torch.Tensor] | None:
